@@ -1,0 +1,172 @@
+"""Probability models of the quantized latents, in their training form and in the
+discrete form the range coder uses.
+
+- `FactorizedDensity`: the non-parametric per-channel density of Balle et al. 2018
+  (used for z and for the prototype latents). Training evaluates likelihoods of
+  noisy values; coding tabulates a pmf per channel over a finite support.
+- `gaussian_likelihood` and `ScaleTable`: the conditional Gaussian of y. Coding
+  quantizes each predicted scale to a fixed log-spaced table so that encoder and
+  decoder agree on the model even if the scale differs in the last bits.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .range_coding import decode_categorical, encode_categorical
+
+LIKELIHOOD_BOUND = 1e-9
+SCALE_MIN = 0.11
+SCALE_MAX = 256.0
+SCALE_LEVELS = 160
+
+
+def ste_round(x: torch.Tensor) -> torch.Tensor:
+    """Round in the forward pass, identity gradient in the backward pass."""
+    return x + (torch.round(x) - x).detach()
+
+
+def add_uniform_noise(x: torch.Tensor) -> torch.Tensor:
+    return x + torch.empty_like(x).uniform_(-0.5, 0.5)
+
+
+class FactorizedDensity(nn.Module):
+    """Per-channel univariate density modelled by its cumulative (Balle 2018, App. 6.1).
+
+    Inputs are (..., C) with channels last, so prototypes (R, C) and feature maps
+    (after a permute) share one implementation.
+    """
+
+    def __init__(self, channels: int, filters: tuple[int, ...] = (3, 3, 3, 3),
+                 init_scale: float = 10.0):
+        super().__init__()
+        self.channels = channels
+        dims = (1, *filters, 1)
+        scale = init_scale ** (1 / (len(dims) - 1))
+        self.matrices = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        self.factors = nn.ParameterList()
+        for i in range(len(dims) - 1):
+            init = math.log(math.expm1(1 / scale / dims[i + 1]))
+            self.matrices.append(nn.Parameter(torch.full((channels, dims[i + 1], dims[i]), init)))
+            self.biases.append(nn.Parameter(torch.rand(channels, dims[i + 1], 1) - 0.5))
+            if i < len(dims) - 2:
+                self.factors.append(nn.Parameter(torch.zeros(channels, dims[i + 1], 1)))
+
+    def _logits_cumulative(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (C, 1, n) -> (C, 1, n)
+        logits = x
+        for i, matrix in enumerate(self.matrices):
+            logits = torch.matmul(F.softplus(matrix.to(x.dtype)), logits)
+            logits = logits + self.biases[i].to(x.dtype)
+            if i < len(self.factors):
+                logits = logits + torch.tanh(self.factors[i].to(x.dtype)) * torch.tanh(logits)
+        return logits
+
+    def likelihood(self, values: torch.Tensor) -> torch.Tensor:
+        """P(values - 0.5 < v < values + 0.5) per element; values (..., C)."""
+        shape = values.shape
+        v = values.reshape(-1, self.channels).t().unsqueeze(1)  # (C, 1, n)
+        lower = self._logits_cumulative(v - 0.5)
+        upper = self._logits_cumulative(v + 0.5)
+        # evaluate in the tail that keeps precision (1 - sigmoid(a) = sigmoid(-a))
+        sign = -torch.sign(lower + upper).detach()
+        lik = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
+        lik = lik.squeeze(1).t().reshape(shape)
+        return lik.clamp_min(LIKELIHOOD_BOUND)
+
+    @torch.no_grad()
+    def pmf_table(self, radius: int = 64, tail_mass: float = 1e-8) -> tuple[np.ndarray, int]:
+        """Tabulate the pmf of every channel on integers [lo, hi] (float64).
+
+        The support is the smallest range around 0 that holds all but `tail_mass`
+        of every channel's density, within [-radius, radius]. Returns (pmf of
+        shape (C, hi - lo + 1), lo). Values outside the support are clamped to it
+        by the encoder, so the support must be derived identically everywhere:
+        this runs in float64 on the CPU from the stored weights.
+        """
+        cpu = _float64_copy(self)
+        grid = torch.arange(-radius, radius + 1, dtype=torch.float64)
+        v = grid.view(1, 1, -1).expand(self.channels, 1, -1)
+        lower = cpu._logits_cumulative(v - 0.5)
+        upper = cpu._logits_cumulative(v + 0.5)
+        sign = -torch.sign(lower + upper)
+        pmf = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).squeeze(1)
+        below = torch.sigmoid(lower.squeeze(1))  # P(v < k - 0.5)
+        above = torch.sigmoid(-upper.squeeze(1))  # P(v > k + 0.5)
+        # the grid indices where every channel's tail beyond them is negligible:
+        # a prefix (lower tail) and a suffix (upper tail) of the grid
+        lo_ok = (below <= tail_mass / 2).all(dim=0)
+        hi_ok = (above <= tail_mass / 2).all(dim=0)
+        lo_idx = int(torch.nonzero(lo_ok).max()) if lo_ok.any() else 0
+        hi_idx = int(torch.nonzero(hi_ok).min()) if hi_ok.any() else grid.numel() - 1
+        lo_idx = min(lo_idx, radius)
+        hi_idx = max(hi_idx, radius)
+        table = pmf[:, lo_idx : hi_idx + 1].numpy().astype(np.float64)
+        return table, int(grid[lo_idx])
+
+
+def _float64_copy(module: nn.Module) -> nn.Module:
+    return copy.deepcopy(module).to(device="cpu", dtype=torch.float64)
+
+
+def gaussian_likelihood(values: torch.Tensor, means: torch.Tensor, scales: torch.Tensor
+                        ) -> torch.Tensor:
+    """P(values - 0.5 < N(means, scales^2) < values + 0.5), evaluated on the side of
+    the mean that keeps precision."""
+    scales = scales.clamp_min(SCALE_MIN)
+    v = torch.abs(values - means)
+    upper = torch.special.ndtr((0.5 - v) / scales)
+    lower = torch.special.ndtr((-0.5 - v) / scales)
+    return (upper - lower).clamp_min(LIKELIHOOD_BOUND)
+
+
+class ScaleTable:
+    """Log-spaced standard deviations from SCALE_MIN to SCALE_MAX; coding uses the
+    table entry nearest (in log) to the predicted scale."""
+
+    def __init__(self, levels: int = SCALE_LEVELS):
+        self.levels = levels
+        self.log_min = math.log(SCALE_MIN)
+        self.step = (math.log(SCALE_MAX) - self.log_min) / (levels - 1)
+        self.values = np.exp(self.log_min + self.step * np.arange(levels, dtype=np.float64))
+
+    def index(self, scales: torch.Tensor) -> np.ndarray:
+        s = scales.detach().to(device="cpu", dtype=torch.float64).clamp_min(SCALE_MIN).numpy()
+        idx = np.rint((np.log(s) - self.log_min) / self.step)
+        return np.clip(idx, 0, self.levels - 1).astype(np.int64)
+
+    def stds(self, scales: torch.Tensor) -> np.ndarray:
+        return self.values[self.index(scales)]
+
+
+class DiscreteFactorized:
+    """The coding form of a `FactorizedDensity`: per-channel pmf rows over a finite
+    integer support [lo, lo + K). Symbols are arrays of shape (n, C)."""
+
+    def __init__(self, density: FactorizedDensity):
+        self.table, self.lo = density.pmf_table()
+        self.channels = self.table.shape[0]
+        self.hi = self.lo + self.table.shape[1] - 1
+
+    def clamp(self, symbols: torch.Tensor) -> torch.Tensor:
+        return symbols.clamp(self.lo, self.hi)
+
+    def _rows(self, n: int) -> np.ndarray:
+        return np.tile(self.table, (n, 1))
+
+    def encode(self, symbols: torch.Tensor) -> bytes:
+        sym = symbols.detach().to("cpu", torch.int64).numpy()
+        if sym.ndim != 2 or sym.shape[1] != self.channels:
+            raise ValueError("factorized symbols must have shape (n, channels)")
+        return encode_categorical(sym.reshape(-1) - self.lo, self._rows(sym.shape[0]))
+
+    def decode(self, data: bytes, n: int) -> torch.Tensor:
+        sym = decode_categorical(data, self._rows(n)).astype(np.int64) + self.lo
+        return torch.from_numpy(sym.reshape(n, self.channels))

@@ -1,0 +1,86 @@
+"""The z stream: a hyperprior (Table 4 of the paper) whose hyper-latent z is coded
+with a factorized model, and whose decoder predicts the means and scales that
+condition the channel-wise autoregressive model of y. The RAT of the entropy
+model sits on both sides: before the hyper-analysis and after each
+hyper-synthesis, guided by the y prototypes p.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .entropy_models import FactorizedDensity, add_uniform_noise, ste_round
+from .layers import conv3x3
+from .quality import QualityGain
+from .rat import RegionAdaptiveTransform
+from .regions import Partition
+
+
+def _hyper_analysis(M: int, hidden: tuple[int, int, int], Z: int) -> nn.Sequential:
+    h0, h1, h2 = hidden
+    return nn.Sequential(
+        conv3x3(M, M), nn.GELU(),
+        conv3x3(M, h0), nn.GELU(),
+        conv3x3(h0, h1, stride=2), nn.GELU(),
+        conv3x3(h1, h2), nn.GELU(),
+        conv3x3(h2, Z, stride=2),
+    )
+
+
+def _tconv3x3_up(cin: int, cout: int) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1)
+
+
+def _hyper_synthesis(Z: int, hidden: tuple[int, int, int], M: int) -> nn.Sequential:
+    h0, h1, h2 = hidden
+    return nn.Sequential(
+        conv3x3(Z, Z), nn.GELU(),
+        _tconv3x3_up(Z, h2), nn.GELU(),
+        conv3x3(h2, h1), nn.GELU(),
+        _tconv3x3_up(h1, h0), nn.GELU(),
+        conv3x3(h0, M),
+    )
+
+
+class HyperpriorCodec(nn.Module):
+    def __init__(self, M: int, Z: int, hidden: tuple[int, int, int], prototype_channels: int,
+                 lambdas: tuple[float, ...]):
+        super().__init__()
+        self.rat_analysis = RegionAdaptiveTransform(M, prototype_channels)
+        self.h_a = _hyper_analysis(M, hidden, Z)
+        self.h_s_means = _hyper_synthesis(Z, hidden, M)
+        self.h_s_scales = _hyper_synthesis(Z, hidden, M)
+        self.rat_means = RegionAdaptiveTransform(M, prototype_channels)
+        self.rat_scales = RegionAdaptiveTransform(M, prototype_channels)
+        self.density = FactorizedDensity(Z)
+        self.gain = QualityGain(len(lambdas), Z, lambdas=lambdas)
+
+    def _analyze(self, y: torch.Tensor, prototypes: torch.Tensor, partition: Partition,
+                 q: float) -> torch.Tensor:
+        gain, _ = self.gain(q)
+        z = self.h_a(self.rat_analysis(y, prototypes, partition))
+        return z * gain.view(1, -1, 1, 1).to(z.dtype)
+
+    def synthesize(self, z_hat: torch.Tensor, prototypes: torch.Tensor, partition: Partition,
+                   q: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Quantized z (in the gained domain) -> (latent_means, latent_scales)."""
+        _, inverse_gain = self.gain(q)
+        z = z_hat.to(inverse_gain.dtype) * inverse_gain.view(1, -1, 1, 1)
+        z = z.to(next(self.h_s_means.parameters()).dtype)
+        means = self.rat_means(self.h_s_means(z), prototypes, partition)
+        scales = self.rat_scales(self.h_s_scales(z), prototypes, partition)
+        return means, scales
+
+    def forward(self, y: torch.Tensor, prototypes: torch.Tensor, partition: Partition, q: float
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> (latent_means, latent_scales, likelihoods of z)."""
+        z = self._analyze(y, prototypes, partition, q).float()
+        likelihoods = self.density.likelihood(add_uniform_noise(z).permute(0, 2, 3, 1))
+        means, scales = self.synthesize(ste_round(z), prototypes, partition, q)
+        return means, scales, likelihoods
+
+    def analyze(self, y: torch.Tensor, prototypes: torch.Tensor, partition: Partition,
+                q: float) -> torch.Tensor:
+        """Integer symbols of z, (B, Z, h, w)."""
+        return torch.round(self._analyze(y, prototypes, partition, q)).to(torch.int64)

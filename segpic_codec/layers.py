@@ -1,0 +1,158 @@
+"""Building blocks of the analysis/synthesis transforms (WACNN backbone + SAL).
+
+- `GDN`: generalized divisive normalization (Balle et al. 2017), or its inverse.
+- `DownBlock` / `UpBlock`: a strided (transposed) 5x5 convolution with GDN and the
+  paper's Scale Affine Layer (SAL, Sec. 3.3) beside it.
+- `WindowAttentionModule`: the window attention module (WAM) of Zou et al. 2022,
+  a residual-unit trunk gated by a window self-attention branch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv1x1(cin: int, cout: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel_size=1)
+
+
+def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel_size=3, stride=stride, padding=1)
+
+
+class GDN(nn.Module):
+    """y = x / sqrt(beta + gamma * x^2) (or x * sqrt(...) when inverse).
+
+    beta and gamma are kept non-negative by a squared reparametrisation with a
+    small pedestal, which keeps gradients alive near zero.
+    """
+
+    _pedestal = 2.0**-18
+
+    def __init__(self, channels: int, inverse: bool = False, gamma_init: float = 0.1):
+        super().__init__()
+        self.inverse = inverse
+        ped = self._pedestal
+        self.beta = nn.Parameter(torch.sqrt(torch.ones(channels) + ped))
+        self.gamma = nn.Parameter(torch.sqrt(gamma_init * torch.eye(channels) + ped))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ped = self._pedestal
+        beta = self.beta.clamp_min((1e-6 + ped) ** 0.5) ** 2 - ped
+        gamma = self.gamma.clamp_min(ped**0.5) ** 2 - ped
+        c = gamma.shape[0]
+        norm = F.conv2d(x * x, gamma.view(c, c, 1, 1).to(x.dtype), beta.to(x.dtype))
+        norm = torch.sqrt(norm)
+        return x * norm if self.inverse else x / norm
+
+
+class ScaleAffineLayer(nn.Module):
+    """SAL: two 1x1 convolutions with a GELU produce a scale and a bias per element,
+    Y = X * (1 + Xs) + Xb. The `1 +` keeps the block an identity at initialisation."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            conv1x1(channels, channels), nn.GELU(), conv1x1(channels, 2 * channels)
+        )
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale, bias = self.net(x).chunk(2, dim=1)
+        return x * (1 + scale) + bias
+
+
+class DownBlock(nn.Module):
+    """Conv 5x5 stride 2 -> GDN -> SAL (Fig. 2b)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel_size=5, stride=2, padding=2)
+        self.gdn = GDN(cout)
+        self.sal = ScaleAffineLayer(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sal(self.gdn(self.conv(x)))
+
+
+class UpBlock(nn.Module):
+    """SAL -> transposed conv 5x5 stride 2 -> inverse GDN (Fig. 2c)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.sal = ScaleAffineLayer(cin)
+        self.tconv = nn.ConvTranspose2d(
+            cin, cout, kernel_size=5, stride=2, padding=2, output_padding=1
+        )
+        self.igdn = GDN(cout, inverse=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.igdn(self.tconv(self.sal(x)))
+
+
+class ResidualUnit(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        half = channels // 2
+        self.net = nn.Sequential(
+            conv1x1(channels, half), nn.GELU(), conv3x3(half, half), nn.GELU(),
+            conv1x1(half, channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x + self.net(x))
+
+
+class WindowSelfAttention(nn.Module):
+    """Multi-head self-attention inside non-overlapping windows, with a learned
+    relative position bias. Inputs must be a multiple of the window size (the
+    codec pads images to the network stride, which guarantees it)."""
+
+    def __init__(self, channels: int, heads: int, window: int):
+        super().__init__()
+        self.heads = heads
+        self.window = window
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.proj = nn.Linear(channels, channels)
+        self.rel_bias = nn.Parameter(torch.zeros(heads, (2 * window - 1) ** 2))
+        nn.init.trunc_normal_(self.rel_bias, std=0.02)
+        coords = torch.stack(
+            torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
+        ).flatten(1)
+        rel = coords[:, :, None] - coords[:, None, :] + (window - 1)
+        self.register_buffer("rel_index", rel[0] * (2 * window - 1) + rel[1], persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        ws = self.window
+        if h % ws or w % ws:
+            raise ValueError(f"feature size {h}x{w} is not a multiple of window {ws}")
+        # (B, C, H, W) -> (B * windows, ws*ws, C)
+        t = x.view(b, c, h // ws, ws, w // ws, ws).permute(0, 2, 4, 3, 5, 1)
+        t = t.reshape(-1, ws * ws, c)
+        qkv = self.qkv(t).view(t.shape[0], ws * ws, 3, self.heads, c // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        bias = self.rel_bias[:, self.rel_index].to(q.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        out = self.proj(out.transpose(1, 2).reshape(t.shape[0], ws * ws, c))
+        out = out.view(b, h // ws, w // ws, ws, ws, c).permute(0, 5, 1, 3, 2, 4)
+        return x + out.reshape(b, c, h, w)
+
+
+class WindowAttentionModule(nn.Module):
+    """WAM (Zou et al. 2022): out = x + trunk(x) * sigmoid(attention_branch(x))."""
+
+    def __init__(self, channels: int, heads: int, window: int):
+        super().__init__()
+        self.trunk = nn.Sequential(*(ResidualUnit(channels) for _ in range(3)))
+        self.gate = nn.Sequential(
+            WindowSelfAttention(channels, heads, window),
+            *(ResidualUnit(channels) for _ in range(3)),
+            conv1x1(channels, channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.trunk(x) * torch.sigmoid(self.gate(x))

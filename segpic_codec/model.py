@@ -1,0 +1,240 @@
+"""SegPIC: the network of Fig. 2 and its two mirrored paths.
+
+    x -> g_a1 (2 down blocks + WAM) -> y1 --MAP--> p' --prototype stream--> p'^
+    y1 -> RAT_enc(p'^) -> g_a2 (2 down blocks + WAM) -> y --gain(q)--> y'
+    y' --MAP--> p --prototype stream--> p^
+    y' -> RAT -> h_a -> z --z stream--> z^ -> h_s -> RAT(p^) -> means, scales
+    y' --ChARM, 10 y streams--> y'^ --inverse gain(q)--> y^
+    y^ -> g_s0 (WAM + 2 up blocks) -> RAT_dec(p'^) -> g_s1 (WAM + 2 up blocks) -> x^
+
+`forward` is the training path (any partition: masks or grid). `compress` and
+`decompress` are the bitstream path (grid partition): everything that the
+decoder must reproduce exactly to parse the y streams (prototype synthesis of p,
+the hyper-synthesis, the region-adapted entropy parameters, the ChARM steps)
+runs on a float64 CPU copy of those modules, on both sides, so that the entropy
+models cannot drift between devices, thread counts or processes.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .charm import ChannelARCodec
+from .config import ModelConfig
+from .entropy_models import DiscreteFactorized, ScaleTable
+from .hyperprior import HyperpriorCodec
+from .layers import DownBlock, UpBlock, WindowAttentionModule, conv1x1
+from .prototype_stream import PrototypeCodec
+from .quality import QualityGain
+from .range_coding import GAUSSIAN_RANGE, decode_gaussian, encode_gaussian
+from .rat import RegionAdaptiveTransform
+from .regions import Partition, grid_partition, mask_partition, masked_average_pool
+
+
+@dataclass
+class CodedStreams:
+    """The coded payload of one image, before it is put in a container."""
+
+    prototype_streams: list[bytes]  # [p' (transform prototypes), p (entropy prototypes)]
+    z_stream: bytes
+    y_streams: list[bytes]
+    latent_height: int  # of y, in latent pixels (padded image / 16)
+    latent_width: int
+
+
+def _only_present(likelihoods: torch.Tensor, partition: Partition) -> torch.Tensor:
+    """Empty region slots cost no rate (their likelihood counts as 1)."""
+    if partition.present is None:
+        return likelihoods
+    return torch.where(partition.present[:, None], likelihoods, torch.ones_like(likelihoods))
+
+
+class SegPIC(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        config.validate()
+        self.config = c = config
+
+        def wam(ch: int, window: int) -> nn.Module:
+            return WindowAttentionModule(ch, c.attn_heads, window) if c.use_attention \
+                else nn.Identity()
+
+        self.g_a1 = nn.Sequential(DownBlock(3, c.N), DownBlock(c.N, c.N),
+                                  wam(c.N, c.attn_window_mid))
+        self.g_a2 = nn.Sequential(DownBlock(c.N, c.N), DownBlock(c.N, c.M),
+                                  wam(c.M, c.attn_window_latent))
+        self.g_s0 = nn.Sequential(wam(c.M, c.attn_window_latent), UpBlock(c.M, c.N),
+                                  UpBlock(c.N, c.N))
+        self.g_s1 = nn.Sequential(wam(c.N, c.attn_window_mid), UpBlock(c.N, c.N),
+                                  UpBlock(c.N, c.decoder_out_channels),
+                                  conv1x1(c.decoder_out_channels, 3))
+        self.rat_encoder = RegionAdaptiveTransform(c.N, c.N)
+        self.rat_decoder = RegionAdaptiveTransform(c.N, c.N)
+        self.transform_prototypes = PrototypeCodec(c.proto_enc_channels, c.lambdas)
+        self.entropy_prototypes = PrototypeCodec(c.proto_ent_channels, c.lambdas)
+        self.y_gain = QualityGain(c.num_qualities, c.M, lambdas=c.lambdas)
+        self.hyperprior = HyperpriorCodec(c.M, c.Z, c.hyper_hidden, c.M, c.lambdas)
+        self.charm = ChannelARCodec(c.M, c.num_slices, c.max_support_slices, c.charm_hidden)
+        self._coding_state: tuple | None = None
+
+    # ------------------------------------------------------------------ training
+    def forward(self, x: torch.Tensor, q: float, masks: torch.Tensor | None = None,
+                grid: int = 4) -> dict:
+        """x in [0, 1], (B, 3, H, W) with H, W multiples of 64; q a gain index in
+        [0, num_qualities - 1]; masks (B, H, W) integer label maps or None (grid)."""
+        b, _, H, W = x.shape
+        y1 = self.g_a1(x)
+        part_mid = self._partition(masks, b, H // 4, W // 4, grid, x.device)
+        part_lat = self._partition(masks, b, H // 16, W // 16, grid, x.device)
+
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            p1_hat, p1_lik = self.transform_prototypes(
+                masked_average_pool(y1, part_mid), q)
+            p1_lik = _only_present(p1_lik, part_mid)
+        y = self.g_a2(self.rat_encoder(y1, p1_hat, part_mid))
+
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            gain, inverse_gain = self.y_gain(q)
+            y = y.float() * gain.view(1, -1, 1, 1)
+            p2_hat, p2_lik = self.entropy_prototypes(masked_average_pool(y, part_lat), q)
+            p2_lik = _only_present(p2_lik, part_lat)
+            means, scales, z_lik = self.hyperprior(y, p2_hat, part_lat, q)
+            y_hat, y_lik = self.charm(y, means, scales)
+            y_hat = y_hat * inverse_gain.view(1, -1, 1, 1)
+
+        x_hat = self.g_s1(self.rat_decoder(self.g_s0(y_hat), p1_hat, part_mid))
+        return {
+            "x_hat": x_hat,
+            "likelihoods": {"y": y_lik, "z": z_lik, "p_transform": p1_lik,
+                            "p_entropy": p2_lik},
+        }
+
+    @staticmethod
+    def _partition(masks: torch.Tensor | None, b: int, h: int, w: int, grid: int,
+                   device: torch.device) -> Partition:
+        if masks is None:
+            return grid_partition(b, h, w, grid, device, compact=False)
+        return mask_partition(masks, h, w)
+
+    # -------------------------------------------------------------- bitstream
+    def _coding(self) -> tuple:
+        """(float64 CPU copy of the decoder-side entropy modules, discrete models)."""
+        if self._coding_state is None:
+            modules = nn.ModuleDict({
+                "entropy_prototypes": self.entropy_prototypes,
+                "hyperprior": self.hyperprior,
+                "charm": self.charm,
+            })
+            cpu64 = copy.deepcopy(modules).to(device="cpu", dtype=torch.float64).eval()
+            self._coding_state = (
+                cpu64,
+                DiscreteFactorized(self.transform_prototypes.density),
+                DiscreteFactorized(self.entropy_prototypes.density),
+                DiscreteFactorized(self.hyperprior.density),
+                ScaleTable(),
+            )
+        return self._coding_state
+
+    def invalidate_coding_state(self) -> None:
+        """Call after changing weights: coding tables are derived from them."""
+        self._coding_state = None
+
+    def load_state_dict(self, *args, **kwargs):  # type: ignore[override]
+        self.invalidate_coding_state()
+        return super().load_state_dict(*args, **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor, q: float, grid: int) -> tuple[CodedStreams, torch.Tensor]:
+        """x (1, 3, H, W) in [0, 1], H and W multiples of 64.
+        Returns the streams and the reconstruction the decoder will produce."""
+        cpu64, coder_p1, coder_p2, coder_z, scale_table = self._coding()
+        _, _, H, W = x.shape
+        h, w = H // 16, W // 16
+        dev = x.device
+        part_mid = grid_partition(1, H // 4, W // 4, grid, dev)
+        part_lat_cpu = grid_partition(1, h, w, grid, "cpu")
+
+        y1 = self.g_a1(x)
+        p1_sym = coder_p1.clamp(self.transform_prototypes.analyze(
+            masked_average_pool(y1, part_mid), q))
+        p1_hat = self.transform_prototypes.synthesize(p1_sym, q)
+        y = self.g_a2(self.rat_encoder(y1, p1_hat, part_mid))
+        gain, inverse_gain = self.y_gain(q)
+        y = y * gain.view(1, -1, 1, 1)
+
+        part_lat = grid_partition(1, h, w, grid, dev)
+        p2_sym = coder_p2.clamp(self.entropy_prototypes.analyze(
+            masked_average_pool(y, part_lat), q)).cpu()
+        p2_hat64 = cpu64["entropy_prototypes"].synthesize(p2_sym, q)
+        z_sym = coder_z.clamp(self.hyperprior.analyze(
+            y, p2_hat64.to(dev, y.dtype), part_lat, q)).cpu()
+        means, scales = cpu64["hyperprior"].synthesize(
+            z_sym.to(torch.float64), p2_hat64, part_lat_cpu, q)
+
+        y64 = y.to("cpu", torch.float64)
+        decoded: list[torch.Tensor] = []
+        y_streams = []
+        for i, y_slice in enumerate(y64.chunk(self.config.num_slices, dim=1)):
+            mu, scale = cpu64["charm"].slice_params(i, means, scales, decoded)
+            sym = torch.round(y_slice - mu).clamp(-GAUSSIAN_RANGE, GAUSSIAN_RANGE)
+            y_streams.append(encode_gaussian(sym.numpy().astype(np.int32),
+                                             scale_table.stds(scale)))
+            decoded.append(cpu64["charm"].finish_slice(i, means, decoded, sym + mu))
+
+        x_hat = self._synthesize(decoded, p1_hat, part_mid, inverse_gain)
+        streams = CodedStreams(
+            prototype_streams=[coder_p1.encode(p1_sym), coder_p2.encode(p2_sym)],
+            z_stream=coder_z.encode(z_sym.permute(0, 2, 3, 1).reshape(-1, z_sym.shape[1])),
+            y_streams=y_streams,
+            latent_height=h,
+            latent_width=w,
+        )
+        return streams, x_hat
+
+    @torch.no_grad()
+    def decompress(self, streams: CodedStreams, q: float, grid: int) -> torch.Tensor:
+        """-> reconstruction (1, 3, 16h, 16w), unclipped."""
+        cpu64, coder_p1, coder_p2, coder_z, scale_table = self._coding()
+        h, w = streams.latent_height, streams.latent_width
+        dev = self.device
+        part_mid = grid_partition(1, 4 * h, 4 * w, grid, dev)
+        part_lat_cpu = grid_partition(1, h, w, grid, "cpu")
+        if len(streams.y_streams) != self.config.num_slices:
+            raise ValueError("wrong number of y streams for this model")
+
+        p1_sym = coder_p1.decode(streams.prototype_streams[0], part_mid.num_regions)
+        p1_hat = self.transform_prototypes.synthesize(p1_sym.to(dev), q)
+        p2_sym = coder_p2.decode(streams.prototype_streams[1], part_lat_cpu.num_regions)
+        p2_hat64 = cpu64["entropy_prototypes"].synthesize(p2_sym, q)
+        zh, zw = h // 4, w // 4
+        z_sym = coder_z.decode(streams.z_stream, zh * zw)
+        z_sym = z_sym.view(1, zh, zw, -1).permute(0, 3, 1, 2)
+        means, scales = cpu64["hyperprior"].synthesize(
+            z_sym.to(torch.float64), p2_hat64, part_lat_cpu, q)
+
+        decoded: list[torch.Tensor] = []
+        shape = (1, self.config.slice_channels, h, w)
+        for i in range(self.config.num_slices):
+            mu, scale = cpu64["charm"].slice_params(i, means, scales, decoded)
+            sym = decode_gaussian(streams.y_streams[i], scale_table.stds(scale))
+            sym = torch.from_numpy(sym.astype(np.float64)).view(shape)
+            decoded.append(cpu64["charm"].finish_slice(i, means, decoded, sym + mu))
+
+        _, inverse_gain = self.y_gain(q)
+        return self._synthesize(decoded, p1_hat, part_mid, inverse_gain)
+
+    def _synthesize(self, decoded: list[torch.Tensor], p1_hat: torch.Tensor,
+                    part_mid: Partition, inverse_gain: torch.Tensor) -> torch.Tensor:
+        dev = p1_hat.device
+        y_hat = torch.cat(decoded, dim=1).to(dev, torch.float32)
+        y_hat = y_hat * inverse_gain.view(1, -1, 1, 1)
+        return self.g_s1(self.rat_decoder(self.g_s0(y_hat), p1_hat, part_mid))

@@ -1,0 +1,129 @@
+"""Weights on disk: fp16 safetensors shards (no pickle) and a JSON manifest.
+
+    weights/<model>/manifest.json
+    weights/<model>/model-00001-of-0000N.safetensors ...
+
+The manifest holds the model config, the quality -> lambda table, the sha256 of
+every shard, a short `weights_id` (first 4 bytes of a hash over the shard hashes;
+written into every .spic header so a decoder can refuse foreign files), and how
+the weights were trained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .config import ModelConfig
+from .model import SegPIC
+
+MANIFEST = "manifest.json"
+MAX_SHARD_BYTES = 16 * 2**20 - 2**16  # 16 MiB per file, minus room for the header
+REPO_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+
+
+class WeightsError(RuntimeError):
+    """Weights are missing, damaged or do not fit."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def weights_id_from_hashes(hashes: list[str]) -> str:
+    return hashlib.sha256("".join(hashes).encode()).hexdigest()[:8]
+
+
+def save_weights(model: SegPIC, out_dir: Path, training: dict | None = None) -> Path:
+    """Write fp16 shards + manifest; returns the manifest path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu", torch.float16).contiguous()
+             for k, v in model.state_dict().items()}
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for key, tensor in state.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if size + nbytes > MAX_SHARD_BYTES and shards[-1]:
+            shards.append({})
+            size = 0
+        shards[-1][key] = tensor
+        size += nbytes
+    for old in out_dir.glob("model-*.safetensors"):
+        old.unlink()
+    files = []
+    for i, shard in enumerate(shards):
+        name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+        tmp = out_dir / (name + ".tmp")
+        save_file(shard, str(tmp))
+        os.replace(tmp, out_dir / name)
+        files.append({"name": name, "sha256": _sha256(out_dir / name),
+                      "bytes": (out_dir / name).stat().st_size})
+    config = model.config
+    manifest = {
+        "format": "segpic-weights",
+        "version": 1,
+        "model": config.name,
+        "dtype": "float16",
+        "config": config.to_dict(),
+        "qualities": [{"quality": i + 1, "lambda": lam} for i, lam in enumerate(config.lambdas)],
+        "files": files,
+        "weights_id": weights_id_from_hashes([f["sha256"] for f in files]),
+        "parameters": sum(int(t.numel()) for t in state.values()),
+        "training": training or {},
+    }
+    tmp = out_dir / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, out_dir / MANIFEST)
+    return out_dir / MANIFEST
+
+
+def read_manifest(path: Path) -> tuple[Path, dict]:
+    path = Path(path)
+    manifest_path = path / MANIFEST if path.is_dir() else path
+    if not manifest_path.is_file():
+        raise WeightsError(f"no weights manifest at {manifest_path}")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"cannot read weights manifest {manifest_path}: {exc}") from None
+    if manifest.get("format") != "segpic-weights":
+        raise WeightsError(f"{manifest_path} is not a segpic weights manifest")
+    return manifest_path, manifest
+
+
+def load_weights(path: Path, device: torch.device | str = "cpu", verify: bool = True
+                 ) -> tuple[SegPIC, dict]:
+    """Build the model described by a manifest and load its weights (float32)."""
+    manifest_path, manifest = read_manifest(path)
+    config = ModelConfig.from_dict(manifest["config"])
+    state: dict[str, torch.Tensor] = {}
+    for entry in manifest["files"]:
+        file = manifest_path.parent / entry["name"]
+        if not file.is_file():
+            raise WeightsError(f"weights file {file} is missing")
+        if verify and _sha256(file) != entry["sha256"]:
+            raise WeightsError(f"weights file {file} is damaged (sha256 mismatch)")
+        state.update(load_file(str(file)))
+    model = SegPIC(config)
+    try:
+        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(f"weights do not fit model {config.name!r}: {exc}") from None
+    return model.to(device).eval(), manifest
+
+
+def default_weights_dir(model_name: str) -> Path:
+    """$SEGPIC_WEIGHTS/<model> if set, else the repository's weights/<model>."""
+    root = os.environ.get("SEGPIC_WEIGHTS")
+    base = Path(root) if root else REPO_WEIGHTS
+    return base / model_name
