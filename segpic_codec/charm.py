@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .entropy_models import add_uniform_noise, gaussian_likelihood, ste_round
+from .entropy_models import add_uniform_noise, gaussian_log_likelihood, ste_round
 from .layers import conv3x3
 
 
@@ -62,14 +62,13 @@ class ChannelARCodec(nn.Module):
 
     def forward(self, y: torch.Tensor, latent_means: torch.Tensor, latent_scales: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (y_hat, likelihoods), both shaped like y."""
+        """-> (y_hat, log-likelihoods), both shaped like y."""
         decoded: list[torch.Tensor] = []
-        likelihoods = []
+        log_likelihoods = []
         for i, y_slice in enumerate(y.chunk(self.num_slices, dim=1)):
             mu, scale = self.slice_params(i, latent_means, latent_scales, decoded)
-            likelihoods.append(
-                gaussian_likelihood(add_uniform_noise(y_slice.float()), mu.float(), scale.float())
-            )
+            log_likelihoods.append(gaussian_log_likelihood(
+                add_uniform_noise(y_slice.float()), mu.float(), scale.float()))
             y_hat_slice = ste_round(y_slice - mu) + mu
             decoded.append(self.finish_slice(i, latent_means, decoded, y_hat_slice))
-        return torch.cat(decoded, dim=1), torch.cat(likelihoods, dim=1)
+        return torch.cat(decoded, dim=1), torch.cat(log_likelihoods, dim=1)

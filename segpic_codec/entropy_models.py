@@ -4,7 +4,7 @@ discrete form the range coder uses.
 - `FactorizedDensity`: the non-parametric per-channel density of Balle et al. 2018
   (used for z and for the prototype latents). Training evaluates likelihoods of
   noisy values; coding tabulates a pmf per channel over a finite support.
-- `gaussian_likelihood` and `ScaleTable`: the conditional Gaussian of y. Coding
+- `gaussian_log_likelihood` and `ScaleTable`: the conditional Gaussian of y. Coding
   quantizes each predicted scale to a fixed log-spaced table so that encoder and
   decoder agree on the model even if the scale differs in the last bits.
 """
@@ -21,7 +21,7 @@ from torch import nn
 
 from .range_coding import decode_categorical, encode_categorical
 
-LIKELIHOOD_BOUND = 1e-9
+LOG_LIKELIHOOD_BOUND = math.log(1e-9)
 SCALE_MIN = 0.11
 SCALE_MAX = 256.0
 SCALE_LEVELS = 160
@@ -30,6 +30,30 @@ SCALE_LEVELS = 160
 def ste_round(x: torch.Tensor) -> torch.Tensor:
     """Round in the forward pass, identity gradient in the backward pass."""
     return x + (torch.round(x) - x).detach()
+
+
+class _LowerBound(torch.autograd.Function):
+    """max(x, bound) whose gradient still flows where it would raise x.
+
+    A plain clamp has zero gradient below the bound: a scale (or likelihood) that
+    falls under it could then never recover, and the model would keep a
+    near-deterministic prediction for latents that are in fact not zero."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, bound: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.bound = bound
+        return x.clamp_min(bound)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        passthrough = (x >= ctx.bound) | (grad < 0)
+        return grad * passthrough.to(grad.dtype), None
+
+
+def lower_bound(x: torch.Tensor, bound: float) -> torch.Tensor:
+    return _LowerBound.apply(x, bound)
 
 
 def add_uniform_noise(x: torch.Tensor) -> torch.Tensor:
@@ -69,17 +93,18 @@ class FactorizedDensity(nn.Module):
                 logits = logits + torch.tanh(self.factors[i].to(x.dtype)) * torch.tanh(logits)
         return logits
 
-    def likelihood(self, values: torch.Tensor) -> torch.Tensor:
-        """P(values - 0.5 < v < values + 0.5) per element; values (..., C)."""
+    def log_likelihood(self, values: torch.Tensor) -> torch.Tensor:
+        """log P(values - 0.5 < v < values + 0.5) per element; values (..., C)."""
         shape = values.shape
         v = values.reshape(-1, self.channels).t().unsqueeze(1)  # (C, 1, n)
         lower = self._logits_cumulative(v - 0.5)
         upper = self._logits_cumulative(v + 0.5)
         # evaluate in the tail that keeps precision (1 - sigmoid(a) = sigmoid(-a))
         sign = -torch.sign(lower + upper).detach()
-        lik = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
-        lik = lik.squeeze(1).t().reshape(shape)
-        return lik.clamp_min(LIKELIHOOD_BOUND)
+        a, b = sign * upper, sign * lower
+        hi, lo = torch.maximum(a, b), torch.minimum(a, b)
+        log_lik = _log_diff(F.logsigmoid(hi), F.logsigmoid(lo))
+        return log_lik.squeeze(1).t().reshape(shape)
 
     @torch.no_grad()
     def pmf_table(self, radius: int = 64, tail_mass: float = 1e-8) -> tuple[np.ndarray, int]:
@@ -116,15 +141,22 @@ def _float64_copy(module: nn.Module) -> nn.Module:
     return copy.deepcopy(module).to(device="cpu", dtype=torch.float64)
 
 
-def gaussian_likelihood(values: torch.Tensor, means: torch.Tensor, scales: torch.Tensor
-                        ) -> torch.Tensor:
-    """P(values - 0.5 < N(means, scales^2) < values + 0.5), evaluated on the side of
-    the mean that keeps precision."""
-    scales = scales.clamp_min(SCALE_MIN)
+def _log_diff(log_hi: torch.Tensor, log_lo: torch.Tensor) -> torch.Tensor:
+    """log(exp(log_hi) - exp(log_lo)) for log_hi >= log_lo, bounded below (see
+    `lower_bound`): in log space tail probabilities keep their gradients where
+    the plain difference would underflow to zero."""
+    gap = (log_lo - log_hi).clamp_max(-1e-6)
+    return lower_bound(log_hi + torch.log1p(-torch.exp(gap)), LOG_LIKELIHOOD_BOUND)
+
+
+def gaussian_log_likelihood(values: torch.Tensor, means: torch.Tensor, scales: torch.Tensor
+                            ) -> torch.Tensor:
+    """log P(values - 0.5 < N(means, scales^2) < values + 0.5), on the lower tail
+    side of the mean where it is precise."""
+    scales = lower_bound(scales, SCALE_MIN)
     v = torch.abs(values - means)
-    upper = torch.special.ndtr((0.5 - v) / scales)
-    lower = torch.special.ndtr((-0.5 - v) / scales)
-    return (upper - lower).clamp_min(LIKELIHOOD_BOUND)
+    return _log_diff(torch.special.log_ndtr((0.5 - v) / scales),
+                     torch.special.log_ndtr((-0.5 - v) / scales))
 
 
 class ScaleTable:

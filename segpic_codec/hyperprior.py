@@ -74,11 +74,11 @@ class HyperpriorCodec(nn.Module):
 
     def forward(self, y: torch.Tensor, prototypes: torch.Tensor, partition: Partition, q: float
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """-> (latent_means, latent_scales, likelihoods of z)."""
+        """-> (latent_means, latent_scales, log-likelihoods of z)."""
         z = self._analyze(y, prototypes, partition, q).float()
-        likelihoods = self.density.likelihood(add_uniform_noise(z).permute(0, 2, 3, 1))
+        log_likelihoods = self.density.log_likelihood(add_uniform_noise(z).permute(0, 2, 3, 1))
         means, scales = self.synthesize(ste_round(z), prototypes, partition, q)
-        return means, scales, likelihoods
+        return means, scales, log_likelihoods
 
     def analyze(self, y: torch.Tensor, prototypes: torch.Tensor, partition: Partition,
                 q: float) -> torch.Tensor:

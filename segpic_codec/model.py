@@ -47,11 +47,12 @@ class CodedStreams:
     latent_width: int
 
 
-def _only_present(likelihoods: torch.Tensor, partition: Partition) -> torch.Tensor:
+def _only_present(log_likelihoods: torch.Tensor, partition: Partition) -> torch.Tensor:
     """Empty region slots cost no rate (their likelihood counts as 1)."""
     if partition.present is None:
-        return likelihoods
-    return torch.where(partition.present[:, None], likelihoods, torch.ones_like(likelihoods))
+        return log_likelihoods
+    return torch.where(partition.present[:, None], log_likelihoods,
+                       torch.zeros_like(log_likelihoods))
 
 
 class SegPIC(nn.Module):
@@ -110,8 +111,8 @@ class SegPIC(nn.Module):
         x_hat = self.g_s1(self.rat_decoder(self.g_s0(y_hat), p1_hat, part_mid))
         return {
             "x_hat": x_hat,
-            "likelihoods": {"y": y_lik, "z": z_lik, "p_transform": p1_lik,
-                            "p_entropy": p2_lik},
+            "log_likelihoods": {"y": y_lik, "z": z_lik, "p_transform": p1_lik,
+                                "p_entropy": p2_lik},
         }
 
     @staticmethod

@@ -45,10 +45,10 @@ class PrototypeCodec(nn.Module):
         return self.analysis(prototypes[:, :, None, None]).flatten(1) * gain
 
     def forward(self, prototypes: torch.Tensor, q: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """prototypes (R, C) -> (reconstructed prototypes (R, C), likelihoods (R, C'))."""
+        """prototypes (R, C) -> (reconstructed prototypes (R, C), log-likelihoods (R, C'))."""
         latent = self._analyze(prototypes, q).float()
-        likelihoods = self.density.likelihood(add_uniform_noise(latent))
-        return self.synthesize(ste_round(latent), q), likelihoods
+        log_likelihoods = self.density.log_likelihood(add_uniform_noise(latent))
+        return self.synthesize(ste_round(latent), q), log_likelihoods
 
     def analyze(self, prototypes: torch.Tensor, q: float) -> torch.Tensor:
         """Integer symbols (R, C') of the prototypes."""

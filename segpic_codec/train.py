@@ -59,7 +59,7 @@ class TrainOptions:
 def rate_distortion(out: dict, x: torch.Tensor, lam: float) -> dict:
     b, _, h, w = x.shape
     num_pixels = b * h * w
-    bits = {k: -torch.log2(v).sum() for k, v in out["likelihoods"].items()}
+    bits = {k: -v.sum() / math.log(2) for k, v in out["log_likelihoods"].items()}
     bpp = sum(bits.values()) / num_pixels
     mse = torch.mean((out["x_hat"].float() - x) ** 2)
     return {

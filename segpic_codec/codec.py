@@ -1,0 +1,182 @@
+"""The Python API: RGB pixels <-> .spic bytes.
+
+    codec = Codec.load()                      # shipped weights, CPU or CUDA
+    result = codec.encode(pixels, quality=4)  # or bpp=0.3
+    pixels = codec.decode(result.data)
+
+Images of any size are padded (edge replication) to the network stride and the
+decoder crops back to the size in the header. `EncodeResult.reconstruction` is
+exactly what `decode` returns for the same weights on the same device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import container
+from .config import DEFAULT_CONFIG, STRIDE
+from .model import SegPIC
+from .quality import quality_to_index
+from .weights import WeightsError, default_weights_dir, load_weights
+
+DEFAULT_GRID = 4
+
+
+class CodecError(ValueError):
+    """A request the codec cannot fulfil (bad quality, unreachable bpp, foreign file)."""
+
+
+@dataclass
+class EncodeResult:
+    data: bytes
+    reconstruction: np.ndarray  # (H, W, 3) uint8, what the decoder will output
+    quality: float
+
+    @property
+    def bpp(self) -> float:
+        h, w = self.reconstruction.shape[:2]
+        return 8 * len(self.data) / (h * w)
+
+
+def select_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise CodecError("--device cuda was asked for, but no CUDA device is available")
+    if name not in ("cpu", "cuda"):
+        raise CodecError(f"unknown device {name!r} (auto, cpu or cuda)")
+    return torch.device(name)
+
+
+class Codec:
+    def __init__(self, model: SegPIC, weights_id: str, device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.weights_id = weights_id
+        self.model_name = model.config.name
+
+    @classmethod
+    def load(cls, weights: str | Path | None = None, model: str = DEFAULT_CONFIG,
+             device: str = "auto") -> Codec:
+        """Load weights (default: the shipped weights of `model`)."""
+        path = Path(weights) if weights is not None else default_weights_dir(model)
+        if weights is None and not (path / "manifest.json").is_file():
+            raise WeightsError(
+                f"no trained weights for model {model!r} at {path}; see README "
+                "('Model and weights') to install or train them")
+        dev = select_device(device)
+        net, manifest = load_weights(path, dev)
+        return cls(net, manifest["weights_id"], dev)
+
+    @classmethod
+    def from_model(cls, model: SegPIC, weights_id: str = "00000000") -> Codec:
+        return cls(model, weights_id, next(model.parameters()).device)
+
+    @property
+    def num_qualities(self) -> int:
+        return self.model.config.num_qualities
+
+    # ----------------------------------------------------------------- encode
+    def encode(self, pixels: np.ndarray, quality: float | None = None, bpp: float | None = None,
+               grid: int = DEFAULT_GRID) -> EncodeResult:
+        if quality is not None and bpp is not None:
+            raise CodecError("give either a quality or a target bpp, not both")
+        if not 1 <= grid <= container.MAX_GRID:
+            raise CodecError(f"grid must be between 1 and {container.MAX_GRID}")
+        pixels = _check_pixels(pixels)
+        if bpp is not None:
+            return self._encode_for_bpp(pixels, bpp, grid)
+        if quality is None:
+            quality = float(self.num_qualities) / 2 + 0.5
+        return self._encode_at(pixels, self._checked_quality(quality), grid)
+
+    def _checked_quality(self, quality: float) -> float:
+        try:
+            quality_to_index(quality, self.num_qualities)
+        except ValueError as exc:
+            raise CodecError(str(exc)) from None
+        return container.quantize_quality(quality)
+
+    def _encode_at(self, pixels: np.ndarray, quality: float, grid: int) -> EncodeResult:
+        h, w = pixels.shape[:2]
+        x = _to_tensor(_pad(pixels), self.device)
+        q = quality_to_index(quality, self.num_qualities)
+        streams, x_hat = self.model.compress(x, q, grid)
+        header = container.Header(
+            model=self.model_name, weights_id=self.weights_id, quality=quality,
+            width=w, height=h, grid=grid)
+        data = container.pack(header, streams)
+        return EncodeResult(data, _to_pixels(x_hat, h, w), quality)
+
+    def _encode_for_bpp(self, pixels: np.ndarray, target: float, grid: int) -> EncodeResult:
+        """Largest quality whose file does not exceed `target` bpp (bisection on
+        the quality grid of the header, assuming rate grows with quality)."""
+        if not target > 0:
+            raise CodecError("target bpp must be positive")
+        lo_q, hi_q = 1.0, float(self.num_qualities)
+        best = self._encode_at(pixels, lo_q, grid)
+        if best.bpp > target:
+            raise CodecError(f"cannot reach {target} bpp: the lowest quality gives "
+                             f"{best.bpp:.4f} bpp")
+        top = self._encode_at(pixels, hi_q, grid)
+        if top.bpp <= target:
+            return top
+        step = 1.0 / container.QUALITY_STEPS
+        while hi_q - lo_q > step * 1.5:
+            mid = container.quantize_quality((lo_q + hi_q) / 2)
+            if mid in (lo_q, hi_q):
+                break
+            trial = self._encode_at(pixels, mid, grid)
+            if trial.bpp <= target:
+                lo_q, best = mid, trial
+            else:
+                hi_q = mid
+        return best
+
+    # ----------------------------------------------------------------- decode
+    def decode(self, data: bytes) -> np.ndarray:
+        header, streams = container.unpack(data, self.model.config)
+        if header.model != self.model_name:
+            raise CodecError(f"file was made with model {header.model!r}, "
+                             f"these weights are {self.model_name!r}")
+        if header.weights_id != self.weights_id:
+            raise CodecError(f"file was made with weights {header.weights_id}, these are "
+                             f"{self.weights_id}; decode it with the weights that made it")
+        q = quality_to_index(header.quality, self.num_qualities)
+        x_hat = self.model.decompress(streams, q, header.grid)
+        return _to_pixels(x_hat, header.height, header.width)
+
+
+def _check_pixels(pixels: np.ndarray) -> np.ndarray:
+    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 \
+            or pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise CodecError("pixels must be a (H, W, 3) uint8 array")
+    if pixels.shape[0] < 1 or pixels.shape[1] < 1:
+        raise CodecError("image has no pixels")
+    if pixels.shape[0] > container.MAX_DIMENSION or pixels.shape[1] > container.MAX_DIMENSION:
+        raise CodecError(f"image sides must be at most {container.MAX_DIMENSION} pixels")
+    return pixels
+
+
+def padded_size(h: int, w: int) -> tuple[int, int]:
+    return -(-h // STRIDE) * STRIDE, -(-w // STRIDE) * STRIDE
+
+
+def _pad(pixels: np.ndarray) -> np.ndarray:
+    h, w = pixels.shape[:2]
+    ph, pw = padded_size(h, w)
+    return np.pad(pixels, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
+
+
+def _to_tensor(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
+    x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None]
+    return x.to(device=device, dtype=torch.float32).div_(255.0)
+
+
+def _to_pixels(x_hat: torch.Tensor, h: int, w: int) -> np.ndarray:
+    x = x_hat[0, :, :h, :w].clamp(0, 1).mul(255).round().to(torch.uint8)
+    return np.ascontiguousarray(x.permute(1, 2, 0).cpu().numpy())
