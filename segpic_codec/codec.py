@@ -33,13 +33,14 @@ class CodecError(ValueError):
 @dataclass
 class EncodeResult:
     data: bytes
-    reconstruction: np.ndarray  # (H, W, 3) uint8, what the decoder will output
+    reconstruction: np.ndarray | None  # (H, W, 3) uint8, what the decoder will output
     quality: float
+    width: int
+    height: int
 
     @property
     def bpp(self) -> float:
-        h, w = self.reconstruction.shape[:2]
-        return 8 * len(self.data) / (h * w)
+        return 8 * len(self.data) / (self.width * self.height)
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -60,16 +61,21 @@ class Codec:
         self.model_name = model.config.name
 
     @classmethod
-    def load(cls, weights: str | Path | None = None, model: str = DEFAULT_CONFIG,
+    def load(cls, weights: str | Path | None = None, model: str | None = None,
              device: str = "auto") -> Codec:
-        """Load weights (default: the shipped weights of `model`)."""
-        path = Path(weights) if weights is not None else default_weights_dir(model)
+        """Load weights: a weights folder/manifest, or the installed weights of
+        `model` (default: the default model). If both are given they must agree."""
+        name = model or DEFAULT_CONFIG
+        path = Path(weights) if weights is not None else default_weights_dir(name)
         if weights is None and not (path / "manifest.json").is_file():
             raise WeightsError(
-                f"no trained weights for model {model!r} at {path}; see README "
+                f"no trained weights for model {name!r} at {path}; see README "
                 "('Model and weights') to install or train them")
         dev = select_device(device)
         net, manifest = load_weights(path, dev)
+        if model is not None and manifest["model"] != model:
+            raise WeightsError(f"weights at {path} are for model {manifest['model']!r}, "
+                               f"not {model!r}")
         return cls(net, manifest["weights_id"], dev)
 
     @classmethod
@@ -82,17 +88,22 @@ class Codec:
 
     # ----------------------------------------------------------------- encode
     def encode(self, pixels: np.ndarray, quality: float | None = None, bpp: float | None = None,
-               grid: int = DEFAULT_GRID) -> EncodeResult:
+               grid: int = DEFAULT_GRID, reconstruct: bool = True) -> EncodeResult:
+        """Encode RGB pixels. With `reconstruct`, also run the decoder's synthesis
+        to return the exact decoded image (costs about one decode)."""
         if quality is not None and bpp is not None:
             raise CodecError("give either a quality or a target bpp, not both")
         if not 1 <= grid <= container.MAX_GRID:
             raise CodecError(f"grid must be between 1 and {container.MAX_GRID}")
         pixels = _check_pixels(pixels)
         if bpp is not None:
-            return self._encode_for_bpp(pixels, bpp, grid)
+            result = self._encode_for_bpp(pixels, bpp, grid)
+            quality = result.quality
+            if not reconstruct:
+                return result
         if quality is None:
             quality = float(self.num_qualities) / 2 + 0.5
-        return self._encode_at(pixels, self._checked_quality(quality), grid)
+        return self._encode_at(pixels, self._checked_quality(quality), grid, reconstruct)
 
     def _checked_quality(self, quality: float) -> float:
         try:
@@ -101,16 +112,18 @@ class Codec:
             raise CodecError(str(exc)) from None
         return container.quantize_quality(quality)
 
-    def _encode_at(self, pixels: np.ndarray, quality: float, grid: int) -> EncodeResult:
+    def _encode_at(self, pixels: np.ndarray, quality: float, grid: int,
+                   reconstruct: bool = False) -> EncodeResult:
         h, w = pixels.shape[:2]
         x = _to_tensor(_pad(pixels), self.device)
         q = quality_to_index(quality, self.num_qualities)
-        streams, x_hat = self.model.compress(x, q, grid)
+        streams, x_hat = self.model.compress(x, q, grid, reconstruct=reconstruct)
         header = container.Header(
             model=self.model_name, weights_id=self.weights_id, quality=quality,
             width=w, height=h, grid=grid)
         data = container.pack(header, streams)
-        return EncodeResult(data, _to_pixels(x_hat, h, w), quality)
+        pixels_out = _to_pixels(x_hat, h, w) if x_hat is not None else None
+        return EncodeResult(data, pixels_out, quality, w, h)
 
     def _encode_for_bpp(self, pixels: np.ndarray, target: float, grid: int) -> EncodeResult:
         """Largest quality whose file does not exceed `target` bpp (bisection on
@@ -139,7 +152,7 @@ class Codec:
 
     # ----------------------------------------------------------------- decode
     def decode(self, data: bytes) -> np.ndarray:
-        header, streams = container.unpack(data, self.model.config)
+        header, streams = container.unpack(data)
         if header.model != self.model_name:
             raise CodecError(f"file was made with model {header.model!r}, "
                              f"these weights are {self.model_name!r}")

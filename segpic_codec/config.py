@@ -7,6 +7,7 @@ is the default that ships with trained weights, `tiny` exists for tests.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 
 # The paper's MSE lambdas (Sec. 4.1), one per quality level, lowest rate first.
@@ -105,3 +106,21 @@ def get_config(name: str) -> ModelConfig:
         raise ValueError(
             f"unknown model {name!r}; choose one of: {', '.join(sorted(CONFIGS))}"
         ) from None
+
+
+# The largest image (in pixels) segpic reads or decodes; checked before any
+# pixel or tensor is allocated. SEGPIC_MAX_PIXELS overrides it.
+DEFAULT_MAX_PIXELS = 64_000_000
+
+
+def max_pixels() -> int:
+    value = os.environ.get("SEGPIC_MAX_PIXELS")
+    if not value:
+        return DEFAULT_MAX_PIXELS
+    try:
+        limit = int(value)
+    except ValueError:
+        raise ValueError(f"SEGPIC_MAX_PIXELS must be a whole number, got {value!r}") from None
+    if limit < 1:
+        raise ValueError("SEGPIC_MAX_PIXELS must be positive")
+    return limit

@@ -11,9 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-# Pillow's own decompression-bomb limit is ~179 MP; segpic refuses larger images
-# before decoding their pixels. Configurable with SEGPIC_MAX_PIXELS.
-DEFAULT_MAX_PIXELS = 64_000_000
+from .config import max_pixels
 
 
 class ImageError(ValueError):
@@ -26,17 +24,10 @@ class LoadedImage:
     notes: list[str] = field(default_factory=list)  # conversions applied, one line each
 
 
-def max_pixels() -> int:
-    value = os.environ.get("SEGPIC_MAX_PIXELS")
-    if value is None:
-        return DEFAULT_MAX_PIXELS
-    try:
-        return max(1, int(value))
-    except ValueError:
-        raise ImageError(f"SEGPIC_MAX_PIXELS must be an integer, got {value!r}") from None
-
-
 def load_image(path: str | Path) -> LoadedImage:
+    """Read an image as 8-bit RGB. Images over `max_pixels()` are refused from
+    their header, before Pillow decodes any pixel (Pillow's own bomb check
+    stays on as a second line)."""
     path = Path(path)
     limit = max_pixels()
     try:

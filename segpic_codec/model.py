@@ -12,7 +12,8 @@
 decoder must reproduce exactly to parse the y streams (prototype synthesis of p,
 the hyper-synthesis, the region-adapted entropy parameters, the ChARM steps)
 runs on a float64 CPU copy of those modules, on both sides, so that the entropy
-models cannot drift between devices, thread counts or processes.
+models cannot drift between devices, thread counts or processes. The synthesis
+transform runs in float64 too, so the decoded pixels are a function of the file.
 """
 
 from __future__ import annotations
@@ -55,6 +56,19 @@ def _only_present(log_likelihoods: torch.Tensor, partition: Partition) -> torch.
                        torch.zeros_like(log_likelihoods))
 
 
+@dataclass
+class CodingState:
+    """What the bitstream path derives from the weights (see SegPIC._coding)."""
+
+    device: torch.device
+    entropy: nn.ModuleDict  # float64 CPU copies of the entropy-parameter modules
+    synthesis: nn.ModuleDict  # float64 copies of the synthesis modules, on `device`
+    p_transform: DiscreteFactorized
+    p_entropy: DiscreteFactorized
+    z: DiscreteFactorized
+    scales: ScaleTable
+
+
 class SegPIC(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -81,7 +95,7 @@ class SegPIC(nn.Module):
         self.y_gain = QualityGain(c.num_qualities, c.M, lambdas=c.lambdas)
         self.hyperprior = HyperpriorCodec(c.M, c.Z, c.hyper_hidden, c.M, c.lambdas)
         self.charm = ChannelARCodec(c.M, c.num_slices, c.max_support_slices, c.charm_hidden)
-        self._coding_state: tuple | None = None
+        self._coding_state: CodingState | None = None
 
     # ------------------------------------------------------------------ training
     def forward(self, x: torch.Tensor, q: float, masks: torch.Tensor | None = None,
@@ -123,21 +137,30 @@ class SegPIC(nn.Module):
         return mask_partition(masks, h, w)
 
     # -------------------------------------------------------------- bitstream
-    def _coding(self) -> tuple:
-        """(float64 CPU copy of the decoder-side entropy modules, discrete models)."""
-        if self._coding_state is None:
-            modules = nn.ModuleDict({
+    def _coding(self) -> CodingState:
+        """Derived state for the bitstream path, built on first use per device."""
+        dev = self.device
+        if self._coding_state is None or self._coding_state.device != dev:
+            entropy = nn.ModuleDict({
                 "entropy_prototypes": self.entropy_prototypes,
                 "hyperprior": self.hyperprior,
                 "charm": self.charm,
             })
-            cpu64 = copy.deepcopy(modules).to(device="cpu", dtype=torch.float64).eval()
-            self._coding_state = (
-                cpu64,
-                DiscreteFactorized(self.transform_prototypes.density),
-                DiscreteFactorized(self.entropy_prototypes.density),
-                DiscreteFactorized(self.hyperprior.density),
-                ScaleTable(),
+            synthesis = nn.ModuleDict({
+                "transform_prototypes": self.transform_prototypes,
+                "y_gain": self.y_gain,
+                "g_s0": self.g_s0,
+                "rat_decoder": self.rat_decoder,
+                "g_s1": self.g_s1,
+            })
+            self._coding_state = CodingState(
+                device=dev,
+                entropy=copy.deepcopy(entropy).to("cpu", torch.float64).eval(),
+                synthesis=copy.deepcopy(synthesis).to(dev, torch.float64).eval(),
+                p_transform=DiscreteFactorized(self.transform_prototypes.density),
+                p_entropy=DiscreteFactorized(self.entropy_prototypes.density),
+                z=DiscreteFactorized(self.hyperprior.density),
+                scales=ScaleTable(),
             )
         return self._coding_state
 
@@ -154,88 +177,91 @@ class SegPIC(nn.Module):
         return next(self.parameters()).device
 
     @torch.no_grad()
-    def compress(self, x: torch.Tensor, q: float, grid: int) -> tuple[CodedStreams, torch.Tensor]:
-        """x (1, 3, H, W) in [0, 1], H and W multiples of 64.
-        Returns the streams and the reconstruction the decoder will produce."""
-        cpu64, coder_p1, coder_p2, coder_z, scale_table = self._coding()
+    def compress(self, x: torch.Tensor, q: float, grid: int, reconstruct: bool = True
+                 ) -> tuple[CodedStreams, torch.Tensor | None]:
+        """x (1, 3, H, W) in [0, 1], H and W multiples of 64. Returns the streams and,
+        if `reconstruct`, the reconstruction the decoder will produce."""
+        st = self._coding()
         _, _, H, W = x.shape
         h, w = H // 16, W // 16
         dev = x.device
         part_mid = grid_partition(1, H // 4, W // 4, grid, dev)
+        part_lat = grid_partition(1, h, w, grid, dev)
         part_lat_cpu = grid_partition(1, h, w, grid, "cpu")
 
+        # analysis side (encoder only, any precision): symbols of p', y, p, z
         y1 = self.g_a1(x)
-        p1_sym = coder_p1.clamp(self.transform_prototypes.analyze(
+        p1_sym = st.p_transform.clamp(self.transform_prototypes.analyze(
             masked_average_pool(y1, part_mid), q))
         p1_hat = self.transform_prototypes.synthesize(p1_sym, q)
         y = self.g_a2(self.rat_encoder(y1, p1_hat, part_mid))
-        gain, inverse_gain = self.y_gain(q)
+        gain, _ = self.y_gain(q)
         y = y * gain.view(1, -1, 1, 1)
-
-        part_lat = grid_partition(1, h, w, grid, dev)
-        p2_sym = coder_p2.clamp(self.entropy_prototypes.analyze(
+        p2_sym = st.p_entropy.clamp(self.entropy_prototypes.analyze(
             masked_average_pool(y, part_lat), q)).cpu()
-        p2_hat64 = cpu64["entropy_prototypes"].synthesize(p2_sym, q)
-        z_sym = coder_z.clamp(self.hyperprior.analyze(
-            y, p2_hat64.to(dev, y.dtype), part_lat, q)).cpu()
-        means, scales = cpu64["hyperprior"].synthesize(
-            z_sym.to(torch.float64), p2_hat64, part_lat_cpu, q)
+        p2_hat = st.entropy["entropy_prototypes"].synthesize(p2_sym, q)
+        z_sym = st.z.clamp(self.hyperprior.analyze(
+            y, p2_hat.to(dev, y.dtype), part_lat, q)).cpu()
 
+        # the decoder's entropy-parameter path, float64 on the CPU
+        means, scales = st.entropy["hyperprior"].synthesize(
+            z_sym.to(torch.float64), p2_hat, part_lat_cpu, q)
         y64 = y.to("cpu", torch.float64)
         decoded: list[torch.Tensor] = []
         y_streams = []
         for i, y_slice in enumerate(y64.chunk(self.config.num_slices, dim=1)):
-            mu, scale = cpu64["charm"].slice_params(i, means, scales, decoded)
+            mu, scale = st.entropy["charm"].slice_params(i, means, scales, decoded)
             sym = torch.round(y_slice - mu).clamp(-GAUSSIAN_RANGE, GAUSSIAN_RANGE)
             y_streams.append(encode_gaussian(sym.numpy().astype(np.int32),
-                                             scale_table.stds(scale)))
-            decoded.append(cpu64["charm"].finish_slice(i, means, decoded, sym + mu))
+                                             st.scales.stds(scale)))
+            decoded.append(st.entropy["charm"].finish_slice(i, means, decoded, sym + mu))
 
-        x_hat = self._synthesize(decoded, p1_hat, part_mid, inverse_gain)
         streams = CodedStreams(
-            prototype_streams=[coder_p1.encode(p1_sym), coder_p2.encode(p2_sym)],
-            z_stream=coder_z.encode(z_sym.permute(0, 2, 3, 1).reshape(-1, z_sym.shape[1])),
+            prototype_streams=[st.p_transform.encode(p1_sym), st.p_entropy.encode(p2_sym)],
+            z_stream=st.z.encode(z_sym.permute(0, 2, 3, 1).reshape(-1, z_sym.shape[1])),
             y_streams=y_streams,
             latent_height=h,
             latent_width=w,
         )
+        x_hat = self._synthesize(decoded, p1_sym, part_mid, q) if reconstruct else None
         return streams, x_hat
 
     @torch.no_grad()
     def decompress(self, streams: CodedStreams, q: float, grid: int) -> torch.Tensor:
-        """-> reconstruction (1, 3, 16h, 16w), unclipped."""
-        cpu64, coder_p1, coder_p2, coder_z, scale_table = self._coding()
+        """-> reconstruction (1, 3, 16h, 16w), unclipped, float64."""
+        st = self._coding()
         h, w = streams.latent_height, streams.latent_width
-        dev = self.device
-        part_mid = grid_partition(1, 4 * h, 4 * w, grid, dev)
+        part_mid = grid_partition(1, 4 * h, 4 * w, grid, self.device)
         part_lat_cpu = grid_partition(1, h, w, grid, "cpu")
         if len(streams.y_streams) != self.config.num_slices:
             raise ValueError("wrong number of y streams for this model")
 
-        p1_sym = coder_p1.decode(streams.prototype_streams[0], part_mid.num_regions)
-        p1_hat = self.transform_prototypes.synthesize(p1_sym.to(dev), q)
-        p2_sym = coder_p2.decode(streams.prototype_streams[1], part_lat_cpu.num_regions)
-        p2_hat64 = cpu64["entropy_prototypes"].synthesize(p2_sym, q)
+        p1_sym = st.p_transform.decode(streams.prototype_streams[0], part_mid.num_regions)
+        p2_sym = st.p_entropy.decode(streams.prototype_streams[1], part_lat_cpu.num_regions)
+        p2_hat = st.entropy["entropy_prototypes"].synthesize(p2_sym, q)
         zh, zw = h // 4, w // 4
-        z_sym = coder_z.decode(streams.z_stream, zh * zw)
+        z_sym = st.z.decode(streams.z_stream, zh * zw)
         z_sym = z_sym.view(1, zh, zw, -1).permute(0, 3, 1, 2)
-        means, scales = cpu64["hyperprior"].synthesize(
-            z_sym.to(torch.float64), p2_hat64, part_lat_cpu, q)
+        means, scales = st.entropy["hyperprior"].synthesize(
+            z_sym.to(torch.float64), p2_hat, part_lat_cpu, q)
 
         decoded: list[torch.Tensor] = []
         shape = (1, self.config.slice_channels, h, w)
         for i in range(self.config.num_slices):
-            mu, scale = cpu64["charm"].slice_params(i, means, scales, decoded)
-            sym = decode_gaussian(streams.y_streams[i], scale_table.stds(scale))
+            mu, scale = st.entropy["charm"].slice_params(i, means, scales, decoded)
+            sym = decode_gaussian(streams.y_streams[i], st.scales.stds(scale))
             sym = torch.from_numpy(sym.astype(np.float64)).view(shape)
-            decoded.append(cpu64["charm"].finish_slice(i, means, decoded, sym + mu))
+            decoded.append(st.entropy["charm"].finish_slice(i, means, decoded, sym + mu))
+        return self._synthesize(decoded, p1_sym, part_mid, q)
 
-        _, inverse_gain = self.y_gain(q)
-        return self._synthesize(decoded, p1_hat, part_mid, inverse_gain)
-
-    def _synthesize(self, decoded: list[torch.Tensor], p1_hat: torch.Tensor,
-                    part_mid: Partition, inverse_gain: torch.Tensor) -> torch.Tensor:
-        dev = p1_hat.device
-        y_hat = torch.cat(decoded, dim=1).to(dev, torch.float32)
-        y_hat = y_hat * inverse_gain.view(1, -1, 1, 1)
-        return self.g_s1(self.rat_decoder(self.g_s0(y_hat), p1_hat, part_mid))
+    def _synthesize(self, decoded: list[torch.Tensor], p1_sym: torch.Tensor,
+                    part_mid: Partition, q: float) -> torch.Tensor:
+        """The synthesis transform in float64: decoded pixels are then a function of
+        the file alone (float32 results differ in the last bits between devices and
+        thread counts, which would flip some pixels by one level)."""
+        net = self._coding().synthesis
+        dev = self.device
+        p1_hat = net["transform_prototypes"].synthesize(p1_sym.to(dev), q)
+        _, inverse_gain = net["y_gain"](q)
+        y_hat = torch.cat(decoded, dim=1).to(dev) * inverse_gain.view(1, -1, 1, 1)
+        return net["g_s1"](net["rat_decoder"](net["g_s0"](y_hat), p1_hat, part_mid))

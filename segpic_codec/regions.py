@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import torch
 
-
 # Training partitions give every image a fixed number of region slots, so that no
 # step has to wait for the GPU to count regions (a host sync per step costs more
 # than the whole prototype coder). Slots no pixel maps to are flagged in `present`

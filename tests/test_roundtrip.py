@@ -1,0 +1,94 @@
+"""Round trips through the Python API with the tiny seeded model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO, random_image
+
+from segpic_codec import container
+from segpic_codec.codec import CodecError
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 70), (65, 3), (64, 64), (63, 130), (100, 37)])
+def test_roundtrip_any_size(tiny_codec, size):
+    image = random_image(*size, seed=size[0] * 1000 + size[1])
+    result = tiny_codec.encode(image, quality=3)
+    decoded = tiny_codec.decode(result.data)
+    assert decoded.shape == image.shape
+    assert np.array_equal(decoded, result.reconstruction)
+    header, _, _ = container.read_header(result.data)
+    assert (header.width, header.height) == (size[1], size[0])
+
+
+@pytest.mark.parametrize("quality", [1, 2.5, 4.075, 6])
+@pytest.mark.parametrize("grid", [1, 4, 8])
+def test_roundtrip_qualities_and_grids(tiny_codec, quality, grid):
+    image = random_image(96, 160, seed=7)
+    result = tiny_codec.encode(image, quality=quality, grid=grid)
+    assert np.array_equal(tiny_codec.decode(result.data), result.reconstruction)
+    header, _, _ = container.read_header(result.data)
+    assert header.grid == grid
+    assert header.quality == container.quantize_quality(quality)
+
+
+def test_rate_grows_with_quality(tiny_codec):
+    image = random_image(128, 128, seed=3)
+    sizes = [len(tiny_codec.encode(image, quality=q).data) for q in (1, 3.5, 6)]
+    assert sizes[0] < sizes[2]
+
+
+def test_bpp_target_never_exceeded(tiny_codec):
+    image = random_image(128, 192, seed=5)
+    low = tiny_codec.encode(image, quality=1).bpp
+    high = tiny_codec.encode(image, quality=6).bpp
+    target = (low + high) / 2
+    result = tiny_codec.encode(image, bpp=target)
+    assert result.bpp <= target
+    assert result.bpp >= low
+    with pytest.raises(CodecError, match="cannot reach"):
+        tiny_codec.encode(image, bpp=low / 4)
+
+
+def test_bad_requests(tiny_codec):
+    image = random_image(16, 16)
+    with pytest.raises(CodecError):
+        tiny_codec.encode(image, quality=0.5)
+    with pytest.raises(CodecError):
+        tiny_codec.encode(image, quality=3, bpp=0.5)
+    with pytest.raises(CodecError):
+        tiny_codec.encode(image.astype(np.float32))
+
+
+def test_foreign_weights_refused(tiny_codec):
+    result = tiny_codec.encode(random_image(32, 32), quality=2)
+    data = bytearray(result.data)
+    # same model, other weights id (and a valid checksum)
+    data[6:10] = bytes.fromhex("deadbeef")
+    import struct
+    import zlib
+
+    data[-4:] = struct.pack("<I", zlib.crc32(bytes(data[:-4])))
+    with pytest.raises(CodecError, match="weights"):
+        tiny_codec.decode(bytes(data))
+
+
+def test_decode_in_fresh_process_is_bit_exact(tiny_codec, tiny_weights, tmp_path):
+    image = random_image(80, 144, seed=11)
+    result = tiny_codec.encode(image, quality=4.5)
+    spic = tmp_path / "a.spic"
+    spic.write_bytes(result.data)
+    out = tmp_path / "decoded.npy"
+    code = (
+        "import numpy as np, sys\n"
+        "from segpic_codec.codec import Codec\n"
+        f"c = Codec.load({str(tiny_weights)!r}, device='cpu')\n"
+        f"np.save({str(out)!r}, c.decode(open({str(spic)!r}, 'rb').read()))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=REPO, timeout=300)
+    assert np.array_equal(np.load(out), result.reconstruction)
