@@ -19,6 +19,7 @@ import torch
 
 from . import container
 from .config import DEFAULT_CONFIG, STRIDE
+from .errors import SegpicError
 from .model import SegPIC
 from .quality import quality_to_index
 from .weights import WeightsError, default_weights_dir, load_weights
@@ -26,7 +27,7 @@ from .weights import WeightsError, default_weights_dir, load_weights
 DEFAULT_GRID = 4
 
 
-class CodecError(ValueError):
+class CodecError(SegpicError, ValueError):
     """A request the codec cannot fulfil (bad quality, unreachable bpp, foreign file)."""
 
 
@@ -152,6 +153,10 @@ class Codec:
 
     # ----------------------------------------------------------------- decode
     def decode(self, data: bytes) -> np.ndarray:
+        """.spic bytes -> (H, W, 3) uint8 pixels of the size in the header. Any file,
+        however damaged or hostile, either decodes or raises a `SegpicError`
+        (ContainerError, CodecError, StreamError); the header's pixel count is
+        checked against `max_pixels()` before anything is allocated."""
         header, streams = container.unpack(data)
         if header.model != self.model_name:
             raise CodecError(f"file was made with model {header.model!r}, "
@@ -160,7 +165,18 @@ class Codec:
             raise CodecError(f"file was made with weights {header.weights_id}, these are "
                              f"{self.weights_id}; decode it with the weights that made it")
         q = quality_to_index(header.quality, self.num_qualities)
-        x_hat = self.model.decompress(streams, q, header.grid)
+        try:
+            x_hat = self.model.decompress(streams, q, header.grid)
+        except (SegpicError, MemoryError, torch.cuda.OutOfMemoryError):
+            raise
+        except Exception as exc:
+            # A file can pass the container checks (even the CRC, which a forger
+            # recomputes) and still hold streams the model cannot decode; torch,
+            # numpy and constriction then fail with their own errors. Callers get
+            # the codec's error type instead; memory exhaustion is left as is
+            # (it is about the machine, not the file).
+            raise CodecError(f"cannot decode this .spic file ({type(exc).__name__}: "
+                             f"{exc})") from exc
         return _to_pixels(x_hat, header.height, header.width)
 
 
@@ -191,5 +207,8 @@ def _to_tensor(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def _to_pixels(x_hat: torch.Tensor, h: int, w: int) -> np.ndarray:
-    x = x_hat[0, :, :h, :w].clamp(0, 1).mul(255).round().to(torch.uint8)
+    # NaN/inf (only a hostile stream can make the synthesis overflow) would be cast
+    # to uint8 in a device-dependent way; pin them so every device agrees.
+    x = torch.nan_to_num(x_hat[0, :, :h, :w], nan=0.0, posinf=1.0, neginf=0.0)
+    x = x.clamp(0, 1).mul(255).round().to(torch.uint8)
     return np.ascontiguousarray(x.permute(1, 2, 0).cpu().numpy())

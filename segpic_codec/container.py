@@ -19,6 +19,7 @@ import zlib
 from dataclasses import dataclass
 
 from .config import CONFIGS, STRIDE, ModelConfig, max_pixels
+from .errors import SegpicError
 from .model import CodedStreams
 
 MAGIC = b"SPIC"
@@ -32,7 +33,7 @@ MAX_VARINT_BYTES = 5
 PROTOTYPE_STREAMS = 2
 
 
-class ContainerError(ValueError):
+class ContainerError(SegpicError, ValueError):
     """A .spic file is malformed, truncated, corrupted or from an unknown version."""
 
 
@@ -44,6 +45,12 @@ class Header:
     width: int
     height: int
     grid: int
+
+
+def format_pixels(count: int) -> str:
+    """A pixel count for messages: "64.0 MP", or exact below one megapixel (a
+    lowered SEGPIC_MAX_PIXELS would otherwise read "0.0 MP")."""
+    return f"{count / 1e6:.1f} MP" if count >= 1_000_000 else f"{count} pixels"
 
 
 def quantize_quality(quality: float) -> float:
@@ -147,7 +154,7 @@ def read_header(data: bytes) -> tuple[Header, list[int], int]:
     height = reader.varint("header") + 1
     if width > MAX_DIMENSION or height > MAX_DIMENSION or width * height > max_pixels():
         raise ContainerError(f"refusing {width}x{height} image: over the size limit "
-                             f"({max_pixels() / 1e6:.0f} MP, sides up to {MAX_DIMENSION}; "
+                             f"({format_pixels(max_pixels())}, sides up to {MAX_DIMENSION}; "
                              "set SEGPIC_MAX_PIXELS to raise it)")
     count = reader.varint("stream table")
     if count != expected_streams(config):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import stat
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -12,9 +15,11 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .config import max_pixels
+from .container import MAX_DIMENSION, format_pixels
+from .errors import SegpicError
 
 
-class ImageError(ValueError):
+class ImageError(SegpicError, ValueError):
     """An input image cannot be used."""
 
 
@@ -25,37 +30,83 @@ class LoadedImage:
 
 
 def load_image(path: str | Path) -> LoadedImage:
-    """Read an image as 8-bit RGB. Images over `max_pixels()` are refused from
-    their header, before Pillow decodes any pixel (Pillow's own bomb check
-    stays on as a second line)."""
+    """Read an image as 8-bit RGB. Images over `max_pixels()` or with a side over
+    `MAX_DIMENSION` are refused from their header, before Pillow decodes any
+    pixel (Pillow's own decompression-bomb check stays on as a second line).
+    Every failure is an `ImageError` with a one-line message naming the file."""
     path = Path(path)
     limit = max_pixels()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                w, h = img.size
-                if w * h > limit:
-                    raise ImageError(
-                        f"{path}: {w}x{h} is {w * h / 1e6:.1f} MP, over the limit of "
-                        f"{limit / 1e6:.1f} MP (set SEGPIC_MAX_PIXELS to raise it)")
-                if w < 1 or h < 1:
-                    raise ImageError(f"{path}: image has no pixels")
-                return _to_rgb8(img, path)
-    except ImageError:
-        raise
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ImageError(f"{path}: is a directory, not an image") from None
-    except PermissionError:
-        raise ImageError(f"{path}: permission denied") from None
-    except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image file Pillow can read") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{path}: refused as a decompression bomb") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise ImageError(f"{path}: broken or truncated image ({exc})") from None
+        f = path.open("rb")
+    except OSError as exc:
+        raise ImageError(_open_message(path, exc)) from None
+    with f:
+        try:
+            info = os.fstat(f.fileno())
+            # only a regular file's size means anything (a pipe reports 0)
+            empty = stat.S_ISREG(info.st_mode) and info.st_size == 0
+        except OSError:
+            empty = False
+        if empty:
+            raise ImageError(f"{path}: empty file, not an image")
+        try:
+            with warnings.catch_warnings():
+                # Pillow warns above Image.MAX_IMAGE_PIXELS (~89 MP) and refuses
+                # twice that. The warning becomes an error unless the user raised
+                # SEGPIC_MAX_PIXELS above Pillow's limit on purpose.
+                pillow_limit = Image.MAX_IMAGE_PIXELS
+                if pillow_limit is None or limit <= pillow_limit:
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                else:
+                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(f) as img:
+                    w, h = img.size
+                    if w < 1 or h < 1:
+                        raise ImageError(f"{path}: image has no pixels ({w}x{h})")
+                    if w * h > limit:
+                        raise ImageError(
+                            f"{path}: {w}x{h} is {format_pixels(w * h)}, over the limit of "
+                            f"{format_pixels(limit)} (set SEGPIC_MAX_PIXELS to raise it)")
+                    if w > MAX_DIMENSION or h > MAX_DIMENSION:
+                        raise ImageError(f"{path}: {w}x{h} has a side over the limit of "
+                                         f"{MAX_DIMENSION} pixels")
+                    return _to_rgb8(img, path)
+        except ImageError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageError(_bomb_message(path, exc, limit)) from None
+        except UnidentifiedImageError:
+            raise ImageError(f"{path}: not an image file Pillow can read") from None
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Pillow's plugins fail in many ways
+            # on hostile files (OSError, SyntaxError, struct.error, IndexError...)
+            raise ImageError(f"{path}: broken or truncated image "
+                             f"({type(exc).__name__}: {exc})") from None
+
+
+def _open_message(path: Path, exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return f"{path}: {'broken symbolic link' if path.is_symlink() else 'no such file'}"
+    if isinstance(exc, IsADirectoryError):
+        return f"{path}: is a directory, not an image"
+    if isinstance(exc, PermissionError):
+        return f"{path}: permission denied"
+    if exc.errno == errno.ELOOP:
+        return f"{path}: symbolic link loop"
+    return f"{path}: cannot open ({exc.strerror or exc})"
+
+
+def _bomb_message(path: Path, exc: Exception, limit: int) -> str:
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    size = f"{format_pixels(int(found.group(1)))}, " if found else ""
+    pillow = Image.MAX_IMAGE_PIXELS or limit
+    # with SEGPIC_MAX_PIXELS above Pillow's limit only Pillow's hard error (at twice
+    # its limit) remains; otherwise segpic's limit is the one that applies
+    effective = limit if limit <= pillow else 2 * pillow
+    return (f"{path}: refused as a possible decompression bomb ({size}over the limit of "
+            f"{format_pixels(effective)}; SEGPIC_MAX_PIXELS sets segpic's limit, "
+            f"Pillow's caps it at {format_pixels(2 * pillow)})")
 
 
 def _to_rgb8(img: Image.Image, path: Path) -> LoadedImage:
@@ -86,23 +137,106 @@ def _to_rgb8(img: Image.Image, path: Path) -> LoadedImage:
     return LoadedImage(np.ascontiguousarray(arr), notes)
 
 
+# Temporary files of atomic writes: ".<final name>.<pid>.<8 random chars>.part" in
+# the destination folder (a rename is only atomic within one file system). The
+# pid lets `remove_stale_temp_files` tell the leftovers of a killed process from
+# a write still in progress in another one.
+TEMP_SUFFIX = ".part"
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[a-z0-9_]{8}\.part$")
+
+
+def _with_path(exc: OSError, path: Path) -> OSError:
+    """The same OS error, naming the file the user asked for, not the temp file."""
+    if exc.errno is None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror, str(path))
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, fsync, then rename over it, so an
-    interrupted write never leaves a truncated file under the final name."""
+    interrupted write (Ctrl-C, kill, full disk) never leaves a truncated file under
+    the final name. On failure the temporary file is removed (except after SIGKILL
+    or power loss: see `remove_stale_temp_files`) and the OSError names `path`."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.",
+                                   suffix=TEMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        raise _with_path(exc, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError):
+            raise _with_path(exc, path) from None
         raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); best effort, some file systems
+    refuse to fsync a directory."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name != "posix":
+        return False  # no safe probe (os.kill would terminate the process on Windows)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, but belongs to someone else
+    return True
+
+
+def is_temp_file(name: str) -> bool:
+    """Whether `name` has the naming pattern of `atomic_write_bytes`' temporary files."""
+    return _TEMP_NAME.match(name) is not None
+
+
+def remove_stale_temp_files(folder: str | Path, suffixes: tuple[str, ...] = ()) -> list[Path]:
+    """Delete the temporary files that `atomic_write_bytes` left under `folder`
+    (recursively, symlinked folders not followed) when its process was killed
+    (SIGKILL, power loss): files of its naming pattern whose process is gone, or
+    is this one (the caller has no write in progress). With `suffixes`, only temp
+    files of outputs with those suffixes. Returns the deleted paths."""
+    removed = []
+    own = os.getpid()
+    for root, _dirs, files in os.walk(folder, followlinks=False):
+        for name in files:
+            found = _TEMP_NAME.match(name)
+            if not found or (suffixes and not found.group("name").lower().endswith(suffixes)):
+                continue
+            pid = int(found.group("pid"))
+            if pid != own and _pid_alive(pid):
+                continue
+            path = Path(root) / name
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(path)
+    return removed
 
 
 def save_png(pixels: np.ndarray, path: str | Path) -> None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import constriction
 import numpy as np
 
+from .errors import SegpicError
+
 # Symbols of y are clamped to this range before coding; the encoder reconstructs
 # from the clamped value, so clamping never desynchronises the decoder.
 GAUSSIAN_RANGE = 4096
@@ -23,7 +25,7 @@ _GAUSSIAN_FAMILY = constriction.stream.model.QuantizedGaussian(-GAUSSIAN_RANGE, 
 _CATEGORICAL_FAMILY = constriction.stream.model.Categorical(perfect=False)
 
 
-class StreamError(ValueError):
+class StreamError(SegpicError, ValueError):
     """A coded stream could not be decoded."""
 
 

@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .config import ModelConfig
+from .errors import SegpicError
 from .model import SegPIC
 
 MANIFEST = "manifest.json"
@@ -27,7 +28,7 @@ MAX_SHARD_BYTES = 16 * 2**20 - 2**16  # 16 MiB per file, minus room for the head
 REPO_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 
 
-class WeightsError(RuntimeError):
+class WeightsError(SegpicError, RuntimeError):
     """Weights are missing, damaged or do not fit."""
 
 
