@@ -245,27 +245,18 @@ def _export(model: SegPIC, run_dir: Path, name: str, step: int, images_seen: int
 
 
 def _evaluate(model: SegPIC, opts: TrainOptions, log_path: Path, step: int, console) -> None:
-    """Kodak-style evaluation with real bitstreams (file bytes), every quality."""
+    """Evaluation on real bitstreams (file bytes), every quality level."""
     from .codec import Codec
     from .data import list_images
-    from .image_io import load_image
+    from .evaluation import evaluate
 
     model.eval()
     codec = Codec.from_model(_unwrap(model))
     paths = list_images(Path(opts.eval_dir))[: opts.eval_images]
-    for quality in range(1, model.config.num_qualities + 1):
-        bpps, psnrs = [], []
-        for path in paths:
-            image = load_image(path).pixels
-            result = codec.encode(image, quality=quality)
-            bpps.append(8 * len(result.data) / (image.shape[0] * image.shape[1]))
-            mse = np.mean((result.reconstruction.astype(np.float64) - image) ** 2)
-            psnrs.append(10 * math.log10(255**2 / max(mse, 1e-10)))
-        record = {"eval": True, "step": step, "quality": quality,
-                  "bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs)),
-                  "images": len(paths)}
-        _log(log_path, record)
-        console.print(f"eval step {step} q{quality}: {record['bpp']:.4f} bpp, "
+    qualities = range(1, model.config.num_qualities + 1)
+    for record in evaluate(codec, paths, qualities):
+        _log(log_path, {"eval": True, "step": step, **record})
+        console.print(f"eval step {step} q{record['quality']:g}: {record['bpp']:.4f} bpp, "
                       f"{record['psnr']:.2f} dB")
 
 
