@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .range_coding import decode_categorical, encode_categorical
+from .range_coding import decode_factorized, encode_factorized
 
 LOG_LIKELIHOOD_BOUND = math.log(1e-9)
 SCALE_MIN = 0.11
@@ -190,15 +190,12 @@ class DiscreteFactorized:
     def clamp(self, symbols: torch.Tensor) -> torch.Tensor:
         return symbols.clamp(self.lo, self.hi)
 
-    def _rows(self, n: int) -> np.ndarray:
-        return np.tile(self.table, (n, 1))
-
     def encode(self, symbols: torch.Tensor) -> bytes:
         sym = symbols.detach().to("cpu", torch.int64).numpy()
         if sym.ndim != 2 or sym.shape[1] != self.channels:
             raise ValueError("factorized symbols must have shape (n, channels)")
-        return encode_categorical(sym.reshape(-1) - self.lo, self._rows(sym.shape[0]))
+        return encode_factorized(sym - self.lo, self.table)
 
     def decode(self, data: bytes, n: int) -> torch.Tensor:
-        sym = decode_categorical(data, self._rows(n)).astype(np.int64) + self.lo
-        return torch.from_numpy(sym.reshape(n, self.channels))
+        sym = decode_factorized(data, self.table, n).astype(np.int64) + self.lo
+        return torch.from_numpy(sym)
