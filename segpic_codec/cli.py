@@ -475,5 +475,16 @@ def train(**kwargs) -> None:
     run(TrainOptions(**kwargs), console=console)
 
 
+def _register_bench() -> None:
+    """`segpic bench` lives in bench.py; its errors get the same one-line form."""
+    from .bench import bench as bench_command
+
+    bench_command.callback = handle_errors(bench_command.callback)
+    main.add_command(bench_command, name="bench")
+
+
+_register_bench()
+
+
 if __name__ == "__main__":
     sys.exit(main())
