@@ -56,6 +56,35 @@ def _only_present(log_likelihoods: torch.Tensor, partition: Partition) -> torch.
                        torch.zeros_like(log_likelihoods))
 
 
+# The full-resolution stages (pixels <-> 1/4 resolution) and the RATs at 1/4
+# resolution run in horizontal bands of this many rows at 1/4 resolution, so a 4K
+# image never has full-resolution activations (or per-pixel RAT kernels) in
+# memory all at once. Bands and margins are multiples of the attention window (8),
+# so windows fall where they fall without banding; the margin covers the stages'
+# receptive fields (residual units, 5x5 and transposed convolutions). The result
+# equals the unbanded computation up to float64 rounding (tests/test_roundtrip.py);
+# banding depends only on the image size, so encoder and decoder agree exactly.
+BAND_ROWS = 64
+BAND_MARGIN = 16
+
+
+def _banded(stage: nn.Module, x: torch.Tensor, rows: int, margin: int, step_in: int = 1,
+            step_out: int = 1) -> torch.Tensor:
+    """stage(x) computed in horizontal bands. Bands are counted in units of the
+    1/4-resolution grid: a unit is `step_in` rows of x and `step_out` rows of the
+    output. Exact when the margin covers the stage's receptive field."""
+    h = x.shape[2] // step_in
+    if h <= rows:
+        return stage(x)
+    pieces = []
+    for r0 in range(0, h, rows):
+        r1 = min(h, r0 + rows)
+        a0, a1 = max(0, r0 - margin), min(h, r1 + margin)
+        out = stage(x[:, :, a0 * step_in : a1 * step_in])
+        pieces.append(out[:, :, (r0 - a0) * step_out : (r1 - a0) * step_out])
+    return torch.cat(pieces, dim=2)
+
+
 @dataclass
 class CodingState:
     """What the bitstream path derives from the weights (see SegPIC._coding)."""
@@ -190,11 +219,11 @@ class SegPIC(nn.Module):
         part_lat_cpu = grid_partition(1, h, w, grid, "cpu")
 
         # analysis side (encoder only, any precision): symbols of p', y, p, z
-        y1 = self.g_a1(x)
+        y1 = _banded(self.g_a1, x, BAND_ROWS, BAND_MARGIN, step_in=4)
         p1_sym = st.p_transform.clamp(self.transform_prototypes.analyze(
             masked_average_pool(y1, part_mid), q))
         p1_hat = self.transform_prototypes.synthesize(p1_sym, q)
-        y = self.g_a2(self.rat_encoder(y1, p1_hat, part_mid))
+        y = self.g_a2(self.rat_encoder.forward_banded(y1, p1_hat, part_mid, BAND_ROWS))
         gain, _ = self.y_gain(q)
         y = y * gain.view(1, -1, 1, 1)
         p2_sym = st.p_entropy.clamp(self.entropy_prototypes.analyze(
@@ -264,4 +293,6 @@ class SegPIC(nn.Module):
         p1_hat = net["transform_prototypes"].synthesize(p1_sym.to(dev), q)
         _, inverse_gain = net["y_gain"](q)
         y_hat = torch.cat(decoded, dim=1).to(dev) * inverse_gain.view(1, -1, 1, 1)
-        return net["g_s1"](net["rat_decoder"](net["g_s0"](y_hat), p1_hat, part_mid))
+        mid = net["g_s0"](y_hat)
+        mid = net["rat_decoder"].forward_banded(mid, p1_hat, part_mid, BAND_ROWS)
+        return _banded(net["g_s1"], mid, BAND_ROWS, BAND_MARGIN, step_out=4)

@@ -60,11 +60,37 @@ class RegionAdaptiveTransform(nn.Module):
 
     def forward(self, x: torch.Tensor, prototypes: torch.Tensor, partition: Partition
                 ) -> torch.Tensor:
+        return self._finish(x, self._filtered(x, prototypes, partition))
+
+    def _filtered(self, x: torch.Tensor, prototypes: torch.Tensor, partition: Partition
+                  ) -> torch.Tensor:
+        """CTL -> DKG -> DPSConv: local (radius 3), so it can run in bands."""
         b, _, h, w = x.shape
         f = self.ctl(x)
         expanded = expand_prototypes(prototypes.to(f.dtype), partition)
         kernels = self.dkg(torch.cat([f, expanded], dim=1))
         kernels = kernels.view(b, f.shape[1], self.k * self.k, h, w)
-        out = dps_conv(f, kernels, self.k)
-        out = out * self.cag(out)
-        return x + self.merge(out)
+        return dps_conv(f, kernels, self.k)
+
+    def _finish(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """CAG (global: average pooling over the whole map) and the 1x1 merge."""
+        return x + self.merge(out * self.cag(out))
+
+    def forward_banded(self, x: torch.Tensor, prototypes: torch.Tensor, partition: Partition,
+                       rows: int, margin: int = 8) -> torch.Tensor:
+        """The same result as `forward`, computed in horizontal bands of `rows` rows
+        (plus `margin` rows of context each side) so that the per-pixel kernels,
+        k*k times the feature map, never exist for the whole image at once."""
+        h = x.shape[2]
+        if h <= rows:
+            return self.forward(x, prototypes, partition)
+        out = None
+        for r0 in range(0, h, rows):
+            r1 = min(h, r0 + rows)
+            a0, a1 = max(0, r0 - margin), min(h, r1 + margin)
+            band = Partition(partition.labels[:, a0:a1], partition.num_regions)
+            part = self._filtered(x[:, :, a0:a1], prototypes, band)
+            if out is None:
+                out = part.new_empty(part.shape[0], part.shape[1], h, part.shape[3])
+            out[:, :, r0:r1] = part[:, :, r0 - a0 : r1 - a0]
+        return self._finish(x, out)

@@ -92,3 +92,31 @@ def test_decode_in_fresh_process_is_bit_exact(tiny_codec, tiny_weights, tmp_path
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=REPO, timeout=300)
     assert np.array_equal(np.load(out), result.reconstruction)
+
+
+def test_banded_transforms_equal_whole(tiny_codec):
+    """The 4K-memory bands (model.BAND_ROWS) compute the unbanded result: in
+    float64 (the decoder's precision) up to the last bit of rounding, which the
+    matrix kernels chosen for different band sizes may order differently. Encoder
+    and decoder band the same image the same way, so they still agree exactly."""
+    import copy
+
+    import torch
+
+    from segpic_codec import model as model_module
+    from segpic_codec.regions import grid_partition
+
+    net = copy.deepcopy(tiny_codec.model).double()
+    torch.manual_seed(3)
+    x = torch.rand(1, 3, 320, 128, dtype=torch.float64)
+    mid = torch.randn(1, net.config.N, 80, 32, dtype=torch.float64)
+    part = grid_partition(1, 80, 32, 4)
+    protos = torch.randn(part.num_regions, net.config.N, dtype=torch.float64)
+    with torch.no_grad():
+        def same(a, b):
+            return torch.allclose(a, b, rtol=0, atol=1e-12)
+
+        assert same(model_module._banded(net.g_s1, mid, 16, 16, step_out=4), net.g_s1(mid))
+        assert same(model_module._banded(net.g_a1, x, 16, 16, step_in=4), net.g_a1(x))
+        assert same(net.rat_decoder.forward_banded(mid, protos, part, 16),
+                    net.rat_decoder(mid, protos, part))
