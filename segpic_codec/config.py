@@ -109,8 +109,10 @@ def get_config(name: str) -> ModelConfig:
 
 
 # The largest image (in pixels) segpic reads or decodes; checked before any
-# pixel or tensor is allocated. SEGPIC_MAX_PIXELS overrides it.
-DEFAULT_MAX_PIXELS = 64_000_000
+# pixel or tensor is allocated. SEGPIC_MAX_PIXELS overrides it. Decoding peaks at
+# about 0.6 GB per megapixel (4.8 GB for 3840x2160, scripts/peak_memory.py), so
+# 25 MP (a 6000x4000 photo) stays within ~15 GB.
+DEFAULT_MAX_PIXELS = 25_000_000
 
 
 def max_pixels() -> int:
