@@ -25,6 +25,7 @@ from PIL import Image
 from segpic_codec import container, image_io
 from segpic_codec.cli import main
 from segpic_codec.codec import CodecError
+from segpic_codec.config import DEFAULT_MAX_PIXELS
 from segpic_codec.container import ContainerError
 from segpic_codec.errors import SegpicError
 from segpic_codec.image_io import ImageError, load_image
@@ -401,7 +402,8 @@ def test_malformed_images(tiny_weights, tmp_path):
 @pytest.mark.parametrize("dims,needle", [
     ((100000, 100000), "decompression bomb"),  # Pillow's hard limit
     ((10000, 10000), "decompression bomb"),  # over Pillow's warning limit
-    ((9000, 9000), "over the limit of 64.0 MP"),  # segpic's own limit
+    # segpic's own limit (default 25 MP; Pillow's warning limit is ~89 MP)
+    ((9000, 9000), f"over the limit of {DEFAULT_MAX_PIXELS / 1e6:.1f} MP"),
     ((70000, 2), "side over the limit of 65536"),
 ])
 def test_image_bombs_refused_before_decoding(tiny_weights, tmp_path, dims, needle):
