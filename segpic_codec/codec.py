@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from . import container
-from .config import DEFAULT_CONFIG, STRIDE
+from .config import DEFAULT_CONFIG, padded_size
 from .errors import SegpicError
 from .model import SegPIC
 from .quality import quality_to_index
@@ -189,10 +189,6 @@ def _check_pixels(pixels: np.ndarray) -> np.ndarray:
     if pixels.shape[0] > container.MAX_DIMENSION or pixels.shape[1] > container.MAX_DIMENSION:
         raise CodecError(f"image sides must be at most {container.MAX_DIMENSION} pixels")
     return pixels
-
-
-def padded_size(h: int, w: int) -> tuple[int, int]:
-    return -(-h // STRIDE) * STRIDE, -(-w // STRIDE) * STRIDE
 
 
 def _pad(pixels: np.ndarray) -> np.ndarray:

@@ -69,6 +69,11 @@ class ModelConfig:
 # The stride of the whole network: four stride-2 stages to y, two more to z.
 STRIDE = 64
 
+
+def padded_size(h: int, w: int) -> tuple[int, int]:
+    """The image size the network sees: each side rounded up to the stride."""
+    return -(-h // STRIDE) * STRIDE, -(-w // STRIDE) * STRIDE
+
 CONFIGS: dict[str, ModelConfig] = {
     "segpic": ModelConfig(name="segpic", N=192, M=320, Z=192),
     "small": ModelConfig(

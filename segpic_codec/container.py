@@ -18,7 +18,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from .config import CONFIGS, STRIDE, ModelConfig, max_pixels
+from .config import CONFIGS, ModelConfig, max_pixels, padded_size
 from .errors import SegpicError
 from .model import CodedStreams
 
@@ -184,8 +184,7 @@ def unpack(data: bytes) -> tuple[Header, CodedStreams]:
     for n in lengths:
         streams.append(bytes(data[offset : offset + n]))
         offset += n
-    ph = -(-header.height // STRIDE) * STRIDE
-    pw = -(-header.width // STRIDE) * STRIDE
+    ph, pw = padded_size(header.height, header.width)
     coded = CodedStreams(
         prototype_streams=streams[:PROTOTYPE_STREAMS],
         z_stream=streams[PROTOTYPE_STREAMS],

@@ -239,9 +239,7 @@ def _export(model: SegPIC, run_dir: Path, name: str, step: int, images_seen: int
         "date": time.strftime("%Y-%m-%d"),
         "initialised_from": str(opts.init) if opts.init else None,
     }
-    plain = SegPIC(model.config)
-    plain.load_state_dict(_plain_state(model))
-    return save_weights(plain, run_dir / "weights", training).parent
+    return save_weights(_unwrap(model), run_dir / "weights", training).parent
 
 
 def _evaluate(model: SegPIC, opts: TrainOptions, log_path: Path, step: int, console) -> None:
