@@ -27,6 +27,13 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 MAX_REGIONS = 24
 
 
+def compact_labels(labels: np.ndarray, cap: int = 255) -> np.ndarray:
+    """Any integer label map -> uint8 labels 0..N-1 in order of value (ids carry
+    no class), regions beyond `cap` merged into the last one."""
+    _, inverse = np.unique(np.asarray(labels).astype(np.int64), return_inverse=True)
+    return np.minimum(inverse.reshape(np.shape(labels)[:2]), cap).astype(np.uint8)
+
+
 def unsupervised_mask(rgb: np.ndarray, max_regions: int = MAX_REGIONS) -> np.ndarray:
     """A class-agnostic label map (H, W) uint8 for an RGB uint8 image."""
     from skimage import graph, segmentation
@@ -40,11 +47,7 @@ def unsupervised_mask(rgb: np.ndarray, max_regions: int = MAX_REGIONS) -> np.nda
             break
         rag = graph.rag_mean_color(rgb, over, mode="distance")
         labels = graph.cut_threshold(over, rag, threshold)
-    _, labels = np.unique(labels, return_inverse=True)
-    labels = labels.reshape(h, w)
-    if labels.max() >= 255:
-        labels = np.minimum(labels, 254)
-    return labels.astype(np.uint8)
+    return compact_labels(labels, cap=254)
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -85,9 +88,7 @@ def _prepare_one(args: tuple[str, str, str | None, int]) -> tuple[str, bytes, by
     if mask is None:
         labels = unsupervised_mask(np.asarray(img))
     else:
-        labels = np.asarray(mask).astype(np.int64)
-        _, labels = np.unique(labels, return_inverse=True)
-        labels = np.minimum(labels.reshape(mask.size[1], mask.size[0]), 255).astype(np.uint8)
+        labels = compact_labels(np.asarray(mask))
     jpg = io.BytesIO()
     img.save(jpg, format="JPEG", quality=84, subsampling=0)
     png = io.BytesIO()
@@ -131,8 +132,7 @@ def _load_raw_item(args: tuple[str, str | None, str]) -> TrainSample:
     if mask_path is not None:
         m = np.asarray(Image.open(mask_path))
         if m.shape[:2] == image.shape[:2]:
-            _, inv = np.unique(m.astype(np.int64), return_inverse=True)
-            mask = np.minimum(inv.reshape(m.shape[:2]), 255).astype(np.uint8)
+            mask = compact_labels(m)
     if mask is None:
         key = hashlib.sha256(image.tobytes()).hexdigest()[:16]
         cached = Path(cache_dir) / f"{Path(path).stem}-{key}.png"

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .codec import select_device
 from .config import get_config
 from .data import CropSampler, load_training_set
 from .model import SegPIC
@@ -76,12 +77,6 @@ def lr_at(opts: TrainOptions, step: int, progress: float) -> float:
     return opts.lr * warm * (opts.lr_final_fraction + (1 - opts.lr_final_fraction) * cosine)
 
 
-def _select_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def _log(path: Path, record: dict) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
@@ -96,7 +91,7 @@ def train(opts: TrainOptions, console=None) -> Path:
     random.seed(opts.seed)
     np.random.seed(opts.seed)
     torch.manual_seed(opts.seed)
-    device = _select_device(opts.device)
+    device = select_device(opts.device)
     run_dir = Path(opts.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "log.jsonl"
