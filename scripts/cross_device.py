@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     sys.path.insert(0, str(REPO))
-    from segpic_codec.codec import Codec
     from segpic_codec.image_io import load_image
+    from segpic_codec.segpic.codec import Codec
 
     images = sorted(p for p in args.kodak.glob("*.png")) if args.kodak.is_dir() else []
     if args.limit:

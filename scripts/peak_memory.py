@@ -26,8 +26,8 @@ def _phase(args: argparse.Namespace) -> None:
     import torch
     from PIL import Image
 
-    from segpic_codec.codec import Codec
     from segpic_codec.image_io import save_png
+    from segpic_codec.segpic.codec import Codec
 
     torch.set_num_threads(args.threads)
     codec = Codec.load(device="cpu")

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from segpic_codec.codec import Codec
-from segpic_codec.config import CONFIGS
 from segpic_codec.image_io import load_image
-from segpic_codec.model import SegPIC
-from segpic_codec.weights import default_weights_dir
+from segpic_codec.segpic.codec import Codec
+from segpic_codec.segpic.config import CONFIGS
+from segpic_codec.segpic.model import SegPIC
+from segpic_codec.segpic.weights import default_weights_dir
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGE = REPO.parent / "shared" / "data" / "kodak" / "kodim23.png"

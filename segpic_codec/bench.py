@@ -324,7 +324,7 @@ def make_segpic(device: str, weights: Path | None, threads: int) -> BenchCodec:
 
     import torch
 
-    from .codec import Codec
+    from .segpic.codec import Codec
 
     try:
         codec = Codec.load(weights, model=None, device=device)

@@ -1,15 +1,22 @@
-"""The .spic container, format version 1 (byte layout in docs/format.md).
+"""The .spic container frame: codec-neutral (byte layout in docs/format.md).
 
-    magic "SPIC" | version | model id | weights id (4) | quality | grid |
-    width-1, height-1, stream count, stream lengths (varints) |
+Version 2 (written):
+
+    magic "SPIC" | version 2 | codec id | width-1, height-1 (varints) |
+    payload length (varint) | payload | stream count, stream lengths (varints) |
     streams... | CRC-32 (little endian) over everything before it
 
-Stream lengths are counted in 32-bit words (range-coded streams are whole words);
-the last stream's length is implied by the file size. Streams, in order: the
-prototype streams p' and p, the z stream, then one stream per y slice.
+The payload is a small codec-specific header that only the codec parses. Stream
+lengths are counted in 32-bit words (range-coded streams are whole words); the
+last stream's length is implied by the file size.
 
-`unpack` checks every field against hard limits and the real file size before
-anything is allocated, and raises `ContainerError` with a one-line message.
+Version 1 (read only) was SegPIC's own layout: its 7 header bytes after the
+version byte (model id, weights id, quality, grid) are exactly SegPIC's version-2
+payload, so a version-1 file reads as a SegPIC frame with that payload.
+
+`read_frame` checks every field against hard limits and the real file size before
+anything is allocated, and raises `ContainerError` with a one-line message. This
+module imports no codec and no torch: `segpic info` runs on it alone.
 """
 
 from __future__ import annotations
@@ -18,19 +25,17 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from .config import CONFIGS, ModelConfig, max_pixels, padded_size
 from .errors import SegpicError
-from .model import CodedStreams
+from .limits import too_large
 
 MAGIC = b"SPIC"
-VERSION = 1
-MODEL_IDS = {"small": 1, "segpic": 2, "tiny": 3}
-MODEL_NAMES = {v: k for k, v in MODEL_IDS.items()}
-QUALITY_STEPS = 40  # quality is stored as round(quality * 40) in one byte
-MAX_GRID = 8
-MAX_DIMENSION = 1 << 16
+VERSION = 2
+CODEC_IDS = {"segpic": 1, "moric": 2}
+CODEC_NAMES = {v: k for k, v in CODEC_IDS.items()}
+MAX_PAYLOAD = 4096  # bytes of codec header
+MAX_STREAMS = 1024
 MAX_VARINT_BYTES = 5
-PROTOTYPE_STREAMS = 2
+V1_PAYLOAD = 7  # model id, weights id (4), quality, grid
 
 
 class ContainerError(SegpicError, ValueError):
@@ -38,36 +43,23 @@ class ContainerError(SegpicError, ValueError):
 
 
 @dataclass(frozen=True)
-class Header:
-    model: str
-    weights_id: str  # 8 hex digits
-    quality: float
+class FrameHeader:
+    """Everything before the streams, checked; `stream_lengths` in bytes."""
+
+    version: int
+    codec: str
     width: int
     height: int
-    grid: int
+    payload: bytes
+    stream_lengths: list[int]
+    offset: int  # where the first stream starts
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
 
 
-def format_pixels(count: int) -> str:
-    """A pixel count for messages: "64.0 MP", or exact below one megapixel (a
-    lowered SEGPIC_MAX_PIXELS would otherwise read "0.0 MP")."""
-    return f"{count / 1e6:.1f} MP" if count >= 1_000_000 else f"{count} pixels"
-
-
-def quantize_quality(quality: float) -> float:
-    return round(quality * QUALITY_STEPS) / QUALITY_STEPS
-
-
-def expected_streams(config: ModelConfig) -> int:
-    return PROTOTYPE_STREAMS + 1 + config.num_slices
-
-
-def stream_names(count: int) -> list[str]:
-    """Names of the streams in file order."""
-    names = ["p_transform", "p_entropy", "z"]
-    return names + [f"y{i}" for i in range(count - len(names))]
-
-
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
     if value < 0:
         raise ValueError("varints are unsigned")
     out = bytearray()
@@ -104,66 +96,69 @@ class _Reader:
         raise ContainerError(f"corrupt .spic file (overlong number in the {what})")
 
 
-def pack(header: Header, streams: CodedStreams) -> bytes:
-    parts = [*streams.prototype_streams, streams.z_stream, *streams.y_streams]
-    for part in parts:
+def pack(codec: str, width: int, height: int, payload: bytes, streams: list[bytes]) -> bytes:
+    """One image's frame. Every stream must be whole 32-bit words."""
+    if codec not in CODEC_IDS:
+        raise ValueError(f"unknown codec {codec!r}")
+    if not streams or len(streams) > MAX_STREAMS or len(payload) > MAX_PAYLOAD:
+        raise ValueError("stream count or payload size out of range")
+    for part in streams:
         if len(part) % 4:
             raise ValueError("coded streams must be whole 32-bit words")
-    q = round(header.quality * QUALITY_STEPS)
-    if not 0 < q < 256:
-        raise ValueError(f"quality {header.quality} cannot be stored")
     out = bytearray(MAGIC)
-    out += struct.pack("<BB4sBB", VERSION, MODEL_IDS[header.model],
-                       bytes.fromhex(header.weights_id), q, header.grid)
-    out += _varint(header.width - 1) + _varint(header.height - 1) + _varint(len(parts))
-    for part in parts[:-1]:
-        out += _varint(len(part) // 4)
-    for part in parts:
+    out += struct.pack("<BB", VERSION, CODEC_IDS[codec])
+    out += varint(width - 1) + varint(height - 1)
+    out += varint(len(payload)) + payload
+    out += varint(len(streams))
+    for part in streams[:-1]:
+        out += varint(len(part) // 4)
+    for part in streams:
         out += part
     out += struct.pack("<I", zlib.crc32(out))
     return bytes(out)
 
 
-def read_header(data: bytes) -> tuple[Header, list[int], int]:
-    """Parse and check the header -> (header, stream byte lengths, payload offset).
-    Verifies the CRC; does not need the model."""
+def read_frame(data: bytes) -> FrameHeader:
+    """Parse and check the frame (both versions), including the CRC. Needs no codec."""
     if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
         raise ContainerError("not a .spic file (bad magic bytes)")
     if len(data) < len(MAGIC) + 1:
         raise ContainerError("truncated .spic file (ends inside the header)")
     version = data[len(MAGIC)]
-    if version != VERSION:
+    if version not in (1, VERSION):
         if version > VERSION:
             raise ContainerError(f"file uses .spic format version {version}; this segpic "
-                                 f"reads version {VERSION} (upgrade segpic)")
+                                 f"reads versions 1 to {VERSION} (upgrade segpic)")
         raise ContainerError(f"unknown .spic format version {version}")
-    if len(data) < len(MAGIC) + 13:
+    if len(data) < len(MAGIC) + 9:
         raise ContainerError("truncated .spic file (ends inside the header)")
     reader = _Reader(data, len(data) - 4)
     reader.take(len(MAGIC) + 1, "header")
-    model_id, weights, q, grid = struct.unpack("<B4sBB", reader.take(7, "header"))
-    if model_id not in MODEL_NAMES:
-        raise ContainerError(f"unknown model id {model_id} in .spic header")
-    model = MODEL_NAMES[model_id]
-    config = CONFIGS[model]
-    if not QUALITY_STEPS <= q <= QUALITY_STEPS * config.num_qualities:
-        raise ContainerError(f"invalid quality {q / QUALITY_STEPS} in .spic header")
-    if not 1 <= grid <= MAX_GRID:
-        raise ContainerError(f"invalid grid size {grid} in .spic header")
+    if version == 1:
+        codec = "segpic"
+        payload = reader.take(V1_PAYLOAD, "header")
+    else:
+        codec_id = reader.take(1, "header")[0]
+        if codec_id not in CODEC_NAMES:
+            raise ContainerError(f"unknown codec id {codec_id} in .spic header "
+                                 "(made by a newer segpic?)")
+        codec = CODEC_NAMES[codec_id]
     width = reader.varint("header") + 1
     height = reader.varint("header") + 1
-    if width > MAX_DIMENSION or height > MAX_DIMENSION or width * height > max_pixels():
-        raise ContainerError(f"refusing {width}x{height} image: over the size limit "
-                             f"({format_pixels(max_pixels())}, sides up to {MAX_DIMENSION}; "
-                             "set SEGPIC_MAX_PIXELS to raise it)")
+    reason = too_large(width, height)
+    if reason:
+        raise ContainerError(reason)
+    if version != 1:
+        size = reader.varint("header")
+        if size > MAX_PAYLOAD:
+            raise ContainerError(f"corrupt .spic file ({size}-byte codec header)")
+        payload = reader.take(size, "codec header")
     count = reader.varint("stream table")
-    if count != expected_streams(config):
-        raise ContainerError(f"corrupt .spic file: {count} streams, model {model!r} "
-                             f"has {expected_streams(config)}")
+    if not 1 <= count <= MAX_STREAMS:
+        raise ContainerError(f"corrupt .spic file ({count} streams)")
     lengths = []
     for _ in range(count - 1):
-        words = reader.varint("stream table")
-        lengths.append(words * 4)
+        lengths.append(reader.varint("stream table") * 4)
         if reader.pos + sum(lengths) > reader.end:
             raise ContainerError("truncated .spic file (shorter than its stream table says)")
     last = reader.end - reader.pos - sum(lengths)
@@ -173,23 +168,13 @@ def read_header(data: bytes) -> tuple[Header, list[int], int]:
     stored_crc = struct.unpack("<I", data[-4:])[0]
     if zlib.crc32(data[:-4]) != stored_crc:
         raise ContainerError("corrupted .spic file (checksum mismatch)")
-    header = Header(model=model, weights_id=weights.hex(), quality=q / QUALITY_STEPS,
-                    width=width, height=height, grid=grid)
-    return header, lengths, reader.pos
+    return FrameHeader(version, codec, width, height, bytes(payload), lengths, reader.pos)
 
 
-def unpack(data: bytes) -> tuple[Header, CodedStreams]:
-    header, lengths, offset = read_header(data)
-    streams = []
-    for n in lengths:
+def split_streams(data: bytes, frame: FrameHeader) -> list[bytes]:
+    """The streams of a checked frame, in file order."""
+    streams, offset = [], frame.offset
+    for n in frame.stream_lengths:
         streams.append(bytes(data[offset : offset + n]))
         offset += n
-    ph, pw = padded_size(header.height, header.width)
-    coded = CodedStreams(
-        prototype_streams=streams[:PROTOTYPE_STREAMS],
-        z_stream=streams[PROTOTYPE_STREAMS],
-        y_streams=streams[PROTOTYPE_STREAMS + 1 :],
-        latent_height=ph // 16,
-        latent_width=pw // 16,
-    )
-    return header, coded
+    return streams

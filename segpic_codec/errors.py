@@ -12,3 +12,7 @@ from __future__ import annotations
 
 class SegpicError(Exception):
     """Base class of the errors segpic raises for bad input files and requests."""
+
+
+class CodecError(SegpicError, ValueError):
+    """A request a codec cannot fulfil (bad quality, unreachable bpp, foreign file)."""

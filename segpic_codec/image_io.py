@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .config import max_pixels
-from .container import MAX_DIMENSION, format_pixels
 from .errors import SegpicError
+from .limits import MAX_DIMENSION, format_pixels, max_pixels
+
+# What `segpic batch` and the training set loader pick up as images.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
 class ImageError(SegpicError, ValueError):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from segpic_codec.codec import Codec
-from segpic_codec.config import get_config
-from segpic_codec.model import SegPIC
-from segpic_codec.weights import save_weights
+from segpic_codec.segpic.codec import Codec
+from segpic_codec.segpic.config import get_config
+from segpic_codec.segpic.model import SegPIC
+from segpic_codec.segpic.weights import save_weights
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

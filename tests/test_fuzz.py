@@ -38,6 +38,7 @@ from hypothesis import strategies as st
 
 from segpic_codec import container
 from segpic_codec.errors import SegpicError
+from segpic_codec.segpic import layout as segpic_layout
 
 CASES = int(os.environ.get("SEGPIC_FUZZ_CASES", "300"))
 LONG_RUN = "SEGPIC_FUZZ_CASES" in os.environ
@@ -95,38 +96,42 @@ def _varint(value: int) -> bytes:
 
 @dataclass
 class Layout:
-    """A valid file taken apart: fixed header bytes, varint fields, streams."""
+    """A valid file taken apart: the fixed bytes, the varint fields, the codec's
+    header payload and the streams (version-2 frame, any codec)."""
 
-    fixed: bytearray  # magic .. grid (12 bytes)
-    varints: list[bytes]  # width-1, height-1, count, lengths (raw encodings)
+    fixed: bytearray  # magic, version, codec id (6 bytes)
+    varints: list[bytes]  # width-1, height-1, payload length, count, lengths (raw)
+    payload: bytearray  # the codec's header (SegPIC: model, weights id, quality, grid)
     streams: list[bytes]
 
     @classmethod
     def parse(cls, data: bytes) -> Layout:
-        _, lengths, offset = container.read_header(data)
-        pos, varints = 12, []
-        while pos < offset:
+        frame = container.read_frame(data)
+        pos, varints = 6, []
+        while pos < frame.offset:
             end = pos
             while data[end] & 0x80:
                 end += 1
             varints.append(data[pos : end + 1])
             pos = end + 1
-        streams, pos = [], offset
-        for n in lengths:
-            streams.append(data[pos : pos + n])
-            pos += n
-        return cls(bytearray(data[:12]), varints, streams)
+            if len(varints) == 3:  # the payload follows its length
+                pos += len(frame.payload)
+        return cls(bytearray(data[:6]), varints, bytearray(frame.payload),
+                   container.split_streams(data, frame))
 
     def build(self, table_from_streams: bool = True) -> bytes:
         varints = list(self.varints)
         if table_from_streams:  # keep the stream table consistent with the streams
-            varints = varints[:2] + [_varint(len(self.streams))] + [
-                _varint(len(s) // 4) for s in self.streams[:-1]]
-        body = bytes(self.fixed) + b"".join(varints) + b"".join(self.streams)
+            varints = varints[:2] + [_varint(len(self.payload)), _varint(len(self.streams))]
+            varints += [_varint(len(s) // 4) for s in self.streams[:-1]]
+        body = (bytes(self.fixed) + b"".join(varints[:3]) + bytes(self.payload)
+                + b"".join(varints[3:]) + b"".join(self.streams))
         return body + struct.pack("<I", zlib.crc32(body))
 
 
-FIXED_FIELDS = {"version": 4, "model": 5, "weights": 6, "quality": 10, "grid": 11}
+# (part, index): the frame's fixed bytes, or a byte of SegPIC's header payload
+FIXED_FIELDS = {"version": ("fixed", 4), "codec": ("fixed", 5), "model": ("payload", 0),
+                "weights": ("payload", 1), "quality": ("payload", 5), "grid": ("payload", 6)}
 VARINT_VALUES = {
     "zero": _varint(0),
     "one": _varint(1),
@@ -153,9 +158,9 @@ mutation = st.one_of(
     st.tuples(st.just("dims"),
               st.one_of(st.integers(1, 64), st.sampled_from([1, 4096, 4097, 65536])),
               st.one_of(st.integers(1, 64), st.sampled_from([1, 4096, 4097, 65536]))),
-    st.tuples(st.just("quality"), st.integers(container.QUALITY_STEPS,
-                                              6 * container.QUALITY_STEPS)),
-    st.tuples(st.just("grid"), st.integers(1, container.MAX_GRID)),
+    st.tuples(st.just("quality"), st.integers(segpic_layout.QUALITY_STEPS,
+                                              6 * segpic_layout.QUALITY_STEPS)),
+    st.tuples(st.just("grid"), st.integers(1, segpic_layout.MAX_GRID)),
     st.tuples(st.just("stream"), st.integers(0, 12),
               st.sampled_from(["random", "random_words", "empty", "zeros", "ones",
                                "swap", "duplicate", "grow", "shrink"]),
@@ -189,7 +194,8 @@ def _apply(data: bytes, op: tuple) -> bytes:
     except SegpicError:
         return data  # structured edits need a parsable file
     if kind == "fixed":
-        layout.fixed[FIXED_FIELDS[op[1]]] = op[2]
+        part, index = FIXED_FIELDS[op[1]]
+        getattr(layout, part)[index] = op[2]
         return layout.build()
     if kind == "varint":
         index = op[1] % len(layout.varints)
@@ -200,10 +206,10 @@ def _apply(data: bytes, op: tuple) -> bytes:
         layout.varints[0], layout.varints[1] = _varint(op[1] - 1), _varint(op[2] - 1)
         return layout.build()
     if kind == "quality":
-        layout.fixed[10] = op[1]
+        layout.payload[5] = op[1]
         return layout.build()
     if kind == "grid":
-        layout.fixed[11] = op[1]
+        layout.payload[6] = op[1]
         return layout.build()
     _, index, how, payload, other = op
     streams = layout.streams
@@ -245,7 +251,7 @@ def _decode_checked(codec, data: bytes) -> str:
         if str(exc).startswith("cannot decode"):  # a library error the codec wrapped
             outcome += f" ({exc})"
     else:
-        header, _, _ = container.read_header(data)
+        header, _, _ = segpic_layout.read_header(data)
         assert isinstance(pixels, np.ndarray) and pixels.dtype == np.uint8
         assert pixels.shape == (header.height, header.width, 3)
         outcome = "decoded"
@@ -253,7 +259,7 @@ def _decode_checked(codec, data: bytes) -> str:
     assert elapsed < CASE_CPU_SECONDS, f"one case took {elapsed:.1f} CPU s"
     # the parser alone (segpic info) must agree: a header or a ContainerError
     try:
-        container.read_header(data)
+        segpic_layout.read_header(data)
     except container.ContainerError:
         pass
     OUTCOMES[outcome] += 1

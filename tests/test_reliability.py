@@ -22,14 +22,14 @@ from click.testing import CliRunner
 from conftest import REPO, random_image
 from PIL import Image
 
-from segpic_codec import container, image_io
+from segpic_codec import image_io
 from segpic_codec.cli import main
-from segpic_codec.codec import CodecError
-from segpic_codec.config import DEFAULT_MAX_PIXELS
 from segpic_codec.container import ContainerError
-from segpic_codec.errors import SegpicError
+from segpic_codec.entropy.range_coding import StreamError
+from segpic_codec.errors import CodecError, SegpicError
 from segpic_codec.image_io import ImageError, load_image
-from segpic_codec.range_coding import StreamError
+from segpic_codec.limits import DEFAULT_MAX_PIXELS
+from segpic_codec.segpic import layout
 
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -89,7 +89,7 @@ import sys, json, numpy as np, torch
 threads, deterministic, weights, out_dir, in_dir = sys.argv[1:6]
 torch.set_num_threads(int(threads))
 torch.use_deterministic_algorithms(deterministic == "1")
-from segpic_codec.codec import Codec
+from segpic_codec.segpic.codec import Codec
 sys.path.insert(0, {tests!r})
 from conftest import random_image
 codec = Codec.load(weights, device="cpu")
@@ -214,7 +214,7 @@ def _wait_for_outputs(proc: subprocess.Popen, dst: Path, count: int) -> None:
 
 def _assert_complete(files: list[Path]) -> None:
     for path in files:  # the CRC covers every byte: a partial file cannot pass
-        container.read_header(path.read_bytes())
+        layout.read_header(path.read_bytes())
 
 
 POSIX_SIGNALS = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import REPO, random_image
 
-from segpic_codec import container
-from segpic_codec.codec import CodecError
+from segpic_codec.errors import CodecError
+from segpic_codec.segpic import layout
 
 
 @pytest.mark.parametrize("size", [(1, 1), (1, 70), (65, 3), (64, 64), (63, 130), (100, 37)])
@@ -21,7 +21,7 @@ def test_roundtrip_any_size(tiny_codec, size):
     decoded = tiny_codec.decode(result.data)
     assert decoded.shape == image.shape
     assert np.array_equal(decoded, result.reconstruction)
-    header, _, _ = container.read_header(result.data)
+    header, _, _ = layout.read_header(result.data)
     assert (header.width, header.height) == (size[1], size[0])
 
 
@@ -31,9 +31,9 @@ def test_roundtrip_qualities_and_grids(tiny_codec, quality, grid):
     image = random_image(96, 160, seed=7)
     result = tiny_codec.encode(image, quality=quality, grid=grid)
     assert np.array_equal(tiny_codec.decode(result.data), result.reconstruction)
-    header, _, _ = container.read_header(result.data)
+    header, _, _ = layout.read_header(result.data)
     assert header.grid == grid
-    assert header.quality == container.quantize_quality(quality)
+    assert header.quality == layout.quantize_quality(quality)
 
 
 def test_rate_grows_with_quality(tiny_codec):
@@ -67,8 +67,10 @@ def test_bad_requests(tiny_codec):
 def test_foreign_weights_refused(tiny_codec):
     result = tiny_codec.encode(random_image(32, 32), quality=2)
     data = bytearray(result.data)
-    # same model, other weights id (and a valid checksum)
-    data[6:10] = bytes.fromhex("deadbeef")
+    # same model, other weights id (and a valid checksum); in SegPIC's header
+    # payload, right after the model id
+    start = data.index(bytes.fromhex(tiny_codec.weights_id))
+    data[start : start + 4] = bytes.fromhex("deadbeef")
     import struct
     import zlib
 
@@ -85,7 +87,7 @@ def test_decode_in_fresh_process_is_bit_exact(tiny_codec, tiny_weights, tmp_path
     out = tmp_path / "decoded.npy"
     code = (
         "import numpy as np, sys\n"
-        "from segpic_codec.codec import Codec\n"
+        "from segpic_codec.segpic.codec import Codec\n"
         f"c = Codec.load({str(tiny_weights)!r}, device='cpu')\n"
         f"np.save({str(out)!r}, c.decode(open({str(spic)!r}, 'rb').read()))\n"
     )
@@ -103,8 +105,8 @@ def test_banded_transforms_equal_whole(tiny_codec):
 
     import torch
 
-    from segpic_codec import model as model_module
-    from segpic_codec.regions import grid_partition
+    from segpic_codec.segpic import model as model_module
+    from segpic_codec.segpic.regions import grid_partition
 
     net = copy.deepcopy(tiny_codec.model).double()
     torch.manual_seed(3)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from conftest import KODAK, REPO, SHIPPED
 
-from segpic_codec.codec import Codec
 from segpic_codec.image_io import load_image
+from segpic_codec.segpic.codec import Codec
 
 pytestmark = pytest.mark.skipif(not SHIPPED.is_file(), reason="shipped weights not present")
 
@@ -39,7 +39,7 @@ def test_kodak_image_every_quality_bit_exact(tmp_path):
         (tmp_path / f"{i}.spic").write_bytes(r.data)
     code = (
         "import numpy as np\n"
-        "from segpic_codec.codec import Codec\n"
+        "from segpic_codec.segpic.codec import Codec\n"
         "c = Codec.load(device='cpu')\n"
         f"np.save({str(tmp_path / 'out.npy')!r}, np.stack([c.decode(open("
         f"{str(tmp_path)!r} + f'/{{i}}.spic', 'rb').read()) for i in range(6)]))\n"
@@ -49,3 +49,27 @@ def test_kodak_image_every_quality_bit_exact(tmp_path):
     decoded = np.load(tmp_path / "out.npy")
     for i, r in enumerate(results):
         assert np.array_equal(decoded[i], r.reconstruction), f"quality {i + 1}"
+
+
+V1_FILES = sorted((REPO / "tests" / "data" / "v1").glob("*.spic"))
+
+
+@pytest.mark.parametrize("path", V1_FILES, ids=lambda p: p.name)
+def test_version_1_files_decode_to_the_same_pixels(path):
+    """Files made before the codec-neutral frame (format version 1, committed with
+    the PNG their decoder produced then) still decode to exactly those pixels,
+    through the codec-neutral API and the CLI."""
+    from click.testing import CliRunner
+
+    from segpic_codec import codecs
+    from segpic_codec.cli import main
+
+    expected = load_image(path.with_name(path.stem + ".decoded.png")).pixels
+    data = path.read_bytes()
+    assert data[4] == 1
+    assert np.array_equal(codecs.decode(data, device="cpu"), expected)
+    runner = CliRunner()
+    with runner.isolated_filesystem():
+        result = runner.invoke(main, ["decode", str(path), "out.png", "--device", "cpu"])
+        assert result.exit_code == 0, result.output
+        assert np.array_equal(load_image("out.png").pixels, expected)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .codec import select_device
+from ..devices import select_device
 from .config import get_config
 from .data import CropSampler, load_training_set
 from .model import SegPIC

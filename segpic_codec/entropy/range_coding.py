@@ -16,7 +16,7 @@ from __future__ import annotations
 import constriction
 import numpy as np
 
-from .errors import SegpicError
+from ..errors import SegpicError
 
 # Symbols of y are clamped to this range before coding; the encoder reconstructs
 # from the clamped value, so clamping never desynchronises the decoder.

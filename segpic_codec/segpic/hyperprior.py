@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .entropy_models import FactorizedDensity, add_uniform_noise, ste_round
+from ..entropy.entropy_models import FactorizedDensity, add_uniform_noise, ste_round
 from .layers import conv3x3
 from .quality import QualityGain
 from .rat import RegionAdaptiveTransform

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .entropy_models import add_uniform_noise, gaussian_log_likelihood, ste_round
+from ..entropy.entropy_models import add_uniform_noise, gaussian_log_likelihood, ste_round
 from .layers import conv3x3
 
 

@@ -1,13 +1,12 @@
 """Model configurations.
 
-Every configuration runs through the same code path (`segpic_codec.model.SegPIC`);
+Every configuration runs through the same code path (`segpic_codec.segpic.model.SegPIC`);
 they differ only in widths. `segpic` is the paper's model (N=192, M=320), `small`
 is the default that ships with trained weights, `tiny` exists for tests.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 
 # The paper's MSE lambdas (Sec. 4.1), one per quality level, lowest rate first.
@@ -111,23 +110,3 @@ def get_config(name: str) -> ModelConfig:
         raise ValueError(
             f"unknown model {name!r}; choose one of: {', '.join(sorted(CONFIGS))}"
         ) from None
-
-
-# The largest image (in pixels) segpic reads or decodes; checked before any
-# pixel or tensor is allocated. SEGPIC_MAX_PIXELS overrides it. Decoding peaks at
-# about 0.6 GB per megapixel (4.8 GB for 3840x2160, scripts/peak_memory.py), so
-# 25 MP (a 6000x4000 photo) stays within ~15 GB.
-DEFAULT_MAX_PIXELS = 25_000_000
-
-
-def max_pixels() -> int:
-    value = os.environ.get("SEGPIC_MAX_PIXELS")
-    if not value:
-        return DEFAULT_MAX_PIXELS
-    try:
-        limit = int(value)
-    except ValueError:
-        raise ValueError(f"SEGPIC_MAX_PIXELS must be a whole number, got {value!r}") from None
-    if limit < 1:
-        raise ValueError("SEGPIC_MAX_PIXELS must be positive")
-    return limit

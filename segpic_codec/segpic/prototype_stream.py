@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .entropy_models import FactorizedDensity, add_uniform_noise, ste_round
+from ..entropy.entropy_models import FactorizedDensity, add_uniform_noise, ste_round
 from .layers import GDN, conv1x1
 from .quality import QualityGain
 

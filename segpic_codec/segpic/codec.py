@@ -11,47 +11,22 @@ exactly what `decode` returns for the same weights on the same device.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import container
+from ..codecs import EncodeResult
+from ..devices import select_device
+from ..errors import CodecError, SegpicError
+from ..limits import MAX_DIMENSION
+from . import layout as stream_layout
 from .config import DEFAULT_CONFIG, padded_size
-from .errors import SegpicError
 from .model import SegPIC
 from .quality import quality_to_index
 from .weights import WeightsError, default_weights_dir, load_weights
 
 DEFAULT_GRID = 4
-
-
-class CodecError(SegpicError, ValueError):
-    """A request the codec cannot fulfil (bad quality, unreachable bpp, foreign file)."""
-
-
-@dataclass
-class EncodeResult:
-    data: bytes
-    reconstruction: np.ndarray | None  # (H, W, 3) uint8, what the decoder will output
-    quality: float
-    width: int
-    height: int
-
-    @property
-    def bpp(self) -> float:
-        return 8 * len(self.data) / (self.width * self.height)
-
-
-def select_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise CodecError("--device cuda was asked for, but no CUDA device is available")
-    if name not in ("cpu", "cuda"):
-        raise CodecError(f"unknown device {name!r} (auto, cpu or cuda)")
-    return torch.device(name)
 
 
 class Codec:
@@ -94,8 +69,8 @@ class Codec:
         to return the exact decoded image (costs about one decode)."""
         if quality is not None and bpp is not None:
             raise CodecError("give either a quality or a target bpp, not both")
-        if not 1 <= grid <= container.MAX_GRID:
-            raise CodecError(f"grid must be between 1 and {container.MAX_GRID}")
+        if not 1 <= grid <= stream_layout.MAX_GRID:
+            raise CodecError(f"grid must be between 1 and {stream_layout.MAX_GRID}")
         pixels = _check_pixels(pixels)
         if bpp is not None:
             result = self._encode_for_bpp(pixels, bpp, grid)
@@ -111,7 +86,7 @@ class Codec:
             quality_to_index(quality, self.num_qualities)
         except ValueError as exc:
             raise CodecError(str(exc)) from None
-        return container.quantize_quality(quality)
+        return stream_layout.quantize_quality(quality)
 
     def _encode_at(self, pixels: np.ndarray, quality: float, grid: int,
                    reconstruct: bool = False) -> EncodeResult:
@@ -119,10 +94,10 @@ class Codec:
         x = _to_tensor(_pad(pixels), self.device)
         q = quality_to_index(quality, self.num_qualities)
         streams, x_hat = self.model.compress(x, q, grid, reconstruct=reconstruct)
-        header = container.Header(
+        header = stream_layout.Header(
             model=self.model_name, weights_id=self.weights_id, quality=quality,
             width=w, height=h, grid=grid)
-        data = container.pack(header, streams)
+        data = stream_layout.pack(header, streams)
         pixels_out = _to_pixels(x_hat, h, w) if x_hat is not None else None
         return EncodeResult(data, pixels_out, quality, w, h)
 
@@ -139,9 +114,9 @@ class Codec:
         top = self._encode_at(pixels, hi_q, grid)
         if top.bpp <= target:
             return top
-        step = 1.0 / container.QUALITY_STEPS
+        step = 1.0 / stream_layout.QUALITY_STEPS
         while hi_q - lo_q > step * 1.5:
-            mid = container.quantize_quality((lo_q + hi_q) / 2)
+            mid = stream_layout.quantize_quality((lo_q + hi_q) / 2)
             if mid in (lo_q, hi_q):
                 break
             trial = self._encode_at(pixels, mid, grid)
@@ -157,7 +132,7 @@ class Codec:
         however damaged or hostile, either decodes or raises a `SegpicError`
         (ContainerError, CodecError, StreamError); the header's pixel count is
         checked against `max_pixels()` before anything is allocated."""
-        header, streams = container.unpack(data)
+        header, streams = stream_layout.unpack(data)
         if header.model != self.model_name:
             raise CodecError(f"file was made with model {header.model!r}, "
                              f"these weights are {self.model_name!r}")
@@ -186,8 +161,8 @@ def _check_pixels(pixels: np.ndarray) -> np.ndarray:
         raise CodecError("pixels must be a (H, W, 3) uint8 array")
     if pixels.shape[0] < 1 or pixels.shape[1] < 1:
         raise CodecError("image has no pixels")
-    if pixels.shape[0] > container.MAX_DIMENSION or pixels.shape[1] > container.MAX_DIMENSION:
-        raise CodecError(f"image sides must be at most {container.MAX_DIMENSION} pixels")
+    if pixels.shape[0] > MAX_DIMENSION or pixels.shape[1] > MAX_DIMENSION:
+        raise CodecError(f"image sides must be at most {MAX_DIMENSION} pixels")
     return pixels
 
 

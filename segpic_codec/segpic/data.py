@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+from ..image_io import IMAGE_SUFFIXES
+
 MAX_REGIONS = 24
 
 

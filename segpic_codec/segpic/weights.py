@@ -19,13 +19,16 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..errors import SegpicError
 from .config import ModelConfig
-from .errors import SegpicError
 from .model import SegPIC
 
 MANIFEST = "manifest.json"
 MAX_SHARD_BYTES = 16 * 2**20 - 2**16  # 16 MiB per file, minus room for the header
-REPO_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+# The repository keeps the shipped weights in its top-level weights/; the wheel and
+# the sdist carry that folder as the package `segpic_codec.shipped_weights`
+# (pyproject.toml maps it), so an installed segpic finds them anywhere.
+SOURCE_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 
 class WeightsError(SegpicError, RuntimeError):
@@ -124,7 +127,18 @@ def load_weights(path: Path, device: torch.device | str = "cpu", verify: bool = 
 
 
 def default_weights_dir(model_name: str) -> Path:
-    """$SEGPIC_WEIGHTS/<model> if set, else the repository's weights/<model>."""
+    """$SEGPIC_WEIGHTS/<model> if set, else the shipped weights/<model>."""
     root = os.environ.get("SEGPIC_WEIGHTS")
-    base = Path(root) if root else REPO_WEIGHTS
-    return base / model_name
+    return (Path(root) if root else shipped_weights_root()) / model_name
+
+
+def shipped_weights_root() -> Path:
+    """Where the installed package keeps the shipped weights; the source tree's
+    weights/ when segpic runs from a checkout without being installed."""
+    try:
+        import segpic_codec.shipped_weights as shipped
+    except ImportError:
+        return SOURCE_WEIGHTS
+    for folder in getattr(shipped, "__path__", []):
+        return Path(folder)
+    return SOURCE_WEIGHTS

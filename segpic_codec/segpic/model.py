@@ -25,27 +25,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..entropy.entropy_models import DiscreteFactorized, ScaleTable
+from ..entropy.range_coding import GAUSSIAN_RANGE, decode_gaussian, encode_gaussian
 from .charm import ChannelARCodec
 from .config import ModelConfig
-from .entropy_models import DiscreteFactorized, ScaleTable
 from .hyperprior import HyperpriorCodec
 from .layers import DownBlock, UpBlock, WindowAttentionModule, conv1x1
+from .layout import CodedStreams
 from .prototype_stream import PrototypeCodec
 from .quality import QualityGain
-from .range_coding import GAUSSIAN_RANGE, decode_gaussian, encode_gaussian
 from .rat import RegionAdaptiveTransform
 from .regions import Partition, grid_partition, mask_partition, masked_average_pool
-
-
-@dataclass
-class CodedStreams:
-    """The coded payload of one image, before it is put in a container."""
-
-    prototype_streams: list[bytes]  # [p' (transform prototypes), p (entropy prototypes)]
-    z_stream: bytes
-    y_streams: list[bytes]
-    latent_height: int  # of y, in latent pixels (padded image / 16)
-    latent_width: int
 
 
 def _only_present(log_likelihoods: torch.Tensor, partition: Partition) -> torch.Tensor:

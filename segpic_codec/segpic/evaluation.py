@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..image_io import load_image
 from .codec import Codec
-from .image_io import load_image
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,0 +1,213 @@
+"""What every `segpic` command shares: the command group, one-line errors, the
+options common to the codecs, and reading/writing one file."""
+
+from __future__ import annotations
+
+import errno
+import functools
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.markup import escape
+
+from .. import codecs, container
+from ..codecs import EncodeResult
+from ..errors import CodecError, SegpicError
+from ..image_io import atomic_write_bytes, load_image, save_png
+from ..limits import max_pixels
+from ..segpic.config import CONFIGS, DEFAULT_CONFIG
+from ..segpic.layout import MAX_GRID
+
+console = Console(stderr=True)
+# SegpicError covers ContainerError, CodecError, StreamError, ImageError, WeightsError
+EXPECTED_ERRORS = (SegpicError, click.ClickException)
+# Errors after which every further write in a batch would fail the same way
+DISK_ERRNOS = {errno.ENOSPC, errno.EROFS} | (
+    {errno.EDQUOT} if hasattr(errno, "EDQUOT") else set())
+
+
+EXIT_USAGE = 2  # bad input, bad file, missing weights: the user can fix it
+EXIT_FAILED = 1  # batch: some files failed; or an unexpected internal error
+
+
+def error(message: str, code: int = EXIT_USAGE) -> None:
+    console.print(f"[bold red]segpic: error:[/] {escape(message)}", highlight=False,
+                  soft_wrap=True)
+    raise SystemExit(code)
+
+
+def warn(message: str) -> None:
+    console.print(f"[yellow]segpic: warning:[/] {escape(message)}", highlight=False,
+                  soft_wrap=True)
+
+
+def handle_errors(func):
+    """Turn every failure into one line on stderr and an exit code, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            max_pixels()  # a bad SEGPIC_MAX_PIXELS is a usage error, reported up front
+        except ValueError as exc:
+            error(str(exc))
+        try:
+            return func(*args, **kwargs)
+        except SystemExit:
+            raise
+        except KeyboardInterrupt:
+            error("interrupted", 130)
+        except EXPECTED_ERRORS as exc:
+            error(str(exc))
+        except OSError as exc:
+            error(os_message(exc))
+        except MemoryError:
+            error("out of memory", EXIT_FAILED)
+        except Exception as exc:  # noqa: BLE001 - the CLI must never print a traceback
+            error(f"internal error ({type(exc).__name__}: {exc})", EXIT_FAILED)
+
+    return wrapper
+
+
+def os_message(exc: OSError) -> str:
+    name = f"{exc.filename}: " if exc.filename else ""
+    return f"{name}{exc.strerror or exc}"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="segpic")
+def main() -> None:
+    """segpic: learned image codecs (SegPIC, ECCV 2024; MoRIC, NeurIPS 2025) with real
+    .spic bitstreams.
+
+    \b
+      segpic encode photo.png photo.spic --quality 4
+      segpic decode photo.spic photo-decoded.png
+      segpic info photo.spic
+      segpic batch photos/ coded/          (and --decode for the reverse)
+    """
+
+
+
+def quality_options(func):
+    func = click.option("--bpp", type=float, default=None,
+                        help="Target bits per pixel: the highest quality that does not "
+                             "exceed it.")(func)
+    func = click.option("--quality", "-q", type=float, default=None,
+                        help="Quality 1 (smallest) to 6 (best); fractions interpolate. "
+                             "Default: the middle (3.5).")(func)
+    return func
+
+
+def codec_options(func):
+    """Which codec encodes, and the options of each codec (see `CODEC_OPTIONS`)."""
+    func = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                        show_default=True, help="auto uses CUDA when present.")(func)
+    func = click.option("--weights", type=click.Path(path_type=Path), default=None,
+                        help="segpic: weights folder or manifest (default: the shipped "
+                             "weights).")(func)
+    func = click.option("--model", type=click.Choice(sorted(CONFIGS)), default=None,
+                        help=f"segpic: model configuration (default: {DEFAULT_CONFIG}, or the "
+                             "model of --weights).")(func)
+    func = click.option("--grid", type=click.IntRange(1, MAX_GRID), default=None,
+                        help="segpic: n x n grid of regions replacing the masks "
+                             "[default: 4].")(func)
+    func = click.option("--codec", type=click.Choice(sorted(codecs.CODECS)),
+                        default=codecs.DEFAULT_CODEC, show_default=True,
+                        help="Which codec encodes (decoding follows the file).")(func)
+    return func
+
+
+# The options each codec takes beyond --quality/--bpp/--device: one line per codec.
+# Loader options pick the encoder (weights, model); the rest go to each encode call.
+CODEC_OPTIONS = {
+    "segpic": {"loader": ("weights", "model"), "encode": ("grid",)},
+}
+
+
+class EncoderSetup:
+    """The encoder of one command (loaded once) and its per-image options."""
+
+    def __init__(self, codec: str, device: str, **options):
+        spec = CODEC_OPTIONS[codec]
+        given = {k: v for k, v in options.items() if v is not None}
+        for key in given:
+            if key not in spec["loader"] + spec["encode"]:
+                flag = "--" + key.replace("_", "-")
+                raise click.UsageError(f"{flag} does not apply to --codec {codec}")
+        self.codec = codec
+        self.loader = {k: v for k, v in given.items() if k in spec["loader"]}
+        self.options = {k: v for k, v in given.items() if k in spec["encode"]}
+        self.device = device
+        self._encoder = None
+
+    def encoder(self) -> codecs.Encoder:
+        if self._encoder is None:
+            self._encoder = codecs.load_encoder(self.codec, device=self.device, **self.loader)
+        return self._encoder
+
+
+class DecoderCache:
+    """Load each decoder once per command: per codec and model (decode follows the file)."""
+
+    def __init__(self, weights: Path | None, device: str):
+        self.weights = weights
+        self.device = device
+        self.loaded: dict[tuple, codecs.Decoder] = {}
+
+    def get(self, frame: container.FrameHeader, fields: dict) -> codecs.Decoder:
+        key = (frame.codec, fields.get("model"))
+        if key not in self.loaded:
+            self.loaded[key] = codecs.load_decoder(frame, weights=self.weights,
+                                                   device=self.device)
+        return self.loaded[key]
+
+def check_quality_args(quality: float | None, bpp: float | None) -> None:
+    if quality is not None and bpp is not None:
+        raise click.UsageError("use either --quality or --bpp, not both")
+
+
+def check_output(out: Path) -> None:
+    if out.is_dir():
+        raise CodecError(f"{out}: is a directory; give a file name")
+    if not out.parent.is_dir():
+        raise CodecError(f"{out.parent}: output folder does not exist")
+
+
+
+def encode_file(setup: EncoderSetup, src: Path, dst: Path, quality: float | None,
+                bpp: float | None) -> EncodeResult:
+    image = load_image(src)
+    for note in image.notes:
+        warn(note)
+    result = setup.encoder().encode(image.pixels, quality=quality, bpp=bpp, reconstruct=False,
+                                    **setup.options)
+    atomic_write_bytes(dst, result.data)
+    return result
+
+
+def decode_file(cache: DecoderCache, src: Path, dst: Path) -> np.ndarray:
+    data = read_spic(src)
+    frame, fields = codecs.describe(data)
+    pixels = cache.get(frame, fields).decode(data)
+    save_png(pixels, dst)
+    return pixels
+
+def read_spic(path: Path) -> bytes:
+    if not path.exists():
+        raise CodecError(f"{path}: no such file")
+    if path.is_dir():
+        raise CodecError(f"{path}: is a directory, not a .spic file")
+    limit = 64 * max_pixels() // 8 + (1 << 20)  # far above any real file at 64 bpp
+    too_large = f"{path}: more than {limit} bytes, too large to be a .spic file"
+    if path.stat().st_size > limit:
+        raise CodecError(too_large)
+    # read at most limit + 1 bytes: a pipe or a device (/dev/zero) has no size to
+    # check beforehand and must not fill the memory
+    with path.open("rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise CodecError(too_large)
+    return data
+

@@ -1,0 +1,102 @@
+"""`segpic encode`, `segpic decode` and `segpic info`: one file each."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .. import codecs
+from .base import (
+    DecoderCache,
+    EncoderSetup,
+    check_output,
+    check_quality_args,
+    codec_options,
+    decode_file,
+    encode_file,
+    handle_errors,
+    main,
+    quality_options,
+    read_spic,
+    warn,
+)
+
+
+@main.command()
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
+@quality_options
+@codec_options
+@handle_errors
+def encode(src: Path, dst: Path, quality: float | None, bpp: float | None, codec: str,
+           grid: int | None, model: str | None, weights: Path | None, device: str) -> None:
+    """Encode an image (PNG, JPEG, ...) into a .spic file."""
+    check_quality_args(quality, bpp)
+    check_output(dst)
+    setup = EncoderSetup(codec, device, grid=grid, model=model, weights=weights)
+    result = encode_file(setup, src, dst, quality, bpp)
+    for note in result.notes:
+        warn(note)
+    click.echo(f"{src} -> {dst}: {result.width}x{result.height}, quality {result.quality:g}, "
+               f"{len(result.data)} bytes, {result.bpp:.4f} bpp")
+
+
+@main.command()
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
+@click.option("--weights", type=click.Path(path_type=Path), default=None,
+              help="segpic: weights folder or manifest (default: the shipped weights of the "
+                   "file's model).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+@handle_errors
+def decode(src: Path, dst: Path, weights: Path | None, device: str) -> None:
+    """Decode a .spic file (any codec) into a PNG of the original size."""
+    check_output(dst)
+    pixels = decode_file(DecoderCache(weights, device), src, dst)
+    click.echo(f"{src} -> {dst}: {pixels.shape[1]}x{pixels.shape[0]}")
+
+
+@main.command()
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def info(src: Path, as_json: bool) -> None:
+    """Show the header, stream sizes and bpp of a .spic file (no weights, no torch)."""
+    data = read_spic(src)
+    frame, fields = codecs.describe(data)
+    names = fields.pop("stream_names")
+    pixels = frame.width * frame.height
+    summary = {
+        "file": str(src),
+        "format_version": frame.version,
+        "codec": frame.codec,
+        **fields,
+        "width": frame.width,
+        "height": frame.height,
+        "bytes": len(data),
+        "bpp": 8 * len(data) / pixels,
+        "header_bytes": frame.offset,
+        "overhead_bytes": len(data) - sum(frame.stream_lengths),
+        "streams": [{"name": n, "bytes": b}
+                    for n, b in zip(names, frame.stream_lengths, strict=True)],
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    out = Console()
+    table = Table(title=f"{src}", show_header=True, header_style="bold")
+    table.add_column("field")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        if key not in ("file", "bpp", "streams"):
+            table.add_row(key, str(value))
+    table.add_row("bpp", f"{summary['bpp']:.4f}")
+    for entry in summary["streams"]:
+        table.add_row(f"stream {entry['name']}",
+                      f"{entry['bytes']} B ({8 * entry['bytes'] / pixels:.4f} bpp)")
+    out.print(table)

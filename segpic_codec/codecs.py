@@ -1,0 +1,114 @@
+"""The codecs segpic knows, and the codec-neutral API over them.
+
+    from segpic_codec import codecs
+    result = codecs.encode(pixels, codec="segpic", quality=4)
+    pixels = codecs.decode(result.data)        # dispatches on the codec id in the file
+    frame, fields = codecs.describe(result.data)  # no torch, no weights
+
+A codec is a subpackage with two modules named here: a torch-free `layout`
+(parses its header payload: `describe(frame) -> dict`, with `stream_names`) and a
+`frontend` (`load_encoder(...)`, `load_decoder(frame, ...)`). Adding a codec is a
+folder plus one line in `CODECS` (and its id in `container.CODEC_IDS`). Nothing
+here imports a codec until it is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol
+
+import numpy as np
+
+from . import container
+from .errors import CodecError
+
+
+@dataclass(frozen=True)
+class CodecEntry:
+    name: str
+    summary: str
+    package: str  # holds `layout` and `frontend`
+
+    def layout(self) -> ModuleType:
+        return importlib.import_module(f"{self.package}.layout")
+
+    def frontend(self) -> ModuleType:
+        return importlib.import_module(f"{self.package}.frontend")
+
+
+CODECS: dict[str, CodecEntry] = {
+    entry.name: entry for entry in (
+        CodecEntry("segpic", "SegPIC (ECCV 2024): amortised, trained weights, fast",
+                   "segpic_codec.segpic"),
+        CodecEntry("moric", "MoRIC (NeurIPS 2025): overfitted per image, no weights, slow "
+                   "to encode", "segpic_codec.moric"),
+    )
+}
+DEFAULT_CODEC = "segpic"
+
+
+@dataclass
+class EncodeResult:
+    data: bytes
+    reconstruction: np.ndarray | None  # (H, W, 3) uint8, what the decoder will output
+    quality: float
+    width: int
+    height: int
+    notes: tuple[str, ...] = ()  # what a user should be told (e.g. "stopped early")
+
+    @property
+    def bpp(self) -> float:
+        return 8 * len(self.data) / (self.width * self.height)
+
+
+class Encoder(Protocol):
+    def encode(self, pixels: np.ndarray, quality: float | None = None,
+               bpp: float | None = None, reconstruct: bool = True,
+               **options: Any) -> EncodeResult: ...
+
+
+class Decoder(Protocol):
+    def decode(self, data: bytes) -> np.ndarray: ...
+
+
+def get(name: str) -> CodecEntry:
+    try:
+        return CODECS[name]
+    except KeyError:
+        raise CodecError(f"unknown codec {name!r}; choose one of: "
+                         f"{', '.join(sorted(CODECS))}") from None
+
+
+def describe(data: bytes) -> tuple[container.FrameHeader, dict]:
+    """Check a file's frame and its codec's header -> (frame, the codec's fields)."""
+    frame = container.read_frame(data)
+    return frame, get(frame.codec).layout().describe(frame)
+
+
+def load_encoder(codec: str = DEFAULT_CODEC, **options: Any) -> Encoder:
+    """An encoder of `codec`; `options` are its own (weights, model, device, ...)."""
+    return get(codec).frontend().load_encoder(**options)
+
+
+def load_decoder(frame: container.FrameHeader, weights: str | Path | None = None,
+                 device: str = "auto") -> Decoder:
+    """A decoder for files like `frame` (its codec, its model)."""
+    return get(frame.codec).frontend().load_decoder(frame, weights=weights, device=device)
+
+
+def encode(pixels: np.ndarray, codec: str = DEFAULT_CODEC, quality: float | None = None,
+           bpp: float | None = None, **options: Any) -> EncodeResult:
+    """Encode RGB pixels with `codec`; `options` are the codec's own."""
+    loader_keys = {"weights", "model", "device"}
+    loader = {k: v for k, v in options.items() if k in loader_keys}
+    rest = {k: v for k, v in options.items() if k not in loader_keys}
+    return load_encoder(codec, **loader).encode(pixels, quality=quality, bpp=bpp, **rest)
+
+
+def decode(data: bytes, weights: str | Path | None = None, device: str = "auto") -> np.ndarray:
+    """.spic bytes of any codec -> (H, W, 3) uint8 pixels."""
+    frame = container.read_frame(data)
+    return load_decoder(frame, weights=weights, device=device).decode(data)

@@ -1,0 +1,2 @@
+"""Entropy coding shared by the codecs: constriction range coding and the
+learned entropy models (factorized density, Gaussian scale table)."""

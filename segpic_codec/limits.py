@@ -1,0 +1,42 @@
+"""Size limits shared by image input, the container and every codec.
+
+The largest image (in pixels) segpic reads or decodes is checked before any
+pixel or tensor is allocated. SEGPIC_MAX_PIXELS overrides it. SegPIC's decoder
+peaks at about 0.6 GB per megapixel (4.8 GB for 3840x2160,
+scripts/peak_memory.py), so 25 MP (a 6000x4000 photo) stays within ~15 GB.
+"""
+
+from __future__ import annotations
+
+import os
+
+DEFAULT_MAX_PIXELS = 25_000_000
+MAX_DIMENSION = 1 << 16  # the longest side of any image, in pixels
+
+
+def max_pixels() -> int:
+    value = os.environ.get("SEGPIC_MAX_PIXELS")
+    if not value:
+        return DEFAULT_MAX_PIXELS
+    try:
+        limit = int(value)
+    except ValueError:
+        raise ValueError(f"SEGPIC_MAX_PIXELS must be a whole number, got {value!r}") from None
+    if limit < 1:
+        raise ValueError("SEGPIC_MAX_PIXELS must be positive")
+    return limit
+
+
+def format_pixels(count: int) -> str:
+    """A pixel count for messages: "64.0 MP", or exact below one megapixel (a
+    lowered SEGPIC_MAX_PIXELS would otherwise read "0.0 MP")."""
+    return f"{count / 1e6:.1f} MP" if count >= 1_000_000 else f"{count} pixels"
+
+
+def too_large(width: int, height: int) -> str | None:
+    """The reason an image of this size is refused, or None if it is allowed."""
+    if width > MAX_DIMENSION or height > MAX_DIMENSION or width * height > max_pixels():
+        return (f"refusing {width}x{height} image: over the size limit "
+                f"({format_pixels(max_pixels())}, sides up to {MAX_DIMENSION}; "
+                "set SEGPIC_MAX_PIXELS to raise it)")
+    return None

@@ -1,0 +1,124 @@
+"""SegPIC's part of a .spic file: its codec header (the frame's payload) and the
+order of its streams. Imports no torch, so `segpic info` stays fast.
+
+    payload: model id | weights id (4) | quality | grid        (7 bytes)
+    streams: p_transform, p_entropy, z, y0 .. y{num_slices-1}
+
+Version-1 files carried these same 7 bytes right after the version byte, so they
+read through the same path (see `segpic_codec.container`).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from .. import container
+from ..container import ContainerError
+from .config import CONFIGS, ModelConfig, padded_size
+
+MODEL_IDS = {"small": 1, "segpic": 2, "tiny": 3}
+MODEL_NAMES = {v: k for k, v in MODEL_IDS.items()}
+QUALITY_STEPS = 40  # quality is stored as round(quality * 40) in one byte
+MAX_GRID = 8
+PROTOTYPE_STREAMS = 2
+
+
+@dataclass(frozen=True)
+class Header:
+    model: str
+    weights_id: str  # 8 hex digits
+    quality: float
+    width: int
+    height: int
+    grid: int
+
+
+@dataclass
+class CodedStreams:
+    """The coded payload of one image, before it is put in a container."""
+
+    prototype_streams: list[bytes]  # [p' (transform prototypes), p (entropy prototypes)]
+    z_stream: bytes
+    y_streams: list[bytes]
+    latent_height: int  # of y, in latent pixels (padded image / 16)
+    latent_width: int
+
+
+def quantize_quality(quality: float) -> float:
+    return round(quality * QUALITY_STEPS) / QUALITY_STEPS
+
+
+def expected_streams(config: ModelConfig) -> int:
+    return PROTOTYPE_STREAMS + 1 + config.num_slices
+
+
+def stream_names(count: int) -> list[str]:
+    """Names of the streams in file order."""
+    names = ["p_transform", "p_entropy", "z"]
+    return names + [f"y{i}" for i in range(count - len(names))]
+
+
+def pack(header: Header, streams: CodedStreams) -> bytes:
+    q = round(header.quality * QUALITY_STEPS)
+    if not 0 < q < 256:
+        raise ValueError(f"quality {header.quality} cannot be stored")
+    payload = struct.pack("<B4sBB", MODEL_IDS[header.model],
+                          bytes.fromhex(header.weights_id), q, header.grid)
+    parts = [*streams.prototype_streams, streams.z_stream, *streams.y_streams]
+    return container.pack("segpic", header.width, header.height, payload, parts)
+
+
+def parse_header(frame: container.FrameHeader) -> Header:
+    """Check SegPIC's payload and stream count against the model it names."""
+    if len(frame.payload) != container.V1_PAYLOAD:
+        raise ContainerError(f"corrupt .spic file ({len(frame.payload)}-byte SegPIC header)")
+    model_id, weights, q, grid = struct.unpack("<B4sBB", frame.payload)
+    if model_id not in MODEL_NAMES:
+        raise ContainerError(f"unknown model id {model_id} in .spic header")
+    model = MODEL_NAMES[model_id]
+    config = CONFIGS[model]
+    if not QUALITY_STEPS <= q <= QUALITY_STEPS * config.num_qualities:
+        raise ContainerError(f"invalid quality {q / QUALITY_STEPS} in .spic header")
+    if not 1 <= grid <= MAX_GRID:
+        raise ContainerError(f"invalid grid size {grid} in .spic header")
+    count = len(frame.stream_lengths)
+    if count != expected_streams(config):
+        raise ContainerError(f"corrupt .spic file: {count} streams, model {model!r} "
+                             f"has {expected_streams(config)}")
+    return Header(model=model, weights_id=weights.hex(), quality=q / QUALITY_STEPS,
+                  width=frame.width, height=frame.height, grid=grid)
+
+
+def read_header(data: bytes) -> tuple[Header, list[int], int]:
+    """Parse and check the header -> (header, stream byte lengths, payload offset).
+    Verifies the CRC; does not need the model."""
+    frame = container.read_frame(data)
+    if frame.codec != "segpic":
+        raise ContainerError(f"not a SegPIC file (codec {frame.codec!r})")
+    return parse_header(frame), frame.stream_lengths, frame.offset
+
+
+def unpack(data: bytes) -> tuple[Header, CodedStreams]:
+    frame = container.read_frame(data)
+    if frame.codec != "segpic":
+        raise ContainerError(f"not a SegPIC file (codec {frame.codec!r})")
+    header = parse_header(frame)
+    streams = container.split_streams(data, frame)
+    ph, pw = padded_size(header.height, header.width)
+    coded = CodedStreams(
+        prototype_streams=streams[:PROTOTYPE_STREAMS],
+        z_stream=streams[PROTOTYPE_STREAMS],
+        y_streams=streams[PROTOTYPE_STREAMS + 1 :],
+        latent_height=ph // 16,
+        latent_width=pw // 16,
+    )
+    return header, coded
+
+
+def describe(frame: container.FrameHeader) -> dict:
+    """The SegPIC fields of `segpic info`."""
+    header = parse_header(frame)
+    return {"model": header.model, "weights_id": header.weights_id,
+            "quality": header.quality, "grid": header.grid,
+            "stream_names": stream_names(len(frame.stream_lengths))}
