@@ -113,6 +113,15 @@ def codec_options(func):
     func = click.option("--grid", type=click.IntRange(1, MAX_GRID), default=None,
                         help="segpic: n x n grid of regions replacing the masks "
                              "[default: 4].")(func)
+    func = click.option("--preset", default=None,
+                        help="moric: a named optimisation budget (fast, medium, slow; "
+                             "default medium, about 10 minutes per Kodak image on 2 CPU "
+                             "cores).")(func)
+    func = click.option("--time-limit", type=TimeSpan(), default=None,
+                        help="moric: stop optimising after this long (90s, 10m, 1h) and "
+                             "write the best state.")(func)
+    func = click.option("--steps", type=click.IntRange(min=1), default=None,
+                        help="moric: optimisation steps (overrides the preset's).")(func)
     func = click.option("--codec", type=click.Choice(sorted(codecs.CODECS)),
                         default=codecs.DEFAULT_CODEC, show_default=True,
                         help="Which codec encodes (decoding follows the file).")(func)
@@ -121,9 +130,33 @@ def codec_options(func):
 
 # The options each codec takes beyond --quality/--bpp/--device: one line per codec.
 # Loader options pick the encoder (weights, model); the rest go to each encode call.
+# "optimises": the encoder takes progress/should_stop hooks (a bar and a clean Ctrl-C).
 CODEC_OPTIONS = {
-    "segpic": {"loader": ("weights", "model"), "encode": ("grid",)},
+    "segpic": {"loader": ("weights", "model"), "encode": ("grid",), "optimises": False},
+    "moric": {"loader": ("steps", "time_limit", "preset"), "encode": (), "optimises": True},
 }
+
+
+class TimeSpan(click.ParamType):
+    """A duration: plain seconds or a number with s, m or h."""
+
+    name = "duration"
+    UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+    def convert(self, value, param, ctx) -> float:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip().lower()
+        scale = self.UNITS.get(text[-1:], None)
+        number = text[:-1] if scale else text
+        try:
+            seconds = float(number) * (scale or 1.0)
+        except ValueError:
+            self.fail(f"{value!r} is not a duration (e.g. 90s, 10m, 1.5h)", param, ctx)
+        if not 0 < seconds < 365 * 86400:
+            self.fail(f"{value!r}: a time limit must be positive (and under a year)", param,
+                      ctx)
+        return seconds
 
 
 class EncoderSetup:
@@ -137,14 +170,17 @@ class EncoderSetup:
                 flag = "--" + key.replace("_", "-")
                 raise click.UsageError(f"{flag} does not apply to --codec {codec}")
         self.codec = codec
+        self.optimises = spec["optimises"]
         self.loader = {k: v for k, v in given.items() if k in spec["loader"]}
         self.options = {k: v for k, v in given.items() if k in spec["encode"]}
         self.device = device
         self._encoder = None
 
-    def encoder(self) -> codecs.Encoder:
-        if self._encoder is None:
-            self._encoder = codecs.load_encoder(self.codec, device=self.device, **self.loader)
+    def encoder(self, **hooks) -> codecs.Encoder:
+        """The loaded encoder; `hooks` (progress, should_stop) for one that optimises."""
+        if self._encoder is None or hooks:
+            self._encoder = codecs.load_encoder(self.codec, device=self.device, **self.loader,
+                                                **hooks)
         return self._encoder
 
 
@@ -177,12 +213,12 @@ def check_output(out: Path) -> None:
 
 
 def encode_file(setup: EncoderSetup, src: Path, dst: Path, quality: float | None,
-                bpp: float | None) -> EncodeResult:
+                bpp: float | None, **hooks) -> EncodeResult:
     image = load_image(src)
     for note in image.notes:
         warn(note)
-    result = setup.encoder().encode(image.pixels, quality=quality, bpp=bpp, reconstruct=False,
-                                    **setup.options)
+    result = setup.encoder(**hooks).encode(image.pixels, quality=quality, bpp=bpp,
+                                           reconstruct=False, **setup.options)
     atomic_write_bytes(dst, result.data)
     return result
 

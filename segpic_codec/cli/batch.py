@@ -116,8 +116,9 @@ def _plan_jobs(files: list[Path], src: Path, dst: Path, out_suffix: str,
 @codec_options
 @handle_errors
 def batch(src: Path, dst: Path, decode_mode: bool, force: bool, quality: float | None,
-          bpp: float | None, codec: str, grid: int | None, model: str | None,
-          weights: Path | None, device: str) -> None:
+          bpp: float | None, codec: str, steps: int | None, time_limit: float | None,
+          preset: str | None, grid: int | None, model: str | None, weights: Path | None,
+          device: str) -> None:
     """Encode a folder tree of images into the same tree of .spic files (or --decode).
 
     Outputs are written to a temporary file (.NAME.PID.XXXXXXXX.part beside the
@@ -158,7 +159,8 @@ def batch(src: Path, dst: Path, decode_mode: bool, force: bool, quality: float |
         pass
     try:
         cache = DecoderCache(weights, device)
-        setup = EncoderSetup(codec, device, grid=grid, model=model, weights=weights)
+        setup = EncoderSetup(codec, device, grid=grid, model=model, weights=weights,
+                             steps=steps, time_limit=time_limit, preset=preset)
         if not decode_mode and todo:
             setup.encoder()  # missing weights: one error up front, not one per file
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(),

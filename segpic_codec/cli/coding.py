@@ -16,6 +16,7 @@ from .base import (
     check_output,
     check_quality_args,
     codec_options,
+    console,
     decode_file,
     encode_file,
     handle_errors,
@@ -24,6 +25,7 @@ from .base import (
     read_spic,
     warn,
 )
+from .progress import OptimisationProgress
 
 
 @main.command()
@@ -33,12 +35,23 @@ from .base import (
 @codec_options
 @handle_errors
 def encode(src: Path, dst: Path, quality: float | None, bpp: float | None, codec: str,
-           grid: int | None, model: str | None, weights: Path | None, device: str) -> None:
-    """Encode an image (PNG, JPEG, ...) into a .spic file."""
+           steps: int | None, time_limit: float | None, preset: str | None, grid: int | None,
+           model: str | None, weights: Path | None, device: str) -> None:
+    """Encode an image (PNG, JPEG, ...) into a .spic file.
+
+    With --codec moric the encoder optimises for minutes: a progress bar shows the
+    step, rate, PSNR and ETA; Ctrl-C (or SIGTERM) stops it and writes the best
+    state so far, a second Ctrl-C aborts without writing anything."""
     check_quality_args(quality, bpp)
     check_output(dst)
-    setup = EncoderSetup(codec, device, grid=grid, model=model, weights=weights)
-    result = encode_file(setup, src, dst, quality, bpp)
+    setup = EncoderSetup(codec, device, grid=grid, model=model, weights=weights, steps=steps,
+                         time_limit=time_limit, preset=preset)
+    if setup.optimises:
+        with OptimisationProgress(console, f"{codec} {src.name}") as bar:
+            result = encode_file(setup, src, dst, quality, bpp, progress=bar.update,
+                                 should_stop=bar.should_stop)
+    else:
+        result = encode_file(setup, src, dst, quality, bpp)
     for note in result.notes:
         warn(note)
     click.echo(f"{src} -> {dst}: {result.width}x{result.height}, quality {result.quality:g}, "
