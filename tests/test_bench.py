@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from segpic_codec.bench import BD_MAX_BPP, bd_rate, bench, psnr_rgb
+from segpic_codec.bench import bench
+from segpic_codec.bench.bd_rate import BD_MAX_BPP, bd_rate
+from segpic_codec.bench.metrics import psnr_rgb
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -103,9 +105,9 @@ def test_missing_folder_is_one_line_error(tmp_path):
 
 
 def test_missing_default_kodak_is_one_line_error(monkeypatch, tmp_path):
-    from segpic_codec import bench as bench_module
+    from segpic_codec.bench import command
 
-    monkeypatch.setattr(bench_module, "DEFAULT_SRC", tmp_path / "kodak")
+    monkeypatch.setattr(command, "DEFAULT_SRC", tmp_path / "kodak")
     result = CliRunner().invoke(bench, ["--out", str(tmp_path / "o"), "--codecs", "jpeg"])
     assert result.exit_code != 0
     assert "Kodak not found at" in result.output
@@ -182,13 +184,167 @@ def test_quick_run(tmp_path):
 
 
 def test_codec_without_its_library_is_skipped_with_a_note(monkeypatch, tmp_path):
-    from segpic_codec import bench as bench_module
+    from segpic_codec.bench import codecs as bench_codecs
+    from segpic_codec.bench.runner import RunConfig
 
-    monkeypatch.setattr(bench_module, "make_jxl",
-                        lambda threads: "JPEG XL skipped: pillow-jxl-plugin is not installed")
-    cfg = bench_module.RunConfig(
+    monkeypatch.setitem(bench_codecs.CODECS, "jxl",
+                        lambda cfg: "JPEG XL skipped: pillow-jxl-plugin is not installed")
+    cfg = RunConfig(
         src=tmp_path, out=tmp_path, quick=True, codecs=("jpeg", "jxl"), device="cpu",
         threads=1, limit=None, weights=None, anchors=None, command="segpic bench")
-    codecs = bench_module.build_codecs(cfg)
+    codecs = bench_codecs.build_codecs(cfg)
     assert [c.key for c in codecs] == ["jpeg"]
     assert cfg.notes == ["JPEG XL skipped: pillow-jxl-plugin is not installed"]
+
+
+# ------------------------------------------------------------------ --images, --steps
+def _image_folder(folder: Path, names=("a", "b", "c"), size=48) -> Path:
+    from PIL import Image
+
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in names:
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
+            folder / f"{name}.png")
+    return folder
+
+
+def _fake_slow_codec(calls: list):
+    """A slow codec that takes a step budget, as an overfitted codec would: more
+    steps, a few more bytes; deterministic, and instant."""
+    from segpic_codec.bench.codecs import BenchCodec, Measurement, per_step_budget, slow
+
+    @slow
+    def make_fake(cfg):
+        calls.append(cfg)
+
+        def one(steps):
+            def run(pixels, setting):
+                q = 2 ** (6 - int(setting))  # coarser at lower settings
+                out = (pixels // q * q).astype(np.uint8)
+                return Measurement(int(40 * setting + steps // 100), out, steps / 1e4, 0.01)
+
+            return BenchCodec("fake", "Fake", f"a fake codec, {steps} steps",
+                              (1.0, 2.0, 3.0, 4.0), (1.0, 4.0), "1", run)
+
+        return per_step_budget(cfg, one, default=500)
+
+    return make_fake
+
+
+def test_images_picks_the_named_images(tmp_path):
+    from segpic_codec.bench.runner import list_images, select_images
+
+    src = _image_folder(tmp_path / "imgs")
+    picked = select_images(list_images(src), ("c", "a.png"), src)
+    assert [p.name for p in picked] == ["a.png", "c.png"]  # stems or names, folder order
+
+
+def test_unknown_image_name_is_one_line_error(tmp_path):
+    src = _image_folder(tmp_path / "imgs")
+    result = CliRunner().invoke(bench, [str(src), "--images", "a,kodim99", "--codecs", "jpeg",
+                                        "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0
+    assert "--images: no image named kodim99 in" in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_images_and_limit_together_is_one_line_error(tmp_path):
+    src = _image_folder(tmp_path / "imgs")
+    result = CliRunner().invoke(bench, [str(src), "--images", "a", "--limit", "1"])
+    assert result.exit_code != 0
+    assert "--images and --limit" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_bad_steps_is_one_line_error(tmp_path):
+    result = CliRunner().invoke(bench, [str(tmp_path), "--steps", "1000,lots"])
+    assert result.exit_code != 0
+    assert "--steps 1000,lots" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_slow_codec_is_opt_in_and_needs_chosen_images(monkeypatch, tmp_path):
+    from segpic_codec.bench import codecs as bench_codecs
+
+    monkeypatch.setitem(bench_codecs.CODECS, "fake", _fake_slow_codec([]))
+    assert "fake" not in bench_codecs.default_codecs()
+    assert "jpeg" in bench_codecs.default_codecs()
+    src = _image_folder(tmp_path / "imgs")
+    result = CliRunner().invoke(bench, [str(src), "--codecs", "fake,jpeg",
+                                        "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0
+    assert "fake takes minutes per image" in result.output and "--images" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_steps_make_one_curve_per_budget(monkeypatch, tmp_path, capsys):
+    from segpic_codec.bench import codecs as bench_codecs
+    from segpic_codec.bench.runner import RunConfig
+
+    calls: list = []
+    monkeypatch.setitem(bench_codecs.CODECS, "fake", _fake_slow_codec(calls))
+    cfg = RunConfig(
+        src=tmp_path, out=tmp_path, quick=False, codecs=("jpeg", "fake"), device="cpu",
+        threads=1, limit=None, weights=None, anchors=None, command="segpic bench",
+        steps=(1000, 1500, 3000))
+    codecs = bench_codecs.build_codecs(cfg)
+    assert calls == [cfg]  # the factory gets the run's config
+    assert [c.key for c in codecs] == ["jpeg", "fake-1k", "fake-1.5k", "fake-3k"]
+    assert [c.steps for c in codecs] == [None, 1000, 1500, 3000]
+    assert codecs[1].name == "Fake (1k steps)"
+    assert all(c.slow and c.family == "fake" for c in codecs[1:]) and not codecs[0].slow
+    # JPEG takes no step budget: a warning line, and a note in the results
+    assert cfg.notes == ["--steps 1000,1500,3000 ignored by jpeg: they take no step budget"]
+    assert "warning: --steps 1000,1500,3000 ignored by jpeg" in capsys.readouterr().err
+
+    # without --steps: one curve at the codec's own budget, under its plain key
+    cfg.steps, cfg.notes = (), []
+    codecs = bench_codecs.build_codecs(cfg)
+    assert [(c.key, c.steps) for c in codecs] == [("jpeg", None), ("fake", 500)]
+    assert cfg.notes == []
+
+
+def test_images_and_steps_run(monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("pytorch_msssim")
+    import torch
+
+    from segpic_codec.bench import codecs as bench_codecs
+
+    monkeypatch.setitem(bench_codecs.CODECS, "fake", _fake_slow_codec([]))
+    src = _image_folder(tmp_path / "imgs")
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "fake-9k.json").write_text("{}")  # an earlier run's curve: removed
+    threads = torch.get_num_threads()
+    try:
+        result = CliRunner().invoke(bench, [
+            str(src), "--codecs", "fake,jpeg", "--images", "c,a", "--steps", "3000,1000",
+            "--out", str(out), "--threads", "1", "--anchors", "none"])
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+    assert "warning: --steps 1000,3000 ignored by jpeg" in result.output
+    assert not (out / "fake-9k.json").exists()
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["codecs"]) == ["jpeg", "fake-1k", "fake-3k"]
+    assert summary["codecs"]["fake-3k"]["steps"] == 3000
+    assert "steps" not in summary["codecs"]["jpeg"]
+    assert summary["environment"]["image_names"] == ["a.png", "c.png"]
+    assert "--images c,a --steps 1000,3000" in summary["environment"]["command"]
+    for key in ("jpeg", "fake-1k", "fake-3k"):
+        d = json.loads((out / f"{key}.json").read_text())
+        assert d["images"] == 2 and d["image_names"] == ["a.png", "c.png"], key
+    fake = json.loads((out / "fake-3k.json").read_text())
+    assert fake["steps"] == 3000 and fake["settings"]["values"] == [1, 2, 3, 4]
+    assert fake["results"]["bpp"] == [8 * (40 * s + 30) / 48**2 for s in (1, 2, 3, 4)]
+    records = json.loads((out / "per_image.json").read_text())["records"]
+    assert {r["image"] for r in records} == {"a.png", "c.png"}
+    assert len([r for r in records if r["codec"] == "fake-1k"]) == 8  # no warm-up recorded
+    md = (out / "results.md").read_text()
+    assert "Fake (1k steps)" in md and "Fake (3k steps)" in md
+    assert "--images: only a, c, the same for every codec" in md

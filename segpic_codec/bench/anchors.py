@@ -1,0 +1,82 @@
+"""The published curves (CompressAI-format JSON in ../shared/anchors/kodak): loading
+them, which are drawn and how, and the harness check of our JPEG and WebP against
+CompressAI's."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .bd_rate import bd, curve
+from .codecs import COMPRESSAI_QUALITIES
+
+# Published curves drawn on the plot (file stems in the anchors folder), in order.
+# Short names and colours: the published JPEG/WebP share the colour of ours (the
+# harness check is visible at a glance), the SegPIC paper that of segpic.
+PLOTTED_ANCHORS: dict[str, tuple[str, str]] = {
+    "vtm": ("VTM", "black"),
+    "bpg_444_x265_ycbcr": ("BPG 444 x265", "0.5"),
+    "compressai-bmshj2018-hyperprior_mse_cpu": ("bmshj2018-hyperprior (CompressAI)", "#9ecae1"),
+    "compressai-mbt2018-mean_mse_cpu": ("mbt2018-mean (CompressAI)", "#4292c6"),
+    "compressai-cheng2020-anchor_mse_cpu": ("cheng2020-anchor (CompressAI)", "#2171b5"),
+    "compressai-cheng2020-attn_mse_cpu": ("cheng2020-attn (CompressAI)", "#08306b"),
+    "paper-segpic2024_mse": ("SegPIC paper (ECCV 2024)", "C3"),
+    "paper-moric2025_mse": ("MoRIC paper (NeurIPS 2025)", "#bcbd22"),
+    "jpeg": ("JPEG (CompressAI)", "C1"),
+    "webp": ("WebP (CompressAI)", "C2"),
+}
+VTM, BPG = "vtm", "bpg_444_x265_ycbcr"
+# Our codecs that CompressAI published with the same library and settings.
+HARNESS_CHECKED = {"jpeg": "JPEG", "webp": "WebP"}
+
+
+def load_anchors(folder: Path | None) -> dict[str, dict]:
+    """Published curves, by file stem. Unreadable files are skipped: they are
+    reference data, and the measured part of the run should still be written."""
+    anchors: dict[str, dict] = {}
+    if folder is None or not folder.is_dir():
+        return anchors
+    for f in sorted(folder.glob("*.json")):
+        try:
+            d = json.loads(f.read_text())
+            r = d["results"]
+            if len(r["bpp"]) == len(r["psnr-rgb"]) and r["bpp"]:
+                anchors[f.stem] = d
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return anchors
+
+
+def harness_check(ours: dict, theirs: dict) -> dict[str, Any]:
+    """How close our JPEG/WebP land on CompressAI's published curve: BD-rate of
+    ours against theirs, the bpp and PSNR differences at the same quality setting,
+    and the PSNR difference at equal bpp (their curve interpolated linearly in
+    log-bpp, inside their range only)."""
+    ob, op = curve(ours)
+    tb, tp = curve(theirs)
+    out: dict[str, Any] = {"bd_rate": bd(theirs, ours).value}
+    settings = ours.get("settings", {}).get("values", [])
+    same_q = [(i, COMPRESSAI_QUALITIES.index(q)) for i, q in enumerate(settings)
+              if q in COMPRESSAI_QUALITIES and len(tb) == len(COMPRESSAI_QUALITIES)]
+    if same_q:
+        dbpp = [100.0 * (ob[i] / tb[j] - 1.0) for i, j in same_q]
+        dpsnr = [op[i] - tp[j] for i, j in same_q]
+        out["same_quality"] = {
+            "n": len(same_q),
+            "bpp_diff_pct_mean": float(np.mean(dbpp)),
+            "bpp_diff_pct_max_abs": float(np.max(np.abs(dbpp))),
+            "psnr_diff_db_mean": float(np.mean(dpsnr)),
+            "psnr_diff_db_max_abs": float(np.max(np.abs(dpsnr))),
+        }
+    order = np.argsort(tb)
+    lt, pt = np.log(np.asarray(tb)[order]), np.asarray(tp)[order]
+    diffs = [p - float(np.interp(math.log(b), lt, pt)) for b, p in zip(ob, op, strict=True)
+             if lt[0] <= math.log(b) <= lt[-1]]
+    if diffs:
+        out["same_bpp"] = {"n": len(diffs), "psnr_diff_db_mean": float(np.mean(diffs)),
+                           "psnr_diff_db_max_abs": float(np.max(np.abs(diffs)))}
+    return out
