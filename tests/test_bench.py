@@ -348,3 +348,21 @@ def test_images_and_steps_run(monkeypatch, tmp_path):
     md = (out / "results.md").read_text()
     assert "Fake (1k steps)" in md and "Fake (3k steps)" in md
     assert "--images: only a, c, the same for every codec" in md
+
+
+def test_per_image_anchors_average_the_chosen_images(tmp_path):
+    from segpic_codec.bench.anchors import per_image_anchors
+
+    (tmp_path / "per_image").mkdir()
+    (tmp_path / "per_image" / "coolchic-v50.tsv").write_text(
+        "image\tlambda\tbpp\tpsnr_rgb\n"
+        "a\t0.02\t0.1\t25\na\t0.004\t0.3\t28\n"
+        "b\t0.02\t0.3\t27\nb\t0.004\t0.5\t30\n"
+        "c\t0.004\t9\t99\n")  # c lacks lambda 0.02
+    got = per_image_anchors(tmp_path, ["a", "b"])
+    curve = got["coolchic-v50@images"]["results"]
+    assert curve["bpp"] == pytest.approx([0.2, 0.4])
+    assert curve["psnr-rgb"] == pytest.approx([26.0, 29.0])
+    assert "a, b" in got["coolchic-v50@images"]["name"]
+    assert per_image_anchors(tmp_path, ["a", "c"]) == {}  # one point in common: no curve
+    assert per_image_anchors(None, ["a"]) == {}

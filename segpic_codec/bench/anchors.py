@@ -26,10 +26,15 @@ PLOTTED_ANCHORS: dict[str, tuple[str, str]] = {
     "compressai-cheng2020-attn_mse_cpu": ("cheng2020-attn (CompressAI)", "#08306b"),
     "paper-segpic2024_mse": ("SegPIC paper (ECCV 2024)", "C3"),
     "paper-moric2025_mse": ("MoRIC paper (NeurIPS 2025)", "#bcbd22"),
+    "coolchic-v50@images": ("Cool-Chic 5.0, same images", "#17becf"),
+    "coolchic-v42@images": ("Cool-Chic 4.2, same images", "#9edae5"),
     "jpeg": ("JPEG (CompressAI)", "C1"),
     "webp": ("WebP (CompressAI)", "C2"),
 }
 VTM, BPG = "vtm", "bpg_444_x265_ycbcr"
+# Published per-image curves (per_image/<stem>.tsv: image, lambda, bpp, psnr_rgb),
+# averaged over the images of a run that chose its images: "<stem>@images".
+PER_IMAGE_NAMES = {"coolchic-v50": "Cool-Chic 5.0", "coolchic-v42": "Cool-Chic 4.2"}
 # Our codecs that CompressAI published with the same library and settings.
 HARNESS_CHECKED = {"jpeg": "JPEG", "webp": "WebP"}
 
@@ -79,4 +84,36 @@ def harness_check(ours: dict, theirs: dict) -> dict[str, Any]:
     if diffs:
         out["same_bpp"] = {"n": len(diffs), "psnr_diff_db_mean": float(np.mean(diffs)),
                            "psnr_diff_db_max_abs": float(np.max(np.abs(diffs)))}
+    return out
+
+
+def per_image_anchors(folder: Path | None, stems: list[str]) -> dict[str, dict]:
+    """Published per-image curves averaged over exactly these images, one point per
+    lambda (mean bpp, mean PSNR, as CompressAI averages); a file that lacks one of
+    the images, or is unreadable, gives no curve."""
+    out: dict[str, dict] = {}
+    if folder is None or not (folder / "per_image").is_dir() or not stems:
+        return out
+    for f in sorted((folder / "per_image").glob("*.tsv")):
+        try:
+            rows = [line.split("\t") for line in f.read_text().splitlines()[1:] if line]
+            points: dict[float, dict[str, tuple[float, float]]] = {}
+            for image, lam, bpp, psnr in rows:
+                points.setdefault(float(lam), {})[image] = (float(bpp), float(psnr))
+        except (OSError, ValueError):
+            continue
+        lams = sorted((lam for lam, per in points.items() if all(s in per for s in stems)),
+                      reverse=True)
+        if len(lams) < 2:
+            continue
+        name = PER_IMAGE_NAMES.get(f.stem, f.stem)
+        out[f"{f.stem}@images"] = {
+            "name": f"{name} ({len(stems)} images: {', '.join(stems)})",
+            "description": f"published per-image results ({f.name}), averaged over the "
+                           "images of this run",
+            "results": {"bpp": [float(np.mean([points[lam][s][0] for s in stems]))
+                                for lam in lams],
+                        "psnr-rgb": [float(np.mean([points[lam][s][1] for s in stems]))
+                                     for lam in lams]},
+        }
     return out

@@ -284,6 +284,45 @@ def _segpic_on(device: str, weights: Path | None) -> BenchCodec:
               + (", CUDA" if cuda else ""))
 
 
+# MoRIC's bench qualities: the lambdas of Cool-Chic's published per-image Kodak
+# points (0.02, 0.004, 0.001, 0.0004), so BD-rates against them share a range.
+MORIC_QUALITIES = (1.0, 2.5, 3.8, 4.7)
+
+
+def make_moric(cfg: RunConfig) -> Made:
+    """segpic's MoRIC (overfitted per image, no weights): one curve per --steps
+    budget; each run encodes to a real .spic file and decodes it on the CPU."""
+    import torch
+
+    from .. import codecs as registry
+    from ..moric.frontend import DEFAULT_STEPS
+
+    device = "cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    where = (f"CUDA ({torch.cuda.get_device_name()})" if device == "cuda"
+             else f"CPU, {torch.get_num_threads()} torch threads")
+
+    def make_one(steps: int) -> BenchCodec:
+        def run(pixels: np.ndarray, setting: float) -> Measurement:
+            encoder = registry.load_encoder("moric", device=device, steps=steps)
+            t0 = time.perf_counter()
+            res = encoder.encode(pixels, quality=setting)
+            t1 = time.perf_counter()
+            out = registry.decode(res.data)
+            t2 = time.perf_counter()
+            if res.reconstruction is not None and not np.array_equal(res.reconstruction, out):
+                raise RuntimeError("decoded pixels differ from the encoder's reconstruction")
+            return Measurement(len(res.data), out, t1 - t0, t2 - t1)
+
+        return BenchCodec(
+            "moric", "MoRIC", f"segpic's MoRIC, one region, {steps} steps per image, real "
+            f".spic files, encoded on {where}, decoded on the CPU, torch {torch.__version__}",
+            MORIC_QUALITIES, (MORIC_QUALITIES[0], MORIC_QUALITIES[-1]),
+            "GPU" if device == "cuda" else f"{torch.get_num_threads()} (torch)", run,
+            label="MoRIC (ours)" + (", CUDA" if device == "cuda" else ""))
+
+    return per_step_budget(cfg, make_one, default=DEFAULT_STEPS)
+
+
 # ------------------------------------------------------------------ registry
 # --codecs keys -> factories, in table order. One line per codec; slow(make_x) for
 # a codec that takes minutes per image.
@@ -294,6 +333,7 @@ CODECS: dict[str, Factory] = {
     "avif": make_avif,
     "jxl": make_jxl,
     "heic": make_heic,
+    "moric": slow(make_moric),
 }
 
 

@@ -72,7 +72,7 @@ def _available_threads() -> int:
 def _command_line(src: Path | None, out: Path | None, quick: bool, codecs: str | None,
                   device: str, threads: int, limit: int | None, weights: Path | None,
                   anchors: str | None, images: tuple[str, ...] = (),
-                  steps: tuple[int, ...] = ()) -> str:
+                  steps: tuple[int, ...] = (), jobs: int = 1) -> str:
     """The command that reproduces this run, written into the results."""
     parts = ["segpic", "bench"]
     if os.environ.get("OMP_WAIT_POLICY"):  # changes CPU timings a lot on a shared machine
@@ -94,6 +94,8 @@ def _command_line(src: Path | None, out: Path | None, quick: bool, codecs: str |
         parts += ["--images", ",".join(images)]
     if steps:
         parts += ["--steps", ",".join(map(str, steps))]
+    if jobs > 1:
+        parts += ["--jobs", str(jobs)]
     if weights is not None:
         parts += ["--weights", display_path(weights)]
     if anchors is not None:
@@ -113,7 +115,8 @@ def _command_line(src: Path | None, out: Path | None, quick: bool, codecs: str |
                    f"{_slow_help()}).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True,
-              help="segpic's device; auto measures the CPU and, when present, CUDA too.")
+              help="segpic's device (auto measures the CPU and, when present, CUDA too); "
+                   "moric encodes on CUDA when present unless --device cpu.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for torch and the codecs that can use several "
                    "(default: every core available).")
@@ -125,6 +128,9 @@ def _command_line(src: Path | None, out: Path | None, quick: bool, codecs: str |
 @click.option("--steps", default=None, metavar="LIST",
               help="Step budgets for the codecs that optimise per image (comma list, e.g. "
                    "1000,3000): one curve per budget; other codecs ignore it.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Slow codecs (moric): run this many encodes at once, in worker "
+                   "processes sharing --threads.")
 @click.option("--weights", type=click.Path(path_type=Path), default=None,
               help="segpic weights folder (default: the shipped weights).")
 @click.option("--anchors", default=None, metavar="DIR|none",
@@ -132,7 +138,7 @@ def _command_line(src: Path | None, out: Path | None, quick: bool, codecs: str |
                    "(default: ../shared/anchors/kodak when SRC is Kodak; 'none' for none).")
 def bench(src: Path | None, out: Path | None, quick: bool, codecs: str | None, device: str,
           threads: int | None, limit: int | None, image_names: str | None, steps: str | None,
-          weights: Path | None, anchors: str | None) -> None:
+          jobs: int, weights: Path | None, anchors: str | None) -> None:
     """Rate-distortion and speed of segpic against JPEG, WebP, AVIF, JPEG XL and HEIC.
 
     SRC is a folder of images (default: Kodak in ../shared/data/kodak). Writes
@@ -168,9 +174,10 @@ def bench(src: Path | None, out: Path | None, quick: bool, codecs: str | None, d
         weights=weights,
         anchors=anchor_dir,
         command=_command_line(src, out, quick, codecs, device, n_threads, limit, weights,
-                              anchors, picked, budgets),
+                              anchors, picked, budgets, jobs),
         images=picked,
         steps=budgets,
+        jobs=jobs,
     )
     slow = [k for k in cfg.codecs if is_slow(k)]
     if slow and not picked and cfg.limit is None:

@@ -115,7 +115,8 @@ def build_summary(cfg: RunConfig, codecs: list[BenchCodec], results: dict[str, d
             "name": PLOTTED_ANCHORS.get(stem, (d.get("name", stem),))[0],
             "bd_rate_vs_vtm": bd(vtm, d).value if vtm else None,
         }
-    columns = ([s for s in (VTM, BPG) if s in anchors])
+    columns = [s for s in (VTM, BPG) if s in anchors]
+    columns += [s for s in anchors if s.endswith("@images")]
     for test in keys:
         row: dict[str, float | None] = {}
         for ref in columns:

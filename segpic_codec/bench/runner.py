@@ -9,7 +9,7 @@ import os
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import click
@@ -37,6 +37,7 @@ class RunConfig:
     notes: list[str] = field(default_factory=list)
     images: tuple[str, ...] = ()  # --images: the only images measured (names or stems)
     steps: tuple[int, ...] = ()  # --steps: step budgets for the codecs that take one
+    jobs: int = 1  # --jobs: slow codecs run this many (image, setting) runs at once
 
 
 def list_images(src: Path) -> list[Path]:
@@ -72,16 +73,19 @@ def select_images(images: list[Path], names: Sequence[str], src: Path) -> list[P
 def measure(cfg: RunConfig, codecs: list[BenchCodec], images: list[Path]) -> list[dict]:
     """Run every codec at every setting on every image; one record per run.
     Images are the outer loop so that a slow spell of a shared machine spreads
-    over all codecs instead of landing on one."""
+    over all codecs instead of landing on one. With --jobs N, the slow codecs'
+    runs go first, N at a time in worker processes."""
     from ..image_io import load_image
 
     records: list[dict] = []
+    if cfg.jobs > 1 and any(c.slow for c in codecs):
+        records += _measure_pooled(cfg, [c for c in codecs if c.slow], images)
+        codecs = [c for c in codecs if not c.slow]
     for i, path in enumerate(images):
         try:
             pixels = load_image(path).pixels
         except ValueError as exc:  # ImageError: already "path: reason"
             raise BenchError(str(exc)) from None
-        h, w = pixels.shape[:2]
         line = []
         for codec in codecs:
             settings = codec.quick_settings if cfg.quick else codec.settings
@@ -91,23 +95,67 @@ def measure(cfg: RunConfig, codecs: list[BenchCodec], images: list[Path]) -> lis
                 _run_one(codec, pixels, settings[0], path)
             t_codec = time.perf_counter()
             for setting in settings:
-                m = _run_one(codec, pixels, setting, path)
-                records.append({
-                    "image": path.name, "codec": codec.key, "setting": json_num(setting),
-                    "width": w, "height": h, "bytes": m.nbytes,
-                    "bpp": 8.0 * m.nbytes / (w * h),
-                    "psnr-rgb": psnr_rgb(pixels, m.pixels),
-                    "ms-ssim-rgb": ms_ssim_rgb(pixels, m.pixels),
-                    "encoding_time": m.enc_s, "decoding_time": m.dec_s,
-                })
-                if codec.slow:  # minutes per run: say how it went, run by run
-                    r = records[-1]
-                    click.echo(f"  {path.name} {codec.key} {codec.param} "
-                               f"{fmt_setting(setting)}: {r['bpp']:.3f} bpp, "
-                               f"{r['psnr-rgb']:.2f} dB, encode {m.enc_s:.1f}s", err=True)
+                records.append(_record(codec, path, pixels, setting))
             line.append(f"{codec.key} {time.perf_counter() - t_codec:.1f}s")
         click.echo(f"[{i + 1}/{len(images)}] {path.name}: {', '.join(line)}", err=True)
     return records
+
+
+def _record(codec: BenchCodec, path: Path, pixels: np.ndarray, setting: float) -> dict:
+    h, w = pixels.shape[:2]
+    m = _run_one(codec, pixels, setting, path)
+    record = {
+        "image": path.name, "codec": codec.key, "setting": json_num(setting),
+        "width": w, "height": h, "bytes": m.nbytes,
+        "bpp": 8.0 * m.nbytes / (w * h),
+        "psnr-rgb": psnr_rgb(pixels, m.pixels),
+        "ms-ssim-rgb": ms_ssim_rgb(pixels, m.pixels),
+        "encoding_time": m.enc_s, "decoding_time": m.dec_s,
+    }
+    if codec.slow:  # minutes per run: say how it went, run by run
+        click.echo(f"  {path.name} {codec.key} {codec.param} {fmt_setting(setting)}: "
+                   f"{record['bpp']:.3f} bpp, {record['psnr-rgb']:.2f} dB, "
+                   f"encode {m.enc_s:.1f}s", err=True)
+    return record
+
+
+# Worker processes of --jobs: each builds the slow codecs once, from the run config.
+_WORKER_CODECS: dict[str, BenchCodec] = {}
+
+
+def _worker_init(cfg: RunConfig, families: tuple[str, ...], threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    quiet = replace(cfg, codecs=families, notes=[])
+    _WORKER_CODECS.update({c.key: c for c in build_codecs(quiet)})
+
+
+def _worker_run(key: str, path: Path, setting: float) -> dict:
+    from ..image_io import load_image
+
+    return _record(_WORKER_CODECS[key], path, load_image(path).pixels, setting)
+
+
+def _measure_pooled(cfg: RunConfig, codecs: list[BenchCodec], images: list[Path]) -> list[dict]:
+    """The slow codecs' runs, cfg.jobs at a time (spawned processes: safe with CUDA),
+    each with threads / jobs torch threads; records come back in a fixed order."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    tasks = [(c.key, path, setting) for path in images for c in codecs
+             for setting in (c.quick_settings if cfg.quick else c.settings)]
+    families = tuple(dict.fromkeys(c.family for c in codecs))
+    threads = max(1, cfg.threads // cfg.jobs)
+    note(cfg.notes, f"--jobs {cfg.jobs}: {', '.join(c.key for c in codecs)} ran {cfg.jobs} "
+                    f"runs at a time ({threads} torch thread(s) each); their encode times "
+                    "are per run, under that contention")
+    click.echo(f"{len(tasks)} slow runs, {cfg.jobs} at a time", err=True)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(cfg.jobs, mp_context=context, initializer=_worker_init,
+                             initargs=(cfg, families, threads)) as pool:
+        futures = [pool.submit(_worker_run, *task) for task in tasks]
+        return [f.result() for f in futures]
 
 
 def _run_one(codec: BenchCodec, pixels: np.ndarray, setting: float, path: Path) -> Measurement:
@@ -177,7 +225,7 @@ def _is_result_file(stem: str) -> bool:
 def run_bench(cfg: RunConfig) -> dict:
     """Measure, then write <out>/{<codec>.json, per_image.json, summary.json,
     results.md, rd.png}. Returns the summary."""
-    from .anchors import load_anchors
+    from .anchors import load_anchors, per_image_anchors
     from .plot import plot_rd
     from .report import build_summary, environment, write_json, write_markdown
 
@@ -204,6 +252,8 @@ def run_bench(cfg: RunConfig) -> dict:
     except OSError:
         pass
     anchors = load_anchors(cfg.anchors)
+    if cfg.images or cfg.limit is not None:  # a subset: the per-image curves on it
+        anchors.update(per_image_anchors(cfg.anchors, [p.stem for p in images]))
     if cfg.anchors is not None and not anchors:
         note(cfg.notes, f"no published curves in {display_path(cfg.anchors)}: "
                         "no BD-rate against VTM")
