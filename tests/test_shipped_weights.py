@@ -55,7 +55,7 @@ V1_FILES = sorted((REPO / "tests" / "data" / "v1").glob("*.spic"))
 
 
 @pytest.mark.parametrize("path", V1_FILES, ids=lambda p: p.name)
-def test_version_1_files_decode_to_the_same_pixels(path):
+def test_version_1_files_decode_to_the_same_pixels(path, tmp_path):
     """Files made before the codec-neutral frame (format version 1, committed with
     the PNG their decoder produced then) still decode to exactly those pixels,
     through the codec-neutral API and the CLI."""
@@ -68,8 +68,7 @@ def test_version_1_files_decode_to_the_same_pixels(path):
     data = path.read_bytes()
     assert data[4] == 1
     assert np.array_equal(codecs.decode(data, device="cpu"), expected)
-    runner = CliRunner()
-    with runner.isolated_filesystem():
-        result = runner.invoke(main, ["decode", str(path), "out.png", "--device", "cpu"])
-        assert result.exit_code == 0, result.output
-        assert np.array_equal(load_image("out.png").pixels, expected)
+    out = tmp_path / "out.png"
+    result = CliRunner().invoke(main, ["decode", str(path), str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(load_image(out).pixels, expected)
