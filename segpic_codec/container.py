@@ -3,12 +3,13 @@
 Version 2 (written):
 
     magic "SPIC" | version 2 | codec id | width-1, height-1 (varints) |
-    payload length (varint) | payload | stream count, stream lengths (varints) |
-    streams... | CRC-32 (little endian) over everything before it
+    payload length (varint) | payload | 2 x stream count + aligned (varint) |
+    stream lengths (varints) | streams... | CRC-32 (little endian) over everything before it
 
-The payload is a small codec-specific header that only the codec parses. Stream
-lengths are counted in 32-bit words (range-coded streams are whole words); the
-last stream's length is implied by the file size.
+The payload is a small codec-specific header that only the codec parses. When
+every stream is whole 32-bit words (range-coded streams are), the aligned bit is
+set and lengths count words, which keeps them one byte shorter; otherwise they
+count bytes. The last stream's length is implied by the file size.
 
 Version 1 (read only) was SegPIC's own layout: its 7 header bytes after the
 version byte (model id, weights id, quality, grid) are exactly SegPIC's version-2
@@ -97,21 +98,20 @@ class _Reader:
 
 
 def pack(codec: str, width: int, height: int, payload: bytes, streams: list[bytes]) -> bytes:
-    """One image's frame. Every stream must be whole 32-bit words."""
+    """One image's frame."""
     if codec not in CODEC_IDS:
         raise ValueError(f"unknown codec {codec!r}")
     if not streams or len(streams) > MAX_STREAMS or len(payload) > MAX_PAYLOAD:
         raise ValueError("stream count or payload size out of range")
-    for part in streams:
-        if len(part) % 4:
-            raise ValueError("coded streams must be whole 32-bit words")
+    aligned = all(len(part) % 4 == 0 for part in streams)
+    unit = 4 if aligned else 1
     out = bytearray(MAGIC)
     out += struct.pack("<BB", VERSION, CODEC_IDS[codec])
     out += varint(width - 1) + varint(height - 1)
     out += varint(len(payload)) + payload
-    out += varint(len(streams))
+    out += varint(2 * len(streams) + aligned)
     for part in streams[:-1]:
-        out += varint(len(part) // 4)
+        out += varint(len(part) // unit)
     for part in streams:
         out += part
     out += struct.pack("<I", zlib.crc32(out))
@@ -154,15 +154,18 @@ def read_frame(data: bytes) -> FrameHeader:
             raise ContainerError(f"corrupt .spic file ({size}-byte codec header)")
         payload = reader.take(size, "codec header")
     count = reader.varint("stream table")
+    unit = 4  # version 1: always 32-bit words
+    if version != 1:
+        count, unit = count >> 1, (4 if count & 1 else 1)
     if not 1 <= count <= MAX_STREAMS:
         raise ContainerError(f"corrupt .spic file ({count} streams)")
     lengths = []
     for _ in range(count - 1):
-        lengths.append(reader.varint("stream table") * 4)
+        lengths.append(reader.varint("stream table") * unit)
         if reader.pos + sum(lengths) > reader.end:
             raise ContainerError("truncated .spic file (shorter than its stream table says)")
     last = reader.end - reader.pos - sum(lengths)
-    if last < 0 or last % 4:
+    if last < 0 or last % unit:
         raise ContainerError("truncated or corrupted .spic file (stream sizes do not add up)")
     lengths.append(last)
     stored_crc = struct.unpack("<I", data[-4:])[0]

@@ -153,13 +153,19 @@ def test_real_file_roundtrip_through_container(tiny_codec):
     assert header.weights_id == tiny_codec.weights_id
 
 
-def test_frame_roundtrip_any_codec_payload():
-    streams = [b"\x01\x02\x03\x04", b"", b"\x09" * 64]
+@pytest.mark.parametrize("streams", [
+    [b"\x01\x02\x03\x04", b"", b"\x09" * 64],  # whole words: lengths in words
+    [b"\x01\x02\x03", b"", b"\x09" * 65, b"\x07"],  # any bytes: lengths in bytes
+])
+def test_frame_roundtrip_any_codec_payload(streams):
     data = container.pack("moric", 7, 5, b"\x01\x02\x03", streams)
     frame = container.read_frame(data)
     assert (frame.version, frame.codec, frame.width, frame.height) == (2, "moric", 7, 5)
     assert frame.payload == b"\x01\x02\x03"
     assert container.split_streams(data, frame) == streams
+    for cut in range(len(data)):
+        with pytest.raises(ContainerError):
+            container.read_frame(data[:cut])
 
 
 def test_frame_refuses_unknown_codec_and_huge_payload():

@@ -122,8 +122,11 @@ class Layout:
     def build(self, table_from_streams: bool = True) -> bytes:
         varints = list(self.varints)
         if table_from_streams:  # keep the stream table consistent with the streams
-            varints = varints[:2] + [_varint(len(self.payload)), _varint(len(self.streams))]
-            varints += [_varint(len(s) // 4) for s in self.streams[:-1]]
+            aligned = all(len(s) % 4 == 0 for s in self.streams)
+            unit = 4 if aligned else 1
+            varints = varints[:2] + [_varint(len(self.payload)),
+                                     _varint(2 * len(self.streams) + aligned)]
+            varints += [_varint(len(s) // unit) for s in self.streams[:-1]]
         body = (bytes(self.fixed) + b"".join(varints[:3]) + bytes(self.payload)
                 + b"".join(varints[3:]) + b"".join(self.streams))
         return body + struct.pack("<I", zlib.crc32(body))

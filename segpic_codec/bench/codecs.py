@@ -295,7 +295,7 @@ def make_moric(cfg: RunConfig) -> Made:
     import torch
 
     from .. import codecs as registry
-    from ..moric.frontend import DEFAULT_STEPS
+    from ..moric.frontend import default_steps
 
     device = "cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
     where = (f"CUDA ({torch.cuda.get_device_name()})" if device == "cuda"
@@ -320,7 +320,7 @@ def make_moric(cfg: RunConfig) -> Made:
             "GPU" if device == "cuda" else f"{torch.get_num_threads()} (torch)", run,
             label="MoRIC (ours)" + (", CUDA" if device == "cuda" else ""))
 
-    return per_step_budget(cfg, make_one, default=DEFAULT_STEPS)
+    return per_step_budget(cfg, make_one, default=default_steps())
 
 
 # ------------------------------------------------------------------ registry
