@@ -6,7 +6,7 @@
     frame, fields = codecs.describe(result.data)  # no torch, no weights
 
 A codec is a subpackage with two modules named here: a torch-free `layout`
-(parses its header payload: `describe(frame) -> dict`, with `stream_names`) and a
+(parses its header payload: `describe_frame(frame) -> dict`, with `stream_names`) and a
 `frontend` (`load_encoder(...)`, `load_decoder(frame, ...)`). Adding a codec is a
 folder plus one line in `CODECS` (and its id in `container.CODEC_IDS`). Nothing
 here imports a codec until it is used.
@@ -85,7 +85,7 @@ def get(name: str) -> CodecEntry:
 def describe(data: bytes) -> tuple[container.FrameHeader, dict]:
     """Check a file's frame and its codec's header -> (frame, the codec's fields)."""
     frame = container.read_frame(data)
-    return frame, get(frame.codec).layout().describe(frame)
+    return frame, get(frame.codec).layout().describe_frame(frame)
 
 
 def load_encoder(codec: str = DEFAULT_CODEC, **options: Any) -> Encoder:

@@ -116,7 +116,7 @@ def unpack(data: bytes) -> tuple[Header, CodedStreams]:
     return header, coded
 
 
-def describe(frame: container.FrameHeader) -> dict:
+def describe_frame(frame: container.FrameHeader) -> dict:
     """The SegPIC fields of `segpic info`."""
     header = parse_header(frame)
     return {"model": header.model, "weights_id": header.weights_id,

@@ -1,0 +1,206 @@
+"""MoRIC's API: encode an image (an optimisation) and decode a payload + streams.
+
+    encoded = encode(pixels, quality=3.5, preset="medium")
+    pixels = decode(encoded.payload, encoded.streams, width, height)
+
+The decoder's entropy path is exact integer arithmetic, so a file encoded on a
+GPU decodes identically on any CPU. `encode` returns what `decode` outputs: the
+reconstruction is computed by the decoder's own code on the CPU.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import layout
+from .arm import MAX_ABS_LATENT, IntegerArm
+from .encoder import Budget, Optimisation
+from .errors import MoricArgumentError, MoricFormatError
+from .latent_stream import decode_latents, encode_latents
+from .model import Architecture, MoricModel
+from .param_quant import (
+    GroupCoding,
+    decode_parameters,
+    encode_parameters,
+    quantized_integers,
+    search_steps,
+)
+from .recipe import PRESETS, QUALITY_MAX, QUALITY_MIN, quality_to_lambda
+
+MAX_SIDE = 1 << 16
+MAX_PIXELS = 1 << 26  # 67 MP; decoding allocates ~ 100 bytes per pixel
+SINGLE_THREAD_PIXELS = 1 << 16  # below this, extra threads only add synchronisation
+
+__all__ = ["PRESETS", "MoricEncoded", "decode", "encode"]
+
+
+@dataclass
+class MoricEncoded:
+    payload: bytes  # codec header (see layout)
+    streams: list[bytes]  # [parameters, latent grid 0 .. 6]
+    reconstruction: np.ndarray  # (H, W, 3) uint8, what decode() returns
+    steps: int  # optimisation steps done
+    interrupted: bool
+    seconds: float
+
+
+def _check_arguments(pixels: np.ndarray, quality: float, steps: int | None,
+                     time_limit: float | None, preset: str, device: str) -> None:
+    if not isinstance(pixels, np.ndarray) or pixels.ndim != 3 or pixels.shape[2] != 3 \
+            or pixels.dtype != np.uint8:
+        raise MoricArgumentError("pixels must be an (H, W, 3) uint8 array")
+    h, w = pixels.shape[:2]
+    if h < 1 or w < 1 or h > MAX_SIDE or w > MAX_SIDE or h * w > MAX_PIXELS:
+        raise MoricArgumentError(f"cannot encode a {w}x{h} image with MoRIC")
+    if not QUALITY_MIN <= quality <= QUALITY_MAX:
+        raise MoricArgumentError(f"quality must be in [{QUALITY_MIN:g}, {QUALITY_MAX:g}], "
+                                 f"got {quality}")
+    if steps is not None and (int(steps) != steps or steps < 1):
+        raise MoricArgumentError(f"steps must be a whole number >= 1, got {steps}")
+    if time_limit is not None and not time_limit > 0:
+        raise MoricArgumentError(f"time_limit must be positive, got {time_limit}")
+    if preset not in PRESETS:
+        raise MoricArgumentError(f"unknown preset {preset!r}; choose one of "
+                                 f"{', '.join(PRESETS)}")
+    if device not in ("cpu", "cuda"):
+        raise MoricArgumentError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise MoricArgumentError("device 'cuda' requested but CUDA is not available")
+
+
+@contextmanager
+def _threads_for(pixels: int) -> Iterator[None]:
+    """Small images run on one thread: their tensors are too small to split, and
+    each parallel region costs a synchronisation that is slow on a busy machine."""
+    previous = torch.get_num_threads()
+    if pixels < SINGLE_THREAD_PIXELS and previous > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
+
+
+def _integer_arm(model: MoricModel, coding: dict[tuple[str, str], GroupCoding]) -> IntegerArm:
+    params = {}
+    for name, p in model.arm.named_parameters():
+        kind = "bias" if name.startswith("b") else "weight"
+        e = coding[("arm", kind)].exponent
+        params[name] = (quantized_integers([p], e, None)[0].numpy(), e)
+    return IntegerArm(params)
+
+
+@torch.no_grad()
+def _reconstruct(model: MoricModel, flat_canvas: np.ndarray) -> np.ndarray:
+    """The decoder's float path: integer latents -> (H, W, 3) uint8."""
+    q = torch.from_numpy(flat_canvas).to(torch.float32).reshape(model.canvas.shape)
+    image = model.decode_latents(q)
+    image = torch.nan_to_num(image, nan=0.0).clamp(0.0, 1.0)
+    image = torch.round(image * 255.0).to(torch.uint8)
+    return image.reshape(3, model.height, model.width).permute(1, 2, 0).contiguous().numpy()
+
+
+def _finalise(model: MoricModel, target: torch.Tensor, lmbda: float
+              ) -> tuple[dict, list[bytes], np.ndarray]:
+    """Quantise the networks, entropy-code everything, rebuild the decoder's output."""
+    latents = model.latents
+    ints = latents.integers().clamp(-MAX_ABS_LATENT, MAX_ABS_LATENT - 1)
+    latents.set_integers(ints)
+    q = ints.to(torch.float32)
+    n = model.height * model.width
+
+    with torch.no_grad():
+        cache = {"mse": 0.0, "bits": 0.0}
+
+        def refresh(module: str) -> tuple[float, float]:
+            if module in ("arm", "all"):
+                cache["bits"] = float(model.rate_bits(q))
+            if module != "arm":
+                cache["mse"] = float(model.squared_error(q, target)) / target.numel()
+            return cache["mse"], cache["bits"]
+
+        refresh("all")
+        coding = search_steps(model.sent_modules(), refresh, lmbda, n)
+
+    valid = ints.reshape(-1)[torch.from_numpy(model.canvas.latent_index)]
+    low, high = int(valid.min()), int(valid.max())
+    flat = ints.reshape(-1).to(torch.float64).numpy()
+    arm = _integer_arm(model, coding)
+    streams = [encode_parameters(model.sent_modules(), coding)]
+    streams += encode_latents(arm, flat, model.canvas, low, high)
+    fields = {"coding": {k: (c.exponent, c.order) for k, c in coding.items()},
+              "latent_low": low, "latent_high": high}
+    return fields, streams, _reconstruct(model, flat)
+
+
+def encode(pixels: np.ndarray, quality: float = 3.5, steps: int | None = None,
+           time_limit: float | None = None, preset: str = "medium", device: str = "cpu",
+           seed: int = 0, progress: Callable[[dict], None] | None = None,
+           should_stop: Callable[[], bool] | None = None) -> MoricEncoded:
+    """Optimise a MoRIC decoder for `pixels` and code it.
+
+    The budget is `steps` and/or `time_limit` (whichever ends first; with
+    neither, the preset's step count). `progress` receives a dict (step, total,
+    bpp, psnr, elapsed, eta) every few steps; `should_stop()` is checked every
+    step and ends the optimisation early with a valid file of the best state."""
+    _check_arguments(pixels, quality, steps, time_limit, preset, device)
+    with _threads_for(pixels.shape[0] * pixels.shape[1]):
+        return _encode(pixels, quality, steps, time_limit, preset, device, seed, progress,
+                       should_stop)
+
+
+def _encode(pixels: np.ndarray, quality: float, steps: int | None, time_limit: float | None,
+            preset: str, device: str, seed: int, progress: Callable[[dict], None] | None,
+            should_stop: Callable[[], bool] | None) -> MoricEncoded:
+    start = time.perf_counter()
+    recipe = PRESETS[preset]
+    if steps is None and time_limit is None:
+        steps = recipe.steps
+    height, width = pixels.shape[:2]
+    lmbda = quality_to_lambda(quality)
+    target = torch.from_numpy(np.array(pixels, copy=True)).to(device=device)
+    target = target.permute(2, 0, 1).reshape(3, -1).to(torch.float32) / 255.0
+    optimisation = Optimisation(target, height, width, lmbda, recipe,
+                                Budget(steps, time_limit, start), seed, progress, should_stop)
+    model, _ = optimisation.run()
+    model = model.to("cpu")
+    fields, streams, reconstruction = _finalise(model, target.to("cpu"), lmbda)
+    header = layout.Header(quality=quality, preset=preset, steps=optimisation.step,
+                           interrupted=optimisation.interrupted, features=recipe.features,
+                           activation=recipe.activation, regions=1, **fields)
+    return MoricEncoded(layout.pack(header), streams, reconstruction, optimisation.step,
+                        optimisation.interrupted, time.perf_counter() - start)
+
+
+def decode(payload: bytes, streams: list[bytes], width: int, height: int) -> np.ndarray:
+    """(H, W, 3) uint8 pixels of a MoRIC payload and its streams."""
+    if not (isinstance(width, int) and isinstance(height, int)) or width < 1 or height < 1 \
+            or width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+        raise MoricFormatError(f"bad MoRIC image size {width}x{height}")
+    header = layout.unpack(payload)
+    if not isinstance(streams, (list, tuple)) or len(streams) != header.num_streams:
+        raise MoricFormatError(f"corrupt MoRIC file ({len(streams)} streams, "
+                               f"expected {header.num_streams})")
+    if not all(isinstance(s, (bytes, bytearray, memoryview)) for s in streams):
+        raise MoricFormatError("MoRIC streams must be bytes")
+    streams = [bytes(s) for s in streams]
+    with _threads_for(width * height):
+        return _decode(header, streams, width, height)
+
+
+def _decode(header: layout.Header, streams: list[bytes], width: int, height: int
+            ) -> np.ndarray:
+    arch = Architecture(header.features, header.activation, header.regions)
+    model = MoricModel(height, width, arch)
+    coding = {k: GroupCoding(e, o) for k, (e, o) in header.coding.items()}
+    integers = decode_parameters(streams[0], model.sent_modules(), coding)
+    arm = IntegerArm(integers["arm"])
+    flat = decode_latents(arm, streams[1:], model.canvas, header.latent_low, header.latent_high)
+    return _reconstruct(model, flat)

@@ -1,0 +1,197 @@
+"""The per-image optimisation: warm-up over candidate initialisations, main
+phase with annealed soft rounding, final phase on hard-rounded latents. It
+returns the best state seen (by hard-rounded rate-distortion loss)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .model import Architecture, MoricModel
+from .recipe import Recipe
+from .soap import Soap
+
+
+@dataclass
+class Budget:
+    steps: int | None
+    time_limit: float | None
+    start: float
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def progress(self, step: int) -> float:
+        p = 0.0
+        if self.steps:
+            p = step / self.steps
+        if self.time_limit:
+            p = max(p, self.elapsed() / self.time_limit)
+        return p
+
+
+@dataclass
+class Evaluation:
+    loss: float
+    mse: float
+    bpp: float
+
+    @property
+    def psnr(self) -> float:
+        return -10.0 * math.log10(max(self.mse, 1e-12))
+
+
+class _Stopped(Exception):
+    """should_stop() asked to stop: unwind to the best state."""
+
+
+class Optimisation:
+    def __init__(self, target: Tensor, height: int, width: int, lmbda: float, recipe: Recipe,
+                 budget: Budget, seed: int = 0,
+                 progress: Callable[[dict], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None, progress_every: int = 10):
+        self.target = target  # (3, N) in [0, 1], on the training device
+        self.height, self.width = height, width
+        self.num_pixels = height * width
+        self.lmbda = lmbda
+        self.recipe = recipe
+        self.budget = budget
+        self.seed = seed
+        self.progress_cb = progress
+        self.should_stop = should_stop
+        self.progress_every = progress_every
+        self.step = 0
+        self.last: Evaluation | None = None
+        self.best: tuple[float, dict[str, Tensor]] | None = None
+        self.interrupted = False
+        self.current: MoricModel | None = None  # the model being trained
+        self.arch = Architecture(recipe.features, recipe.activation)
+        self.generator = torch.Generator(device=target.device).manual_seed(seed)
+
+    # -- building blocks -------------------------------------------------
+    def new_candidate(self, index: int) -> tuple[MoricModel, torch.optim.Optimizer]:
+        model = MoricModel(self.height, self.width, self.arch, self.recipe.latent_gain,
+                           seed=self.seed * 1000 + index).to(self.target.device)
+        with torch.no_grad():  # start the output at the image's mean colour
+            model.synthesis.lsns[0].b_res[2].copy_(self.target.mean(dim=1))
+            for name, p in model.synthesis.named_parameters():
+                if name.split(".")[-1] in ("w1", "w2", "w_in") or "mod_w" in name:
+                    p.mul_(self.recipe.synthesis_init_scale)
+        r = self.recipe
+        groups = [{"params": [model.latents.values], "name": "latents", "betas": (0.9, 0.999),
+                   "weight_decay": 0.0},
+                  {"params": model.network_parameters(), "name": "networks",
+                   "betas": r.network_betas, "weight_decay": r.weight_decay}]
+        if r.optimizer == "soap":
+            return model, Soap(groups, lr=r.lr)
+        return model, torch.optim.Adam(groups, lr=r.lr)
+
+    def loss(self, mse: Tensor, bits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        bpp = bits / self.num_pixels
+        return mse + self.lmbda * bpp, mse, bpp
+
+    @torch.no_grad()
+    def evaluate(self, model: MoricModel) -> Evaluation:
+        loss, mse, bpp = self.loss(*model(self.target, "hard"))
+        return Evaluation(float(loss), float(mse), float(bpp))
+
+    def train_step(self, model: MoricModel, optimizer: torch.optim.Optimizer, mode: str,
+                   temperature: float, noise: float) -> Evaluation:
+        if self.should_stop is not None and self.should_stop():
+            raise _Stopped
+        self.current = model
+        optimizer.zero_grad(set_to_none=True)
+        loss, mse, bpp = self.loss(*model(self.target, mode, temperature, noise,
+                                          self.generator))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.network_parameters(), self.recipe.grad_clip)
+        optimizer.step()
+        self.step += 1
+        self.last = Evaluation(loss.item(), mse.item(), bpp.item())
+        if self.progress_cb is not None and self.step % self.progress_every == 0:
+            self.report()
+        return self.last
+
+    def report(self) -> None:
+        elapsed = self.budget.elapsed()
+        p = max(self.budget.progress(self.step), 1e-9)
+        total = self.budget.steps or max(self.step, round(self.step / p))
+        assert self.last is not None
+        self.progress_cb({"step": self.step, "total": total, "bpp": self.last.bpp,
+                          "psnr": self.last.psnr, "elapsed": elapsed,
+                          "eta": max(0.0, elapsed / p - elapsed)})
+
+    def remember(self, model: MoricModel, evaluation: Evaluation) -> None:
+        if self.best is None or evaluation.loss < self.best[0]:
+            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            self.best = (evaluation.loss, state)
+
+    @staticmethod
+    def set_lr(optimizer: torch.optim.Optimizer, networks: float, latents: float) -> None:
+        for group in optimizer.param_groups:
+            group["lr"] = latents if group["name"] == "latents" else networks
+
+    # -- phases ------------------------------------------------------------
+    def warmup(self) -> tuple[MoricModel, torch.optim.Optimizer]:
+        r = self.recipe
+        noise = r.warmup_noise(self.lmbda)
+        best: tuple[float, MoricModel, torch.optim.Optimizer] | None = None
+        for c in range(r.warmup_candidates):
+            model, optimizer = self.new_candidate(c)
+            end = r.warmup_fraction * (c + 1) / r.warmup_candidates
+            while self.budget.progress(self.step) < end or self.step == 0:
+                self.train_step(model, optimizer, "softround", r.warmup_temperature, noise)
+            score = self.evaluate(model)
+            if best is None or score.loss < best[0]:
+                best = (score.loss, model, optimizer)
+        assert best is not None
+        return best[1], best[2]
+
+    def main_phase(self, model: MoricModel, optimizer: torch.optim.Optimizer) -> None:
+        r = self.recipe
+        p0 = self.budget.progress(self.step)
+        p1 = 1.0 - r.final_fraction
+        while (p := self.budget.progress(self.step)) < p1:
+            q = min(max((p - p0) / max(p1 - p0, 1e-9), 0.0), 1.0)
+            lr = r.lr_min + (r.lr - r.lr_min) * 0.5 * (1.0 + math.cos(math.pi * q))
+            self.set_lr(optimizer, lr, lr)
+            temperature = r.temperature[0] + q * (r.temperature[1] - r.temperature[0])
+            noise = r.noise[0] + q * (r.noise[1] - r.noise[0])
+            self.train_step(model, optimizer, "softround", temperature, noise)
+            if self.step % r.eval_every == 0:
+                self.remember(model, self.evaluate(model))
+        self.remember(model, self.evaluate(model))
+
+    def final_phase(self, model: MoricModel, optimizer: torch.optim.Optimizer) -> None:
+        """Hard-rounded latents (no gradient reaches them): fine-tune the networks."""
+        self.set_lr(optimizer, self.recipe.final_lr, 0.0)
+        if self.best is not None:
+            model.load_state_dict(self.best[1])
+        while self.budget.progress(self.step) < 1.0:
+            before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            evaluation = self.train_step(model, optimizer, "hard", 0.0, 0.0)
+            # the hard-rounded training loss is exact: it scores the state before the step
+            if self.best is None or evaluation.loss < self.best[0]:
+                self.best = (evaluation.loss, before)
+        self.remember(model, self.evaluate(model))
+
+    def run(self) -> tuple[MoricModel, Evaluation]:
+        """Optimise; return the model holding the best state and its evaluation."""
+        try:
+            model, optimizer = self.warmup()
+            self.main_phase(model, optimizer)
+            self.final_phase(model, optimizer)
+        except _Stopped:
+            self.interrupted = True
+            # stopped during the warm-up: keep the candidate being trained
+            model = self.current if self.current is not None else self.new_candidate(0)[0]
+            if self.best is None:
+                self.remember(model, self.evaluate(model))
+        assert self.best is not None
+        model.load_state_dict(self.best[1])
+        return model, self.evaluate(model)

@@ -1,0 +1,131 @@
+"""MoRIC's codec header (the container frame's payload) and stream order.
+Imports no torch, so `segpic info` stays fast.
+
+    payload (version 1, big-endian, 32 bytes):
+        version u8 | quality*1000 u16 | preset u8 | steps u32 | flags u8
+        | GMN features u8 | activation u8 | regions u8
+        | latent low i16 | latent high i16
+        | per (module, kind) in arm, upsampling, gmn, lsn x weight, bias:
+          step exponent u8, exp-Golomb order u8
+    streams: parameters, then latents of grid 0 (full resolution) .. grid 6
+
+The image size is not stored: the container holds width and height.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from .errors import MoricFormatError
+
+FORMAT_VERSION = 1
+PRESET_NAMES = ("custom", "fast", "medium", "slow", "placebo")
+ACTIVATIONS = ("relu", "gelu")
+MODULES = ("arm", "upsampling", "gmn", "lsn")
+KINDS = ("weight", "bias")
+NUM_GRIDS = 7
+MAX_FEATURES = 64
+MAX_REGIONS = 1  # this version codes one region
+MAX_EXPONENT = 24
+MAX_ORDER = 15
+MAX_LATENT = 256
+_FIXED = struct.Struct(">BHBIBBBBhh")
+SIZE = _FIXED.size + 2 * len(MODULES) * len(KINDS)
+
+
+@dataclass
+class Header:
+    quality: float
+    preset: str
+    steps: int
+    interrupted: bool
+    features: int
+    activation: str
+    regions: int
+    latent_low: int
+    latent_high: int
+    # (module, kind) -> (step exponent, exp-Golomb order)
+    coding: dict[tuple[str, str], tuple[int, int]]
+
+    @property
+    def num_streams(self) -> int:
+        return 1 + NUM_GRIDS
+
+
+def pack(header: Header) -> bytes:
+    preset = header.preset if header.preset in PRESET_NAMES else "custom"
+    fixed = _FIXED.pack(FORMAT_VERSION, round(header.quality * 1000), PRESET_NAMES.index(preset),
+                        min(header.steps, 2**32 - 1), int(header.interrupted), header.features,
+                        ACTIVATIONS.index(header.activation), header.regions,
+                        header.latent_low, header.latent_high)
+    tail = bytes(v for m in MODULES for k in KINDS for v in header.coding[(m, k)])
+    return fixed + tail
+
+
+def unpack(payload: bytes) -> Header:
+    """Parse and validate a payload; MoricFormatError on anything unexpected."""
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
+        raise MoricFormatError("MoRIC payload must be bytes")
+    payload = bytes(payload)
+    if len(payload) < 1:
+        raise MoricFormatError("empty MoRIC header")
+    if payload[0] != FORMAT_VERSION:
+        raise MoricFormatError(f"unsupported MoRIC format version {payload[0]} "
+                               f"(this build reads {FORMAT_VERSION})")
+    if len(payload) != SIZE:
+        raise MoricFormatError(f"corrupt MoRIC header ({len(payload)} bytes, expected {SIZE})")
+    (_, quality, preset, steps, flags, features, activation, regions, low,
+     high) = _FIXED.unpack_from(payload)
+    tail = payload[_FIXED.size:]
+    checks = [
+        (1000 <= quality <= 6000, f"quality {quality / 1000}"),
+        (preset < len(PRESET_NAMES), f"preset id {preset}"),
+        (flags <= 1, f"flags {flags}"),
+        (1 <= features <= MAX_FEATURES, f"{features} GMN features"),
+        (activation < len(ACTIVATIONS), f"activation id {activation}"),
+        (1 <= regions <= MAX_REGIONS, f"{regions} regions"),
+        (-MAX_LATENT <= low <= high < MAX_LATENT, f"latent range [{low}, {high}]"),
+        (all(e <= MAX_EXPONENT for e in tail[0::2]), "parameter quantisation step"),
+        (all(k <= MAX_ORDER for k in tail[1::2]), "exp-Golomb order"),
+    ]
+    for ok, what in checks:
+        if not ok:
+            raise MoricFormatError(f"corrupt MoRIC header (bad {what})")
+    pairs = iter(zip(tail[0::2], tail[1::2], strict=True))
+    coding = {(m, k): next(pairs) for m in MODULES for k in KINDS}
+    return Header(quality / 1000, PRESET_NAMES[preset], steps, bool(flags), features,
+                  ACTIVATIONS[activation], regions, low, high, coding)
+
+
+def describe(payload: bytes) -> dict:
+    """Header fields for `segpic info`."""
+    h = unpack(payload)
+    return {
+        "format_version": FORMAT_VERSION,
+        "quality": h.quality,
+        "preset": h.preset,
+        "steps": h.steps,
+        "interrupted": h.interrupted,
+        "regions": h.regions,
+        "synthesis_features": h.features,
+        "activation": h.activation,
+        "latent_range": [h.latent_low, h.latent_high],
+    }
+
+
+def stream_names(payload: bytes, count: int) -> list[str]:
+    """Names of the streams in file order; checks the count against the header."""
+    h = unpack(payload)
+    if count != h.num_streams:
+        raise MoricFormatError(f"corrupt MoRIC file ({count} streams, expected {h.num_streams})")
+    return ["parameters"] + [f"latents 1/{2**i}" for i in range(NUM_GRIDS)]
+
+
+def describe_frame(frame) -> dict:
+    """What `segpic info` shows of a MoRIC file (`segpic_codec.codecs.describe`):
+    its header fields and stream names, checked against the frame's stream count."""
+    fields = describe(frame.payload)
+    fields["moric_format"] = fields.pop("format_version")  # the frame has its own
+    fields["stream_names"] = stream_names(frame.payload, len(frame.stream_lengths))
+    return fields

@@ -1,0 +1,106 @@
+"""One image's MoRIC decoder as a differentiable module: latents, ARM,
+upsampling, synthesis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .arm import Arm, arm_macs_per_latent, canvas_rate_bits
+from .arm_rate import fused_rate_bits
+from .banded import squared_error, synthesize
+from .canvas import Canvas
+from .latents import LatentCanvas, QuantizerMode, split_grids
+from .synthesis import Synthesis, pixel_coordinates
+from .upsampling import Upsampling
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What the decoder must know to rebuild the networks (stored in the header)."""
+
+    features: int = 16  # GMN width F
+    activation: str = "gelu"
+    regions: int = 1
+
+
+# Above this size the synthesis runs in bands of rows (bounded memory; slightly
+# slower than whole-image tensors when those fit).
+BANDED_MIN_PIXELS = 1 << 21
+
+
+class MoricModel(nn.Module):
+    def __init__(self, height: int, width: int, arch: Architecture, latent_gain: float = 16.0,
+                 seed: int = 0):
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        self.height, self.width, self.arch = height, width, arch
+        self.canvas = Canvas(height, width)
+        self.latents = LatentCanvas(self.canvas, latent_gain)
+        self.arm = Arm(generator)
+        self.upsampling = Upsampling(self.canvas.num_grids)
+        self.synthesis = Synthesis(arch.features, arch.activation, arch.regions, generator)
+        start = self.canvas.query_range[0]
+        self.register_buffer("latent_positions",
+                             torch.from_numpy(self.canvas.latent_index - start), persistent=False)
+        self.register_buffer("coords", pixel_coordinates(height, width), persistent=False)
+
+    # modules whose parameters are quantised and sent, in stream order
+    def sent_modules(self) -> dict[str, nn.Module]:
+        return {"arm": self.arm, "upsampling": self.upsampling,
+                "gmn": self.synthesis.gmn, "lsn": self.synthesis.lsns}
+
+    def network_parameters(self) -> list[nn.Parameter]:
+        return [p for m in self.sent_modules().values() for p in m.parameters()]
+
+    def dense_latents(self, quantized_canvas: Tensor) -> Tensor:
+        """Quantised canvas -> (7, N) upsampled latents."""
+        grids = split_grids(quantized_canvas, self.canvas)
+        return self.upsampling(grids).reshape(len(grids), -1)
+
+    def banded(self, dense: Tensor) -> bool:
+        return dense.device.type == "cpu" and self.height * self.width >= BANDED_MIN_PIXELS
+
+    def decode_latents(self, quantized_canvas: Tensor) -> Tensor:
+        """Quantised canvas -> (3, N) image (the decoder's float path, no grad
+        on a CPU, where it runs in bands of rows)."""
+        dense = self.dense_latents(quantized_canvas)
+        if self.banded(dense):
+            return synthesize(self.synthesis, dense, self.coords, self.height, self.width)
+        return self.synthesis(dense, self.coords, self.height, self.width)
+
+    def squared_error(self, quantized_canvas: Tensor, target: Tensor) -> Tensor:
+        """Sum of squared errors (scalar) of the decoded image against target."""
+        dense = self.dense_latents(quantized_canvas)
+        if self.banded(dense):
+            return squared_error(self.synthesis, dense, self.coords, target, self.height,
+                                 self.width)
+        image = self.synthesis(dense, self.coords, self.height, self.width)
+        return torch.sum((image - target) ** 2)
+
+    def rate_bits(self, quantized_canvas: Tensor) -> Tensor:
+        """Total bits of the latents (scalar). On a CPU the fused, cache-blocked
+        version (`arm_rate`); elsewhere plain autograd, which suits a GPU."""
+        if quantized_canvas.device.type == "cpu":
+            return fused_rate_bits(self.arm, quantized_canvas, self.canvas,
+                                   self.latents.mask.reshape(-1))
+        return canvas_rate_bits(self.arm, quantized_canvas, self.canvas,
+                                self.latent_positions).sum()
+
+    def forward(self, target: Tensor, mode: QuantizerMode, temperature: float = 0.3,
+                noise: float = 0.0, generator: torch.Generator | None = None
+                ) -> tuple[Tensor, Tensor]:
+        """-> (mean squared error against target (3, N), total latent bits)."""
+        q = self.latents.quantized(mode, temperature, noise, generator)
+        return self.squared_error(q, target) / target.numel(), self.rate_bits(q)
+
+    def macs_per_pixel(self) -> dict[str, float]:
+        latents_per_pixel = self.canvas.num_latents / (self.height * self.width)
+        return {
+            "arm": arm_macs_per_latent() * latents_per_pixel,
+            "upsampling": self.upsampling.macs_per_pixel(self.canvas.num_grids),
+            "gmn": float(self.synthesis.gmn.macs_per_pixel()),
+            "lsn": float(self.synthesis.lsns[0].macs_per_pixel()),
+        }

@@ -1,0 +1,183 @@
+"""Quantisation and coding of the network parameters (Cool-Chic's nnquant).
+
+Each module (ARM, upsampling, GMN, LSN) has one quantisation step for its
+weights and one for its biases, both powers of two (2**-e), chosen greedily,
+module after module, to minimise D + lambda * (R_latents + R_parameters). The
+quantised integers are coded with signed exp-Golomb codes whose order is
+chosen per (module, kind); steps and orders go in the header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .arm import BIAS_FRACTION_BITS, MAX_ABS_PARAMETER, WEIGHT_FRACTION_BITS
+from .errors import MoricFormatError
+from .expgolomb import BitReader, BitWriter, best_order, code_length
+
+MODULES = ("arm", "upsampling", "gmn", "lsn")
+KINDS = ("weight", "bias")
+WEIGHT_EXPONENTS = range(2, 15)
+BIAS_EXPONENTS = range(2, 21)
+MAX_EXPONENT = 24
+
+
+@dataclass
+class GroupCoding:
+    exponent: int  # step 2**-exponent
+    order: int  # exp-Golomb order
+
+
+def is_bias(name: str) -> bool:
+    parts = name.split(".")
+    base = parts[-2] if parts[-1].isdigit() else parts[-1]
+    return base.startswith("b") or base == "mod_b"
+
+
+def parameter_groups(modules: dict[str, nn.Module]) -> list[tuple[str, str, list[nn.Parameter]]]:
+    """[(module, kind, parameters)] in stream order."""
+    groups = []
+    for module in MODULES:
+        named = list(modules[module].named_parameters())
+        for kind in KINDS:
+            params = [p for n, p in named if is_bias(n) == (kind == "bias")]
+            groups.append((module, kind, params))
+    return groups
+
+
+def _limit(module: str, kind: str, exponent: int) -> float | None:
+    """The ARM's integer path needs bounded values (see `arm`)."""
+    return MAX_ABS_PARAMETER - 2.0**-exponent if module == "arm" else None
+
+
+def quantized_integers(params: list[nn.Parameter], exponent: int, limit: float | None
+                       ) -> list[torch.Tensor]:
+    out = []
+    for p in params:
+        v = p.detach().double()
+        if limit is not None:
+            v = v.clamp(-limit, limit)
+        out.append(torch.round(v * 2.0**exponent).to(torch.int64))
+    return out
+
+
+def group_bits(integers: list[torch.Tensor]) -> tuple[int, int]:
+    """(order, bits) of the best exp-Golomb code for these integers."""
+    flat = np.concatenate([t.reshape(-1).cpu().numpy() for t in integers]) if integers else \
+        np.zeros(0, dtype=np.int64)
+    if flat.size == 0:
+        return 0, 0
+    return best_order(flat)
+
+
+def _assign(params: list[nn.Parameter], integers: list[torch.Tensor], exponent: int) -> None:
+    with torch.no_grad():
+        for p, q in zip(params, integers, strict=True):
+            p.copy_((q.double() * 2.0**-exponent).to(p.dtype))
+
+
+def search_steps(modules: dict[str, nn.Module],
+                 evaluate: Callable[[str], tuple[float, float]], lmbda: float,
+                 num_pixels: int) -> dict[tuple[str, str], GroupCoding]:
+    """Greedy RD choice of every group's step; leaves the modules quantised.
+
+    `evaluate(module)` returns (mse, latent bits) with the current parameters;
+    the module name says which part changed (the caller may cache the rest)."""
+    groups = parameter_groups(modules)
+    originals = {id(p): p.detach().clone() for _, _, params in groups for p in params}
+    chosen: dict[tuple[str, str], GroupCoding] = {}
+    bits_of: dict[tuple[str, str], int] = {}
+    for module, kind, params in groups:
+        candidates = WEIGHT_EXPONENTS if kind == "weight" else BIAS_EXPONENTS
+        limit_exp = WEIGHT_FRACTION_BITS if kind == "weight" else BIAS_FRACTION_BITS
+        best: tuple[float, int, int, list[torch.Tensor]] | None = None
+        worse_in_a_row = 0
+        # from fine to coarse steps; stop after the loss rose three times in a row
+        for exponent in sorted((e for e in candidates if e <= limit_exp), reverse=True):
+            for p in params:
+                p.data.copy_(originals[id(p)])
+            integers = quantized_integers(params, exponent, _limit(module, kind, exponent))
+            order, bits = group_bits(integers)
+            _assign(params, integers, exponent)
+            mse, latent_bits = evaluate(module)
+            other = sum(b for key, b in bits_of.items() if key != (module, kind))
+            loss = mse + lmbda * (latent_bits + bits + other) / num_pixels
+            if best is None or loss < best[0]:
+                best, worse_in_a_row = (loss, exponent, order, integers), 0
+            else:
+                worse_in_a_row += 1
+                if worse_in_a_row >= 3:
+                    break
+        assert best is not None
+        _, exponent, order, integers = best
+        _assign(params, integers, exponent)
+        chosen[(module, kind)] = GroupCoding(exponent, order)
+        bits_of[(module, kind)] = group_bits(integers)[1]
+    return chosen
+
+
+def quantize_with(modules: dict[str, nn.Module], coding: dict[tuple[str, str], GroupCoding]
+                  ) -> None:
+    """Quantise every group with given steps (and refresh the best orders)."""
+    for module, kind, params in parameter_groups(modules):
+        c = coding[(module, kind)]
+        integers = quantized_integers(params, c.exponent, _limit(module, kind, c.exponent))
+        _assign(params, integers, c.exponent)
+        c.order = group_bits(integers)[0]
+
+
+def encode_parameters(modules: dict[str, nn.Module],
+                      coding: dict[tuple[str, str], GroupCoding]) -> bytes:
+    """The parameter stream of already quantised modules."""
+    writer = BitWriter()
+    for module, kind, params in parameter_groups(modules):
+        c = coding[(module, kind)]
+        integers = quantized_integers(params, c.exponent, None)
+        flat = np.concatenate([t.reshape(-1).cpu().numpy() for t in integers]) if integers \
+            else np.zeros(0, dtype=np.int64)
+        writer.write_signed(flat, c.order)
+    return writer.getvalue()
+
+
+def parameter_bits(modules: dict[str, nn.Module],
+                   coding: dict[tuple[str, str], GroupCoding]) -> int:
+    total = 0
+    for module, kind, params in parameter_groups(modules):
+        c = coding[(module, kind)]
+        integers = quantized_integers(params, c.exponent, None)
+        if integers:
+            total += code_length(np.concatenate([t.reshape(-1).cpu().numpy()
+                                                 for t in integers]), c.order)
+    return total
+
+
+def decode_parameters(data: bytes, modules: dict[str, nn.Module],
+                      coding: dict[tuple[str, str], GroupCoding]
+                      ) -> dict[str, dict[str, tuple[np.ndarray, int]]]:
+    """Read the parameter stream into `modules` (in place, as float values).
+
+    Returns, per module, {parameter name: (integers, exponent)} for the exact
+    integer ARM."""
+    reader = BitReader(data)
+    integers: dict[str, dict[str, tuple[np.ndarray, int]]] = {m: {} for m in MODULES}
+    for module in MODULES:
+        named = list(modules[module].named_parameters())
+        for kind in KINDS:
+            c = coding[(module, kind)]
+            if not 0 <= c.exponent <= MAX_EXPONENT:
+                raise MoricFormatError(f"bad quantisation step 2^-{c.exponent} in MoRIC header")
+            for name, p in named:
+                if is_bias(name) != (kind == "bias"):
+                    continue
+                values = reader.read_signed(p.numel(), c.order)
+                integers[module][name] = (values.reshape(tuple(p.shape)), c.exponent)
+                with torch.no_grad():
+                    p.copy_(torch.from_numpy(values.astype(np.float64) * 2.0**-c.exponent)
+                            .reshape(p.shape).to(p.dtype))
+    reader.check_end()
+    return integers

@@ -1,0 +1,68 @@
+"""Encoding recipes: how the per-image optimisation spends its budget.
+
+A recipe is described in fractions of the budget, so the same recipe serves
+a step count, a time limit or both (whichever ends first):
+
+  warm-up   several initialisations trained briefly with soft rounding + noise
+            at a fixed temperature; the best one (hard-rounded loss) goes on
+  main      Adam, cosine learning-rate decay, soft rounding with Gaussian
+            noise, temperature and noise annealed (Cool-Chic 5 / C3)
+  final     latents hard-rounded and frozen, networks fine-tuned at a small
+            learning rate (the quantisation the decoder will see)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from .layout import PRESET_NAMES
+
+QUALITY_MIN, QUALITY_MAX = 1.0, 6.0
+LAMBDA_AT_MIN, LAMBDA_AT_MAX = 2e-2, 1e-4
+
+
+def quality_to_lambda(quality: float) -> float:
+    """Log-linear: quality 1 -> 2e-2 (about 0.1 bpp on Kodak), 6 -> 1e-4."""
+    t = (quality - QUALITY_MIN) / (QUALITY_MAX - QUALITY_MIN)
+    log_min, log_max = math.log(LAMBDA_AT_MIN), math.log(LAMBDA_AT_MAX)
+    return math.exp(log_min + t * (log_max - log_min))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    steps: int  # total optimisation steps of the preset (warm-up included)
+    warmup_candidates: int = 4
+    warmup_fraction: float = 0.08  # all candidates together
+    warmup_temperature: float = 0.35
+    final_fraction: float = 0.06
+    lr: float = 1e-2
+    lr_min: float = 1e-5
+    final_lr: float = 1e-4
+    temperature: tuple[float, float] = (0.35, 0.08)
+    noise: tuple[float, float] = (0.22, 0.15)
+    latent_gain: float = 16.0
+    grad_clip: float = 1.0  # on the network parameters' gradient norm
+    eval_every: int = 50  # hard-rounded evaluations that track the best state
+    optimizer: str = "adam"  # or "soap" (Cool-Chic 5) for the network weights
+    network_betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    synthesis_init_scale: float = 1.0  # times MoRIC's initial synthesis weights
+    features: int = 16  # GMN width
+    activation: str = "gelu"
+
+    def warmup_noise(self, lmbda: float) -> float:
+        # Cool-Chic 5: more noise at low rates
+        return (-0.432 * math.log10(lmbda) + 0.747) / 10.0
+
+    def with_steps(self, steps: int) -> Recipe:
+        return replace(self, steps=steps)
+
+
+PRESETS: dict[str, Recipe] = {
+    "fast": Recipe(steps=600, warmup_candidates=2),
+    "medium": Recipe(steps=2400),
+    "slow": Recipe(steps=8000, warmup_candidates=5),
+    "placebo": Recipe(steps=20000, warmup_candidates=5),
+}
+assert all(name in PRESET_NAMES for name in PRESETS)
