@@ -122,3 +122,69 @@ def test_banded_transforms_equal_whole(tiny_codec):
         assert same(model_module._banded(net.g_a1, x, 16, 16, step_in=4), net.g_a1(x))
         assert same(net.rat_decoder.forward_banded(mid, protos, part, 16),
                     net.rat_decoder(mid, protos, part))
+
+
+def _authors_structure_tiny():
+    """`tiny`'s widths with the authors' structural options (as the `segpic` config)."""
+    from dataclasses import replace
+
+    from segpic_codec.segpic.config import get_config
+
+    return replace(get_config("tiny"), hyper_upsample="subpel", up_gdn="forward",
+                   attn_shift=True, proto_enc_synthesis=(4, 12, 16), median_offsets=True,
+                   gain_units=False, lambdas=(0.002, 0.02))
+
+
+def test_banded_shifted_windows_equal_whole():
+    """Shifted windows (the authors' attention) band exactly too: bands start on
+    window boundaries and the rolled-in pieces at a band's edges stay in its margin."""
+    import torch
+
+    from segpic_codec.segpic import model as model_module
+    from segpic_codec.segpic.model import SegPIC
+
+    torch.manual_seed(5)
+    net = SegPIC(_authors_structure_tiny()).double().eval()
+    with torch.no_grad():
+        for p in net.parameters():  # random, not near-identity, attention and SAL
+            p.add_(0.05 * torch.randn_like(p))
+        x = torch.rand(1, 3, 320, 128, dtype=torch.float64)
+        mid = torch.randn(1, net.config.N, 80, 32, dtype=torch.float64)
+        for rows, margin in ((16, 16), (model_module.BAND_ROWS, model_module.BAND_MARGIN)):
+            a = model_module._banded(net.g_s1, mid, rows, margin, step_out=4)
+            assert torch.allclose(a, net.g_s1(mid), rtol=0, atol=1e-12)
+            b = model_module._banded(net.g_a1, x, rows, margin, step_in=4)
+            assert torch.allclose(b, net.g_a1(x), rtol=0, atol=1e-12)
+
+
+def test_fixed_rate_levels_roundtrip(tmp_path):
+    """A folder of fixed-rate networks (what `segpic import-weights` writes): whole
+    qualities only, each level its own network, decode = the encoder's reconstruction."""
+    import torch
+
+    from segpic_codec.segpic.codec import Codec
+    from segpic_codec.segpic.levels import save_levels
+    from segpic_codec.segpic.model import SegPIC
+
+    config = _authors_structure_tiny()
+    states = []
+    for level in range(2):
+        torch.manual_seed(10 + level)
+        net = SegPIC(config)
+        with torch.no_grad():  # give the latents some range, and the medians a value
+            net.g_a2[1].sal.net[2].bias[: config.M].fill_(3.0 * (level + 1))
+            for density in (net.hyperprior.density, net.transform_prototypes.density,
+                            net.entropy_prototypes.density):
+                density.quantiles[:, 0, 1].uniform_(-1.5, 1.5)
+        states.append((net.state_dict(), {"seed": 10 + level}))
+    save_levels(states, config, tmp_path / "levels")
+    codec = Codec.load(tmp_path / "levels", device="cpu")
+    assert codec.fixed_rate and codec.default_quality == 2.0
+    image = random_image(70, 90, seed=7)
+    for quality in (1, 2):
+        result = codec.encode(image, quality=quality)
+        assert np.array_equal(codec.decode(result.data), result.reconstruction)
+    assert sorted(codec.model._networks) == [0, 1]
+    with pytest.raises(CodecError, match="whole number"):
+        codec.encode(image, quality=1.5)
+    assert codec.encode(image, bpp=1e6).quality == 2.0

@@ -7,10 +7,15 @@
 Images of any size are padded (edge replication) to the network stride and the
 decoder crops back to the size in the header. `EncodeResult.reconstruction` is
 exactly what `decode` returns for the same weights on the same device.
+
+Weights with gain units take any quality in [1, L] on a grid of 1/40; fixed-rate
+weights (the authors' SegPIC, one network per level, see `levels.py`) take whole
+qualities only: a fractional one is an error, not silently rounded to a level.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +26,8 @@ from ..devices import select_device
 from ..errors import CodecError, SegpicError
 from ..limits import MAX_DIMENSION
 from . import layout as stream_layout
-from .config import DEFAULT_CONFIG, padded_size
+from .config import CONFIGS, DEFAULT_CONFIG, padded_size
+from .levels import LevelSet
 from .model import SegPIC
 from .quality import quality_to_index
 from .weights import WeightsError, default_weights_dir, load_weights
@@ -30,7 +36,8 @@ DEFAULT_GRID = 4
 
 
 class Codec:
-    def __init__(self, model: SegPIC, weights_id: str, device: torch.device | str = "cpu"):
+    def __init__(self, model: SegPIC | LevelSet, weights_id: str,
+                 device: torch.device | str = "cpu"):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.weights_id = weights_id
@@ -44,9 +51,10 @@ class Codec:
         name = model or DEFAULT_CONFIG
         path = Path(weights) if weights is not None else default_weights_dir(name)
         if weights is None and not (path / "manifest.json").is_file():
-            raise WeightsError(
-                f"no trained weights for model {name!r} at {path}; see README "
-                "('Model and weights') to install or train them")
+            how = ("import the authors' checkpoints there with `segpic import-weights`"
+                   if name in CONFIGS and not CONFIGS[name].gain_units
+                   else "see README ('Model and weights') to install or train them")
+            raise WeightsError(f"no trained weights for model {name!r} at {path}; {how}")
         dev = select_device(device)
         net, manifest = load_weights(path, dev)
         if model is not None and manifest["model"] != model:
@@ -61,6 +69,17 @@ class Codec:
     @property
     def num_qualities(self) -> int:
         return self.model.config.num_qualities
+
+    @property
+    def fixed_rate(self) -> bool:
+        """One network per quality level: qualities are whole numbers."""
+        return not self.model.config.gain_units
+
+    @property
+    def default_quality(self) -> float:
+        """The middle of the range (rounded up to a level for fixed-rate weights)."""
+        middle = float(self.num_qualities) / 2 + 0.5
+        return float(math.ceil(middle)) if self.fixed_rate else middle
 
     # ----------------------------------------------------------------- encode
     def encode(self, pixels: np.ndarray, quality: float | None = None, bpp: float | None = None,
@@ -78,7 +97,7 @@ class Codec:
             if not reconstruct:
                 return result
         if quality is None:
-            quality = float(self.num_qualities) / 2 + 0.5
+            quality = self.default_quality
         return self._encode_at(pixels, self._checked_quality(quality), grid, reconstruct)
 
     def _checked_quality(self, quality: float) -> float:
@@ -86,6 +105,9 @@ class Codec:
             quality_to_index(quality, self.num_qualities)
         except ValueError as exc:
             raise CodecError(str(exc)) from None
+        if self.fixed_rate and quality != int(quality):
+            raise CodecError(f"these weights have {self.num_qualities} fixed-rate levels: "
+                             f"quality must be a whole number, got {quality:g}")
         return stream_layout.quantize_quality(quality)
 
     def _encode_at(self, pixels: np.ndarray, quality: float, grid: int,
@@ -114,9 +136,11 @@ class Codec:
         top = self._encode_at(pixels, hi_q, grid)
         if top.bpp <= target:
             return top
-        step = 1.0 / stream_layout.QUALITY_STEPS
+        step = 1.0 if self.fixed_rate else 1.0 / stream_layout.QUALITY_STEPS
         while hi_q - lo_q > step * 1.5:
             mid = stream_layout.quantize_quality((lo_q + hi_q) / 2)
+            if self.fixed_rate:
+                mid = float(math.floor(mid))
             if mid in (lo_q, hi_q):
                 break
             trial = self._encode_at(pixels, mid, grid)
@@ -139,7 +163,13 @@ class Codec:
         if header.weights_id != self.weights_id:
             raise CodecError(f"file was made with weights {header.weights_id}, these are "
                              f"{self.weights_id}; decode it with the weights that made it")
-        q = quality_to_index(header.quality, self.num_qualities)
+        try:
+            q = quality_to_index(header.quality, self.num_qualities)
+        except ValueError as exc:
+            raise CodecError(str(exc)) from None
+        if self.fixed_rate and header.quality != int(header.quality):
+            raise CodecError(f"file has quality {header.quality:g}, these fixed-rate weights "
+                             "have whole levels only")
         try:
             x_hat = self.model.decompress(streams, q, header.grid)
         except (SegpicError, MemoryError, torch.cuda.OutOfMemoryError):

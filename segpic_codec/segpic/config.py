@@ -1,8 +1,12 @@
 """Model configurations.
 
 Every configuration runs through the same code path (`segpic_codec.segpic.model.SegPIC`);
-they differ only in widths. `segpic` is the paper's model (N=192, M=320), `small`
-is the default that ships with trained weights, `tiny` exists for tests.
+they differ in widths and in a few structural options. `segpic` is the paper's
+model exactly as the authors' code builds it (N=192, M=320, 83,503,971 parameters,
+one fixed-rate network per lambda, see `segpic import-weights`); `small` is the
+default that ships with trained weights, `tiny` exists for tests. `small` and
+`tiny` keep the structure the shipped weights were trained with (the option
+defaults below).
 """
 
 from __future__ import annotations
@@ -34,6 +38,25 @@ class ModelConfig:
     use_attention: bool = True
     decoder_out_channels: int = 32  # the last up-block outputs this, a 1x1 conv maps to RGB
     lambdas: tuple[float, ...] = field(default=PAPER_LAMBDAS)
+    # Structural options: the defaults are the structure `small`/`tiny` were trained
+    # with, the other value is the authors' (GityuxiLiu/SegPIC-for-Image-Compression).
+    # hyper-synthesis 2x upsampling: "tconv" (3x3 transposed conv) or "subpel"
+    # (3x3 conv to 4x channels + PixelShuffle)
+    hyper_upsample: str = "tconv"
+    # normalisation after the transposed conv of the up blocks: "inverse" (IGDN) or
+    # "forward" (GDN, the paper's Fig. 2c)
+    up_gdn: str = "inverse"
+    # shift the attention windows by half a window (Swin's shifted windows + mask)
+    attn_shift: bool = False
+    # p' synthesis widths (from the latent to N); None mirrors proto_enc_channels
+    proto_enc_synthesis: tuple[int, ...] | None = None
+    # quantize z, p' and p around a learned per-channel median (CompressAI's
+    # `quantiles`) instead of around 0
+    median_offsets: bool = False
+    # True: one network for every lambda, with per-quality gain units (variable rate).
+    # False: no gain units; one network per lambda (a weights folder holds one per
+    # quality level, see weights.py) and qualities are whole numbers.
+    gain_units: bool = True
 
     @property
     def slice_channels(self) -> int:
@@ -63,6 +86,21 @@ class ModelConfig:
             raise ValueError("prototype coder input widths must equal N and M")
         if self.N % self.attn_heads or self.M % self.attn_heads:
             raise ValueError("N and M must be divisible by attn_heads")
+        synth = self.proto_synthesis_widths
+        if synth[0] != self.proto_enc_channels[-1] or synth[-1] != self.N:
+            raise ValueError("p' synthesis widths must run from the p' latent width to N")
+        if self.hyper_upsample not in ("tconv", "subpel"):
+            raise ValueError(f"hyper_upsample must be 'tconv' or 'subpel', "
+                             f"not {self.hyper_upsample!r}")
+        if self.up_gdn not in ("inverse", "forward"):
+            raise ValueError(f"up_gdn must be 'inverse' or 'forward', not {self.up_gdn!r}")
+
+    @property
+    def proto_synthesis_widths(self) -> tuple[int, ...]:
+        """Widths of the p' synthesis, from its latent to N."""
+        if self.proto_enc_synthesis is not None:
+            return tuple(self.proto_enc_synthesis)
+        return tuple(reversed(self.proto_enc_channels))
 
 
 # The stride of the whole network: four stride-2 stages to y, two more to z.
@@ -74,7 +112,11 @@ def padded_size(h: int, w: int) -> tuple[int, int]:
     return -(-h // STRIDE) * STRIDE, -(-w // STRIDE) * STRIDE
 
 CONFIGS: dict[str, ModelConfig] = {
-    "segpic": ModelConfig(name="segpic", N=192, M=320, Z=192),
+    "segpic": ModelConfig(
+        name="segpic", N=192, M=320, Z=192,
+        hyper_upsample="subpel", up_gdn="forward", attn_shift=True,
+        proto_enc_synthesis=(96, 128, 192, 192), median_offsets=True, gain_units=False,
+    ),
     "small": ModelConfig(
         name="small",
         N=128,

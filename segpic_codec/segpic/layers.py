@@ -4,7 +4,8 @@
 - `DownBlock` / `UpBlock`: a strided (transposed) 5x5 convolution with GDN and the
   paper's Scale Affine Layer (SAL, Sec. 3.3) beside it.
 - `WindowAttentionModule`: the window attention module (WAM) of Zou et al. 2022,
-  a residual-unit trunk gated by a window self-attention branch.
+  a residual-unit trunk gated by a (shifted) window self-attention branch.
+- `SubpelConv3x3`: 3x3 convolution to 4x channels + PixelShuffle (2x upsampling).
 """
 
 from __future__ import annotations
@@ -20,6 +21,18 @@ def conv1x1(cin: int, cout: int) -> nn.Conv2d:
 
 def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel_size=3, stride=stride, padding=1)
+
+
+class SubpelConv3x3(nn.Module):
+    """2x upsampling: 3x3 conv to 4 * cout channels, then PixelShuffle(2)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = conv3x3(cin, 4 * cout)
+        self.shuffle = nn.PixelShuffle(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(self.conv(x))
 
 
 class GDN(nn.Module):
@@ -79,15 +92,17 @@ class DownBlock(nn.Module):
 
 
 class UpBlock(nn.Module):
-    """SAL -> transposed conv 5x5 stride 2 -> inverse GDN (Fig. 2c)."""
+    """SAL -> transposed conv 5x5 stride 2 -> GDN (Fig. 2c and the authors' code) or,
+    with `inverse_gdn` (the structure `small` and `tiny` were trained with), IGDN."""
 
-    def __init__(self, cin: int, cout: int):
+    def __init__(self, cin: int, cout: int, inverse_gdn: bool = True):
         super().__init__()
         self.sal = ScaleAffineLayer(cin)
         self.tconv = nn.ConvTranspose2d(
             cin, cout, kernel_size=5, stride=2, padding=2, output_padding=1
         )
-        self.igdn = GDN(cout, inverse=True)
+        # the attribute keeps its historical name: it is the state-dict key
+        self.igdn = GDN(cout, inverse=inverse_gdn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.igdn(self.tconv(self.sal(x)))
@@ -107,14 +122,20 @@ class ResidualUnit(nn.Module):
 
 
 class WindowSelfAttention(nn.Module):
-    """Multi-head self-attention inside non-overlapping windows, with a learned
-    relative position bias. Inputs must be a multiple of the window size (the
-    codec pads images to the network stride, which guarantees it)."""
+    """Multi-head self-attention inside windows, with a learned relative position
+    bias. With `shift` (Swin's shifted windows, what the authors' SegPIC uses with
+    shift = window / 2), the map is rolled by -shift, tokens of the wrapped-around
+    pieces are masked apart with -100, and the result is rolled back. Inputs must be
+    a multiple of the window size (the codec pads images to the network stride,
+    which guarantees it)."""
 
-    def __init__(self, channels: int, heads: int, window: int):
+    def __init__(self, channels: int, heads: int, window: int, shift: int = 0):
         super().__init__()
+        if not 0 <= shift < window:
+            raise ValueError(f"shift {shift} must be in [0, window {window})")
         self.heads = heads
         self.window = window
+        self.shift = shift
         self.qkv = nn.Linear(channels, 3 * channels)
         self.proj = nn.Linear(channels, channels)
         self.rel_bias = nn.Parameter(torch.zeros(heads, (2 * window - 1) ** 2))
@@ -125,31 +146,61 @@ class WindowSelfAttention(nn.Module):
         rel = coords[:, :, None] - coords[:, None, :] + (window - 1)
         self.register_buffer("rel_index", rel[0] * (2 * window - 1) + rel[1], persistent=False)
 
+    def _piece_masks(self) -> torch.Tensor:
+        """(3, ws*ws, ws*ws) masks of the windows that hold wrapped-around pieces after
+        the roll: those of the last window row, of the last window column, and the
+        corner one. 0 between tokens of one piece, -100 across pieces (as in Swin)."""
+        ws, s = self.window, self.shift
+        part = (torch.arange(ws) >= ws - s).long()  # 0: own rows/cols, 1: wrapped ones
+        zero = torch.zeros(ws, dtype=torch.long)
+        masks = []
+        for rows, cols in ((part, zero), (zero, part), (part, part)):
+            label = (rows[:, None] * 2 + cols[None, :]).flatten()
+            masks.append((label[:, None] != label[None, :]).float() * -100.0)
+        return torch.stack(masks)
+
+    def _attend(self, t: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """t (..., ws*ws, C) tokens of windows -> attention output, same shape."""
+        lead, (n, c) = t.shape[:-2], t.shape[-2:]
+        t = t.reshape(-1, n, c)
+        qkv = self.qkv(t).view(t.shape[0], n, 3, self.heads, c // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
+        return self.proj(out.transpose(1, 2).reshape(t.shape[0], n, c)).view(*lead, n, c)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        ws = self.window
+        ws, s = self.window, self.shift
         if h % ws or w % ws:
             raise ValueError(f"feature size {h}x{w} is not a multiple of window {ws}")
-        # (B, C, H, W) -> (B * windows, ws*ws, C)
-        t = x.view(b, c, h // ws, ws, w // ws, ws).permute(0, 2, 4, 3, 5, 1)
-        t = t.reshape(-1, ws * ws, c)
-        qkv = self.qkv(t).view(t.shape[0], ws * ws, 3, self.heads, c // self.heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)
-        bias = self.rel_bias[:, self.rel_index].to(q.dtype)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-        out = self.proj(out.transpose(1, 2).reshape(t.shape[0], ws * ws, c))
+        t = torch.roll(x, shifts=(-s, -s), dims=(2, 3)) if s else x
+        # (B, C, H, W) -> (B, rows of windows, cols of windows, ws*ws, C)
+        t = t.view(b, c, h // ws, ws, w // ws, ws).permute(0, 2, 4, 3, 5, 1)
+        t = t.reshape(b, h // ws, w // ws, ws * ws, c)
+        bias = self.rel_bias[:, self.rel_index]  # (heads, ws*ws, ws*ws)
+        out = self._attend(t, bias)
+        if s:
+            # windows on the last row / column hold pieces that the roll wrapped
+            # around: redo them with the mask (the others need none)
+            m = self._piece_masks().to(device=x.device, dtype=bias.dtype)[:, None]
+            out[:, -1, :-1] = self._attend(t[:, -1, :-1], bias + m[0])
+            out[:, :-1, -1] = self._attend(t[:, :-1, -1], bias + m[1])
+            out[:, -1, -1] = self._attend(t[:, -1, -1], bias + m[2])
         out = out.view(b, h // ws, w // ws, ws, ws, c).permute(0, 5, 1, 3, 2, 4)
-        return x + out.reshape(b, c, h, w)
+        out = out.reshape(b, c, h, w)
+        if s:
+            out = torch.roll(out, shifts=(s, s), dims=(2, 3))
+        return x + out
 
 
 class WindowAttentionModule(nn.Module):
     """WAM (Zou et al. 2022): out = x + trunk(x) * sigmoid(attention_branch(x))."""
 
-    def __init__(self, channels: int, heads: int, window: int):
+    def __init__(self, channels: int, heads: int, window: int, shift: int = 0):
         super().__init__()
         self.trunk = nn.Sequential(*(ResidualUnit(channels) for _ in range(3)))
         self.gate = nn.Sequential(
-            WindowSelfAttention(channels, heads, window),
+            WindowSelfAttention(channels, heads, window, shift),
             *(ResidualUnit(channels) for _ in range(3)),
             conv1x1(channels, channels),
         )

@@ -14,6 +14,10 @@ the hyper-synthesis, the region-adapted entropy parameters, the ChARM steps)
 runs on a float64 CPU copy of those modules, on both sides, so that the entropy
 models cannot drift between devices, thread counts or processes. The synthesis
 transform runs in float64 too, so the decoded pixels are a function of the file.
+
+A configuration without gain units (`segpic`, the authors' fixed-rate design) has
+unit gains and ignores q: it is one network for one lambda, and a weights folder
+holds one such network per quality level (`levels.LevelSet`).
 """
 
 from __future__ import annotations
@@ -29,11 +33,12 @@ from ..entropy.entropy_models import DiscreteFactorized, ScaleTable
 from ..entropy.range_coding import GAUSSIAN_RANGE, decode_gaussian, encode_gaussian
 from .charm import ChannelARCodec
 from .config import ModelConfig
+from .densities import MedianFactorizedDensity
 from .hyperprior import HyperpriorCodec
 from .layers import DownBlock, UpBlock, WindowAttentionModule, conv1x1
 from .layout import CodedStreams
 from .prototype_stream import PrototypeCodec
-from .quality import QualityGain
+from .quality import make_gain
 from .rat import RegionAdaptiveTransform
 from .regions import Partition, grid_partition, mask_partition, masked_average_pool
 
@@ -95,24 +100,31 @@ class SegPIC(nn.Module):
         self.config = c = config
 
         def wam(ch: int, window: int) -> nn.Module:
-            return WindowAttentionModule(ch, c.attn_heads, window) if c.use_attention \
+            shift = window // 2 if c.attn_shift else 0
+            return WindowAttentionModule(ch, c.attn_heads, window, shift) if c.use_attention \
                 else nn.Identity()
+
+        def up(cin: int, cout: int) -> UpBlock:
+            return UpBlock(cin, cout, inverse_gdn=c.up_gdn == "inverse")
 
         self.g_a1 = nn.Sequential(DownBlock(3, c.N), DownBlock(c.N, c.N),
                                   wam(c.N, c.attn_window_mid))
         self.g_a2 = nn.Sequential(DownBlock(c.N, c.N), DownBlock(c.N, c.M),
                                   wam(c.M, c.attn_window_latent))
-        self.g_s0 = nn.Sequential(wam(c.M, c.attn_window_latent), UpBlock(c.M, c.N),
-                                  UpBlock(c.N, c.N))
-        self.g_s1 = nn.Sequential(wam(c.N, c.attn_window_mid), UpBlock(c.N, c.N),
-                                  UpBlock(c.N, c.decoder_out_channels),
+        self.g_s0 = nn.Sequential(wam(c.M, c.attn_window_latent), up(c.M, c.N), up(c.N, c.N))
+        self.g_s1 = nn.Sequential(wam(c.N, c.attn_window_mid), up(c.N, c.N),
+                                  up(c.N, c.decoder_out_channels),
                                   conv1x1(c.decoder_out_channels, 3))
         self.rat_encoder = RegionAdaptiveTransform(c.N, c.N)
         self.rat_decoder = RegionAdaptiveTransform(c.N, c.N)
-        self.transform_prototypes = PrototypeCodec(c.proto_enc_channels, c.lambdas)
-        self.entropy_prototypes = PrototypeCodec(c.proto_ent_channels, c.lambdas)
-        self.y_gain = QualityGain(c.num_qualities, c.M, lambdas=c.lambdas)
-        self.hyperprior = HyperpriorCodec(c.M, c.Z, c.hyper_hidden, c.M, c.lambdas)
+        self.transform_prototypes = PrototypeCodec(
+            c.proto_enc_channels, c.lambdas, c.proto_synthesis_widths, c.median_offsets,
+            c.gain_units)
+        self.entropy_prototypes = PrototypeCodec(
+            c.proto_ent_channels, c.lambdas, None, c.median_offsets, c.gain_units)
+        self.y_gain = make_gain(c.gain_units, c.lambdas, c.M)
+        self.hyperprior = HyperpriorCodec(c.M, c.Z, c.hyper_hidden, c.M, c.lambdas,
+                                          c.hyper_upsample, c.median_offsets, c.gain_units)
         self.charm = ChannelARCodec(c.M, c.num_slices, c.max_support_slices, c.charm_hidden)
         self._coding_state: CodingState | None = None
 
@@ -147,6 +159,16 @@ class SegPIC(nn.Module):
             "log_likelihoods": {"y": y_lik, "z": z_lik, "p_transform": p1_lik,
                                 "p_entropy": p2_lik},
         }
+
+    def quantile_loss(self) -> torch.Tensor:
+        """CompressAI's auxiliary loss that places the median offsets of z, p' and p
+        (0 for a model without them); optimise it on `quantiles` only."""
+        loss = torch.zeros((), device=self.device)
+        for density in (self.transform_prototypes.density, self.entropy_prototypes.density,
+                        self.hyperprior.density):
+            if isinstance(density, MedianFactorizedDensity):
+                loss = loss + density.quantile_loss()
+        return loss
 
     @staticmethod
     def _partition(masks: torch.Tensor | None, b: int, h: int, w: int, grid: int,
@@ -260,7 +282,10 @@ class SegPIC(nn.Module):
         p2_hat = st.entropy["entropy_prototypes"].synthesize(p2_sym, q)
         zh, zw = h // 4, w // 4
         z_sym = st.z.decode(streams.z_stream, zh * zw)
-        z_sym = z_sym.view(1, zh, zw, -1).permute(0, 3, 1, 2)
+        # contiguous NCHW, as on the encoder side: a channels-last view would make the
+        # convolutions sum in another order and the entropy parameters differ in the
+        # last bits from the encoder's
+        z_sym = z_sym.view(1, zh, zw, -1).permute(0, 3, 1, 2).contiguous()
         means, scales = st.entropy["hyperprior"].synthesize(
             z_sym.to(torch.float64), p2_hat, part_lat_cpu, q)
 

@@ -48,3 +48,27 @@ class QualityGain(nn.Module):
     def forward(self, q: float) -> tuple[torch.Tensor, torch.Tensor]:
         """(gain, inverse_gain), each of shape (channels,)."""
         return self._interpolate(self.log_gain, q), self._interpolate(self.log_inverse_gain, q)
+
+
+class UnitGain(nn.Module):
+    """The gains of a fixed-rate network (`ModelConfig.gain_units=False`): all ones,
+    no parameters. Multiplying by them is exact, so the network computes what it
+    would without gain units; `q` is ignored (one network per quality level)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.register_buffer("ones", torch.ones(channels), persistent=False)
+
+    @property
+    def num_qualities(self) -> int:
+        return 1
+
+    def forward(self, q: float) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.ones, self.ones
+
+
+def make_gain(gain_units: bool, lambdas: tuple[float, ...], channels: int) -> nn.Module:
+    """Per-quality gain units, or unit gains for a fixed-rate network."""
+    if gain_units:
+        return QualityGain(len(lambdas), channels, lambdas=lambdas)
+    return UnitGain(channels)

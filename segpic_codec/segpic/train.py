@@ -26,7 +26,7 @@ from ..devices import select_device
 from .config import get_config
 from .data import CropSampler, load_training_set
 from .model import SegPIC
-from .weights import load_weights, save_weights
+from .weights import WeightsError, load_weights, save_weights
 
 
 @dataclass
@@ -100,12 +100,21 @@ def train(opts: TrainOptions, console=None) -> Path:
     config = get_config(opts.model)
     if opts.init is not None:
         model, manifest = load_weights(opts.init, "cpu")
+        if not isinstance(model, SegPIC):
+            raise WeightsError(f"{opts.init} holds fixed-rate levels; training starts from "
+                               "variable-rate weights only")
         config = model.config
         base_training = manifest.get("training", {})
         console.print(f"initialised from {opts.init} ({manifest['weights_id']})")
     else:
         model = SegPIC(config)
         base_training = {}
+    if not config.gain_units:
+        # one network per lambda would need a per-level loop and a levels export;
+        # fixed-rate SegPIC weights come from `segpic import-weights`
+        raise WeightsError(f"model {config.name!r} is fixed-rate (one network per lambda, "
+                           "no gain units): training supports variable-rate models such as "
+                           "'small'; import the authors' weights with segpic import-weights")
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=opts.lr,
                                  fused=device.type == "cuda")

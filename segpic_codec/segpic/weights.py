@@ -6,7 +6,11 @@
 The manifest holds the model config, the quality -> lambda table, the sha256 of
 every shard, a short `weights_id` (first 4 bytes of a hash over the shard hashes;
 written into every .spic header so a decoder can refuse foreign files), and how
-the weights were trained.
+the weights were trained (or where they were imported from).
+
+A fixed-rate model (`ModelConfig.gain_units=False`, e.g. the authors' SegPIC
+imported with `segpic import-weights`) has one network per quality level; its
+folder (manifest version 2, see `levels.py`) lists each level's shards.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -22,6 +27,9 @@ from safetensors.torch import load_file, save_file
 from ..errors import SegpicError
 from .config import ModelConfig
 from .model import SegPIC
+
+if TYPE_CHECKING:
+    from .levels import LevelSet
 
 MANIFEST = "manifest.json"
 MAX_SHARD_BYTES = 16 * 2**20 - 2**16  # 16 MiB per file, minus room for the header
@@ -47,12 +55,10 @@ def weights_id_from_hashes(hashes: list[str]) -> str:
     return hashlib.sha256("".join(hashes).encode()).hexdigest()[:8]
 
 
-def save_weights(model: SegPIC, out_dir: Path, training: dict | None = None) -> Path:
-    """Write fp16 shards + manifest; returns the manifest path."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu", torch.float16).contiguous()
-             for k, v in model.state_dict().items()}
+def write_shards(state: dict[str, torch.Tensor], out_dir: Path, stem: str = "model"
+                 ) -> list[dict]:
+    """Write `state` as safetensors shards <stem>-0000i-of-0000N.safetensors of at most
+    MAX_SHARD_BYTES; returns their manifest entries (name, sha256, bytes)."""
     shards: list[dict[str, torch.Tensor]] = [{}]
     size = 0
     for key, tensor in state.items():
@@ -62,22 +68,41 @@ def save_weights(model: SegPIC, out_dir: Path, training: dict | None = None) -> 
             size = 0
         shards[-1][key] = tensor
         size += nbytes
-    for old in out_dir.glob("model-*.safetensors"):
-        old.unlink()
     files = []
     for i, shard in enumerate(shards):
-        name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+        name = f"{stem}-{i + 1:05d}-of-{len(shards):05d}.safetensors"
         tmp = out_dir / (name + ".tmp")
         save_file(shard, str(tmp))
         os.replace(tmp, out_dir / name)
         files.append({"name": name, "sha256": _sha256(out_dir / name),
                       "bytes": (out_dir / name).stat().st_size})
+    return files
+
+
+def write_manifest(out_dir: Path, manifest: dict) -> Path:
+    tmp = out_dir / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, out_dir / MANIFEST)
+    return out_dir / MANIFEST
+
+
+def save_weights(model: SegPIC, out_dir: Path, training: dict | None = None,
+                 dtype: torch.dtype = torch.float16) -> Path:
+    """Write shards (fp16 unless `dtype` says otherwise) + manifest; returns the
+    manifest path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu", dtype).contiguous()
+             for k, v in model.state_dict().items()}
+    for old in out_dir.glob("model-*.safetensors"):
+        old.unlink()
+    files = write_shards(state, out_dir)
     config = model.config
     manifest = {
         "format": "segpic-weights",
         "version": 1,
         "model": config.name,
-        "dtype": "float16",
+        "dtype": str(dtype).removeprefix("torch."),
         "config": config.to_dict(),
         "qualities": [{"quality": i + 1, "lambda": lam} for i, lam in enumerate(config.lambdas)],
         "files": files,
@@ -85,10 +110,7 @@ def save_weights(model: SegPIC, out_dir: Path, training: dict | None = None) -> 
         "parameters": sum(int(t.numel()) for t in state.values()),
         "training": training or {},
     }
-    tmp = out_dir / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, out_dir / MANIFEST)
-    return out_dir / MANIFEST
+    return write_manifest(out_dir, manifest)
 
 
 def read_manifest(path: Path) -> tuple[Path, dict]:
@@ -106,24 +128,41 @@ def read_manifest(path: Path) -> tuple[Path, dict]:
 
 
 def load_weights(path: Path, device: torch.device | str = "cpu", verify: bool = True
-                 ) -> tuple[SegPIC, dict]:
-    """Build the model described by a manifest and load its weights (float32)."""
+                 ) -> tuple[SegPIC | LevelSet, dict]:
+    """Build the model described by a manifest and load its weights (float32). A
+    folder of fixed-rate levels (`levels.save_levels`) gives a `LevelSet`, which
+    loads each level's network on first use."""
     manifest_path, manifest = read_manifest(path)
-    config = ModelConfig.from_dict(manifest["config"])
-    state: dict[str, torch.Tensor] = {}
-    for entry in manifest["files"]:
-        file = manifest_path.parent / entry["name"]
-        if not file.is_file():
-            raise WeightsError(f"weights file {file} is missing")
-        if verify and _sha256(file) != entry["sha256"]:
-            raise WeightsError(f"weights file {file} is damaged (sha256 mismatch)")
-        state.update(load_file(str(file)))
+    try:
+        config = ModelConfig.from_dict(manifest["config"])
+        config.validate()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WeightsError(f"bad model config in {manifest_path}: {exc}") from None
+    if manifest.get("levels"):
+        from .levels import LevelSet
+
+        return LevelSet(manifest_path, manifest, config, verify).to(device), manifest
+    state = read_state(manifest_path.parent, manifest["files"], verify)
     model = SegPIC(config)
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     except RuntimeError as exc:
         raise WeightsError(f"weights do not fit model {config.name!r}: {exc}") from None
     return model.to(device).eval(), manifest
+
+
+def read_state(folder: Path, entries: list[dict], verify: bool = True
+               ) -> dict[str, torch.Tensor]:
+    """The tensors of the listed shard files, each checked against its sha256."""
+    state: dict[str, torch.Tensor] = {}
+    for entry in entries:
+        file = folder / entry["name"]
+        if not file.is_file():
+            raise WeightsError(f"weights file {file} is missing")
+        if verify and _sha256(file) != entry["sha256"]:
+            raise WeightsError(f"weights file {file} is damaged (sha256 mismatch)")
+        state.update(load_file(str(file)))
+    return state
 
 
 def default_weights_dir(model_name: str) -> Path:
