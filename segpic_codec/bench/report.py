@@ -131,6 +131,14 @@ def build_summary(cfg: RunConfig, codecs: list[BenchCodec], results: dict[str, d
 
 
 # ------------------------------------------------------------------ markdown
+def _anchor_file(stem: str) -> str:
+    """Where a published curve comes from: a JSON file, or a per-image table
+    averaged over the run's images ("<stem>@images")."""
+    if stem.endswith("@images"):
+        return f"per_image/{stem.removesuffix('@images')}.tsv, averaged over these images"
+    return f"{stem}.json"
+
+
 def pct(v: float | None) -> str:
     return "n/a" if v is None else f"{v:+.1f}%"
 
@@ -238,7 +246,7 @@ def write_markdown(path: Path, cfg: RunConfig, codecs: list[BenchCodec], summary
                   "From the anchors folder, drawn dashed on the plot; BD-rate computed the "
                   "same way.", ""]
         lines += _table(["curve", "file", "BD-rate vs VTM"],
-                        [[d["name"], f"{stem}.json", pct(d["bd_rate_vs_vtm"])]
+                        [[d["name"], _anchor_file(stem), pct(d["bd_rate_vs_vtm"])]
                          for stem, d in pub.items()])
 
     lines += ["", "## Libraries", ""]
