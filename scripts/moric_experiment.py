@@ -61,7 +61,8 @@ def main() -> None:
     parser.add_argument("--tag", default="")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    # as codec.encode: one intra-op thread, a second core through twocore
+    torch.set_num_threads(1)
     pixels = load(args.image, args.crop)
     h, w = pixels.shape[:2]
     recipe = replace(PRESETS[args.preset], **parse_overrides(args.set))
@@ -75,7 +76,7 @@ def main() -> None:
 
     start = time.perf_counter()
     opt = Optimisation(target, h, w, lmbda, recipe, Budget(args.steps, None, start), args.seed,
-                       progress)
+                       progress, two_core=args.threads >= 2)
     _, final = opt.run()
     seconds = time.perf_counter() - start
     row = {"tag": args.tag, "image": args.image, "crop": args.crop, "steps": args.steps,

@@ -22,6 +22,30 @@ from PIL import Image
 
 from segpic_codec.moric import codec
 
+ANCHOR = Path("/work/shared/anchors/kodak/per_image/coolchic-v50.tsv")
+
+
+def anchor_comparison(image: str, bpp: float, psnr_db: float) -> dict:
+    """Against Cool-Chic 5.0's published per-image points (10k iterations, GPU):
+    its PSNR at our rate and its rate at our PSNR, interpolated linearly in
+    (log bpp, PSNR); empty outside its range or without the file."""
+    if not ANCHOR.exists():
+        return {}
+    rows = [line.split("\t") for line in ANCHOR.read_text().splitlines()[1:]]
+    points = sorted((float(r[2]), float(r[3])) for r in rows if r[0] == image)
+    if len(points) < 2:
+        return {}
+    log_rate = np.log([p[0] for p in points])
+    quality = np.array([p[1] for p in points])
+    out = {}
+    if log_rate[0] <= math.log(bpp) <= log_rate[-1]:
+        out["coolchic50_psnr_at_our_bpp"] = round(float(np.interp(math.log(bpp), log_rate,
+                                                                  quality)), 3)
+    if quality[0] <= psnr_db <= quality[-1]:
+        out["coolchic50_bpp_at_our_psnr"] = round(float(np.exp(np.interp(psnr_db, quality,
+                                                                         log_rate))), 4)
+    return out
+
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
@@ -67,6 +91,7 @@ def main() -> None:
                 "params_bytes": len(enc.streams[0]),
                 "exact": bool(np.array_equal(decoded, enc.reconstruction)),
             }
+            row.update(anchor_comparison(path.stem, row["bpp"], row["psnr"]))
             print(json.dumps(row), flush=True)
             if args.out:
                 args.out.parent.mkdir(parents=True, exist_ok=True)

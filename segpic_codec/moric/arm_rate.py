@@ -115,7 +115,8 @@ class _ArmRate(torch.autograd.Function):
         mo = _augmented(w_out, b_out, False)
         g_m1, g_m2, g_mo = torch.zeros_like(m1), torch.zeros_like(m2), torch.zeros_like(mo)
         g_wl = torch.zeros_like(w_linear)
-        grad_flat = torch.zeros_like(flat)
+        want_flat = ctx.needs_input_grad[0]
+        grad_flat = torch.zeros_like(flat) if want_flat else None
         buffers = _Buffers(flat, width, min(BLOCK, stop - start))
         for s in range(start, stop, BLOCK):
             e = min(s + BLOCK, stop)
@@ -128,16 +129,18 @@ class _ArmRate(torch.autograd.Function):
             d_diff *= weight
             d_raw *= weight
             g_out = torch.stack([-d_diff, d_raw])
-            grad_flat[s:e] += d_diff
+            if grad_flat is not None:
+                grad_flat[s:e] += d_diff
             g_mo.addmm_(g_out, h2.T)
             g_wl.addmm_(g_out, c[:width].T)
             g_a2 = torch.ops.aten.threshold_backward(w_out.T @ g_out, a2, 0)
             g_m2.addmm_(g_a2, h1.T)
             g_a1 = torch.ops.aten.threshold_backward(m2[:, :width].T @ g_a2, a1, 0)
             g_m1.addmm_(g_a1, c.T)
-            g_c = (m1[:, :width].T @ g_a1).addmm_(w_linear.T, g_out)
-            for k, o in enumerate(offsets):
-                grad_flat[s + o: e + o] += g_c[k]
+            if grad_flat is not None:
+                g_c = (m1[:, :width].T @ g_a1).addmm_(w_linear.T, g_out)
+                for k, o in enumerate(offsets):
+                    grad_flat[s + o: e + o] += g_c[k]
         grads = (g_m1[:, :width], g_m1[:, width], g_m2[:, :width], g_m2[:, width],
                  g_mo[:, :width], g_mo[:, width], g_wl)
         return (grad_flat, None, None, None, None, *grads)

@@ -35,7 +35,6 @@ from .recipe import PRESETS, QUALITY_MAX, QUALITY_MIN, quality_to_lambda
 
 MAX_SIDE = 1 << 16
 MAX_PIXELS = 1 << 26  # 67 MP; decoding allocates ~ 100 bytes per pixel
-SINGLE_THREAD_PIXELS = 1 << 16  # below this, extra threads only add synchronisation
 
 __all__ = ["PRESETS", "MoricEncoded", "decode", "encode"]
 
@@ -75,17 +74,18 @@ def _check_arguments(pixels: np.ndarray, quality: float, steps: int | None,
 
 
 @contextmanager
-def _threads_for(pixels: int) -> Iterator[None]:
-    """Small images run on one thread: their tensors are too small to split, and
-    each parallel region costs a synchronisation that is slow on a busy machine."""
+def _one_intra_op_thread() -> Iterator[int]:
+    """Run with one intra-op thread; yields the caller's thread count.
+
+    MoRIC's tensors are small (a few channels): PyTorch gains little by splitting
+    each operation, and on a busy machine every split waits for the slowest
+    thread. The encoder uses a second core its own way (see `twocore`)."""
     previous = torch.get_num_threads()
-    if pixels < SINGLE_THREAD_PIXELS and previous > 1:
-        torch.set_num_threads(1)
+    torch.set_num_threads(1)
     try:
-        yield
+        yield previous
     finally:
-        if torch.get_num_threads() != previous:
-            torch.set_num_threads(previous)
+        torch.set_num_threads(previous)
 
 
 def _integer_arm(model: MoricModel, coding: dict[tuple[str, str], GroupCoding]) -> IntegerArm:
@@ -99,9 +99,14 @@ def _integer_arm(model: MoricModel, coding: dict[tuple[str, str], GroupCoding]) 
 
 @torch.no_grad()
 def _reconstruct(model: MoricModel, flat_canvas: np.ndarray) -> np.ndarray:
-    """The decoder's float path: integer latents -> (H, W, 3) uint8."""
+    """The decoder's float path: integer latents -> (H, W, 3) uint8.
+
+    One intra-op thread, whatever the caller's setting: float sums split over
+    threads could round differently, and the encoder's reconstruction must be
+    the decoder's output bit for bit (it costs ~0.15 s on a 768x512 image)."""
     q = torch.from_numpy(flat_canvas).to(torch.float32).reshape(model.canvas.shape)
-    image = model.decode_latents(q)
+    with _one_intra_op_thread():
+        image = model.decode_latents(q)
     image = torch.nan_to_num(image, nan=0.0).clamp(0.0, 1.0)
     image = torch.round(image * 255.0).to(torch.uint8)
     return image.reshape(3, model.height, model.width).permute(1, 2, 0).contiguous().numpy()
@@ -117,13 +122,18 @@ def _finalise(model: MoricModel, target: torch.Tensor, lmbda: float
     n = model.height * model.width
 
     with torch.no_grad():
-        cache = {"mse": 0.0, "bits": 0.0}
+        cache: dict = {"mse": 0.0, "bits": 0.0, "dense": None, "taps": None}
 
         def refresh(module: str) -> tuple[float, float]:
             if module in ("arm", "all"):
                 cache["bits"] = float(model.rate_bits(q))
+            taps = model.upsampling.taps.detach()
+            if cache["taps"] is None or not torch.equal(cache["taps"], taps):
+                # the upsampled latents, recomputed whenever the filters change
+                cache["dense"], cache["taps"] = model.dense_latents(q), taps.clone()
             if module != "arm":
-                cache["mse"] = float(model.squared_error(q, target)) / target.numel()
+                error = model.squared_error(q, target, cache["dense"])
+                cache["mse"] = float(error) / target.numel()
             return cache["mse"], cache["bits"]
 
         refresh("all")
@@ -151,14 +161,15 @@ def encode(pixels: np.ndarray, quality: float = 3.5, steps: int | None = None,
     bpp, psnr, elapsed, eta) every few steps; `should_stop()` is checked every
     step and ends the optimisation early with a valid file of the best state."""
     _check_arguments(pixels, quality, steps, time_limit, preset, device)
-    with _threads_for(pixels.shape[0] * pixels.shape[1]):
+    with _one_intra_op_thread() as threads:
+        two_core = device == "cpu" and threads >= 2
         return _encode(pixels, quality, steps, time_limit, preset, device, seed, progress,
-                       should_stop)
+                       should_stop, two_core)
 
 
 def _encode(pixels: np.ndarray, quality: float, steps: int | None, time_limit: float | None,
             preset: str, device: str, seed: int, progress: Callable[[dict], None] | None,
-            should_stop: Callable[[], bool] | None) -> MoricEncoded:
+            should_stop: Callable[[], bool] | None, two_core: bool) -> MoricEncoded:
     start = time.perf_counter()
     recipe = PRESETS[preset]
     if steps is None and time_limit is None:
@@ -168,7 +179,8 @@ def _encode(pixels: np.ndarray, quality: float, steps: int | None, time_limit: f
     target = torch.from_numpy(np.array(pixels, copy=True)).to(device=device)
     target = target.permute(2, 0, 1).reshape(3, -1).to(torch.float32) / 255.0
     optimisation = Optimisation(target, height, width, lmbda, recipe,
-                                Budget(steps, time_limit, start), seed, progress, should_stop)
+                                Budget(steps, time_limit, start), seed, progress, should_stop,
+                                two_core=two_core)
     model, _ = optimisation.run()
     model = model.to("cpu")
     fields, streams, reconstruction = _finalise(model, target.to("cpu"), lmbda)
@@ -191,7 +203,7 @@ def decode(payload: bytes, streams: list[bytes], width: int, height: int) -> np.
     if not all(isinstance(s, (bytes, bytearray, memoryview)) for s in streams):
         raise MoricFormatError("MoRIC streams must be bytes")
     streams = [bytes(s) for s in streams]
-    with _threads_for(width * height):
+    with _one_intra_op_thread():
         return _decode(header, streams, width, height)
 
 

@@ -15,6 +15,7 @@ from torch import Tensor
 from .model import Architecture, MoricModel
 from .recipe import Recipe
 from .soap import Soap
+from .twocore import TwoCoreLoss
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Budget:
     steps: int | None
     time_limit: float | None
     start: float
+    reserve: float = 0.0  # seconds kept for quantising and coding after the optimisation
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
@@ -31,8 +33,14 @@ class Budget:
         if self.steps:
             p = step / self.steps
         if self.time_limit:
-            p = max(p, self.elapsed() / self.time_limit)
+            p = max(p, self.elapsed() / max(self.time_limit - self.reserve, 1e-3))
         return p
+
+    def plan_reserve(self, seconds_per_step: float) -> None:
+        """The parameter-quantisation search costs about 25 training steps;
+        keep that (at most a quarter of the limit) out of the time limit."""
+        if self.time_limit:
+            self.reserve = min(0.25 * self.time_limit, 25.0 * seconds_per_step)
 
 
 @dataclass
@@ -54,7 +62,8 @@ class Optimisation:
     def __init__(self, target: Tensor, height: int, width: int, lmbda: float, recipe: Recipe,
                  budget: Budget, seed: int = 0,
                  progress: Callable[[dict], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None, progress_every: int = 10):
+                 should_stop: Callable[[], bool] | None = None, progress_every: int = 10,
+                 two_core: bool = False):
         self.target = target  # (3, N) in [0, 1], on the training device
         self.height, self.width = height, width
         self.num_pixels = height * width
@@ -72,6 +81,9 @@ class Optimisation:
         self.current: MoricModel | None = None  # the model being trained
         self.arch = Architecture(recipe.features, recipe.activation)
         self.generator = torch.Generator(device=target.device).manual_seed(seed)
+        # rate and distortion on two threads (see twocore); the caller sets one
+        # intra-op thread
+        self.two_core = TwoCoreLoss() if two_core and target.device.type == "cpu" else None
 
     # -- building blocks -------------------------------------------------
     def new_candidate(self, index: int) -> tuple[MoricModel, torch.optim.Optimizer]:
@@ -79,6 +91,7 @@ class Optimisation:
                            seed=self.seed * 1000 + index).to(self.target.device)
         with torch.no_grad():  # start the output at the image's mean colour
             model.synthesis.lsns[0].b_res[2].copy_(self.target.mean(dim=1))
+            model.arm.w_out.mul_(self.recipe.arm_output_init)
             for name, p in model.synthesis.named_parameters():
                 if name.split(".")[-1] in ("w1", "w2", "w_in") or "mod_w" in name:
                     p.mul_(self.recipe.synthesis_init_scale)
@@ -95,9 +108,23 @@ class Optimisation:
         bpp = bits / self.num_pixels
         return mse + self.lmbda * bpp, mse, bpp
 
-    @torch.no_grad()
+    def mse_and_bits(self, model: MoricModel, mode: str, temperature: float, noise: float,
+                     backward: bool) -> tuple[Tensor, Tensor]:
+        """Loss terms; with backward=True, the gradients of the loss too."""
+        if self.two_core is not None:
+            q = model.latents.quantized(mode, temperature, noise, self.generator)
+            if mode == "hard":  # round() passes no gradient: skip that work
+                q = q.detach()
+            return self.two_core(model, q, self.target, self.lmbda / self.num_pixels, backward)
+        with torch.set_grad_enabled(backward):
+            mse, bits = model(self.target, mode, temperature, noise, self.generator)
+            if backward:
+                self.loss(mse, bits)[0].backward()
+        return mse.detach(), bits.detach()
+
     def evaluate(self, model: MoricModel) -> Evaluation:
-        loss, mse, bpp = self.loss(*model(self.target, "hard"))
+        with torch.no_grad():
+            loss, mse, bpp = self.loss(*self.mse_and_bits(model, "hard", 0.0, 0.0, False))
         return Evaluation(float(loss), float(mse), float(bpp))
 
     def train_step(self, model: MoricModel, optimizer: torch.optim.Optimizer, mode: str,
@@ -106,12 +133,12 @@ class Optimisation:
             raise _Stopped
         self.current = model
         optimizer.zero_grad(set_to_none=True)
-        loss, mse, bpp = self.loss(*model(self.target, mode, temperature, noise,
-                                          self.generator))
-        loss.backward()
+        loss, mse, bpp = self.loss(*self.mse_and_bits(model, mode, temperature, noise, True))
         torch.nn.utils.clip_grad_norm_(model.network_parameters(), self.recipe.grad_clip)
         optimizer.step()
         self.step += 1
+        if self.step == 5:
+            self.budget.plan_reserve(self.budget.elapsed() / 5)
         self.last = Evaluation(loss.item(), mse.item(), bpp.item())
         if self.progress_cb is not None and self.step % self.progress_every == 0:
             self.report()
@@ -138,19 +165,27 @@ class Optimisation:
 
     # -- phases ------------------------------------------------------------
     def warmup(self) -> tuple[MoricModel, torch.optim.Optimizer]:
+        """Cool-Chic's competition: train every candidate briefly, keep the best
+        `warmup_survivors`, train them again, keep the best (hard-rounded loss)."""
         r = self.recipe
         noise = r.warmup_noise(self.lmbda)
-        best: tuple[float, MoricModel, torch.optim.Optimizer] | None = None
-        for c in range(r.warmup_candidates):
-            model, optimizer = self.new_candidate(c)
-            end = r.warmup_fraction * (c + 1) / r.warmup_candidates
-            while self.budget.progress(self.step) < end or self.step == 0:
-                self.train_step(model, optimizer, "softround", r.warmup_temperature, noise)
-            score = self.evaluate(model)
-            if best is None or score.loss < best[0]:
-                best = (score.loss, model, optimizer)
-        assert best is not None
-        return best[1], best[2]
+        count = r.warmup_candidates
+        stages = [count] + ([r.warmup_survivors] if 1 < r.warmup_survivors < count else [])
+        share = r.warmup_fraction / sum(stages)  # of the budget, per candidate and stage
+        if self.budget.steps and share * self.budget.steps < 2:
+            stages = [1]  # too small a budget to compare candidates
+        candidates = [self.new_candidate(c) for c in range(stages[0])]
+        done = 0
+        for keep in stages:
+            scored = []
+            for model, optimizer in candidates[:keep]:
+                done += 1
+                while self.budget.progress(self.step) < share * done or self.step == 0:
+                    self.train_step(model, optimizer, "softround", r.warmup_temperature, noise)
+                scored.append((self.evaluate(model).loss, model, optimizer))
+            scored.sort(key=lambda s: s[0])
+            candidates = [(m, o) for _, m, o in scored]
+        return candidates[0]
 
     def main_phase(self, model: MoricModel, optimizer: torch.optim.Optimizer) -> None:
         r = self.recipe
@@ -182,6 +217,13 @@ class Optimisation:
 
     def run(self) -> tuple[MoricModel, Evaluation]:
         """Optimise; return the model holding the best state and its evaluation."""
+        try:
+            return self._run()
+        finally:
+            if self.two_core is not None:
+                self.two_core.close()
+
+    def _run(self) -> tuple[MoricModel, Evaluation]:
         try:
             model, optimizer = self.warmup()
             self.main_phase(model, optimizer)

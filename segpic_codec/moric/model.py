@@ -64,16 +64,19 @@ class MoricModel(nn.Module):
         return dense.device.type == "cpu" and self.height * self.width >= BANDED_MIN_PIXELS
 
     def decode_latents(self, quantized_canvas: Tensor) -> Tensor:
-        """Quantised canvas -> (3, N) image (the decoder's float path, no grad
-        on a CPU, where it runs in bands of rows)."""
+        """Quantised canvas -> (3, N) image: the decoder's float path (without
+        autograd in bands of rows for large images on a CPU)."""
         dense = self.dense_latents(quantized_canvas)
         if self.banded(dense):
             return synthesize(self.synthesis, dense, self.coords, self.height, self.width)
         return self.synthesis(dense, self.coords, self.height, self.width)
 
-    def squared_error(self, quantized_canvas: Tensor, target: Tensor) -> Tensor:
-        """Sum of squared errors (scalar) of the decoded image against target."""
-        dense = self.dense_latents(quantized_canvas)
+    def squared_error(self, quantized_canvas: Tensor, target: Tensor,
+                      dense: Tensor | None = None) -> Tensor:
+        """Sum of squared errors (scalar) of the decoded image against target
+        (`dense`: the upsampled latents, if already known)."""
+        if dense is None:
+            dense = self.dense_latents(quantized_canvas)
         if self.banded(dense):
             return squared_error(self.synthesis, dense, self.coords, target, self.height,
                                  self.width)

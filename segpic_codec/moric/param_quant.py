@@ -25,6 +25,7 @@ KINDS = ("weight", "bias")
 WEIGHT_EXPONENTS = range(2, 15)
 BIAS_EXPONENTS = range(2, 21)
 MAX_EXPONENT = 24
+START_EXPONENT = {"weight": 8, "bias": 10}  # where the step search begins
 
 
 @dataclass
@@ -81,40 +82,58 @@ def _assign(params: list[nn.Parameter], integers: list[torch.Tensor], exponent: 
             p.copy_((q.double() * 2.0**-exponent).to(p.dtype))
 
 
-def search_steps(modules: dict[str, nn.Module],
-                 evaluate: Callable[[str], tuple[float, float]], lmbda: float,
-                 num_pixels: int) -> dict[tuple[str, str], GroupCoding]:
-    """Greedy RD choice of every group's step; leaves the modules quantised.
+def _search_group(module: str, kind: str, params: list[nn.Parameter],
+                  originals: dict[int, torch.Tensor],
+                  evaluate: Callable[[str], tuple[float, float]], lmbda: float,
+                  num_pixels: int, other_bits: int) -> tuple[int, int, list[torch.Tensor]]:
+    """(exponent, order, integers) of the best step for one group: a local
+    search from a typical exponent, in both directions, stopping two steps after
+    the last improvement (the loss is close to unimodal in the exponent)."""
+    candidates = WEIGHT_EXPONENTS if kind == "weight" else BIAS_EXPONENTS
+    limit_exp = WEIGHT_FRACTION_BITS if kind == "weight" else BIAS_FRACTION_BITS
+    allowed = [e for e in candidates if e <= limit_exp]
+    tried: dict[int, tuple[float, int, list[torch.Tensor]]] = {}
 
-    `evaluate(module)` returns (mse, latent bits) with the current parameters;
-    the module name says which part changed (the caller may cache the rest)."""
-    groups = parameter_groups(modules)
-    originals = {id(p): p.detach().clone() for _, _, params in groups for p in params}
-    chosen: dict[tuple[str, str], GroupCoding] = {}
-    bits_of: dict[tuple[str, str], int] = {}
-    for module, kind, params in groups:
-        candidates = WEIGHT_EXPONENTS if kind == "weight" else BIAS_EXPONENTS
-        limit_exp = WEIGHT_FRACTION_BITS if kind == "weight" else BIAS_FRACTION_BITS
-        best: tuple[float, int, int, list[torch.Tensor]] | None = None
-        worse_in_a_row = 0
-        # from fine to coarse steps; stop after the loss rose three times in a row
-        for exponent in sorted((e for e in candidates if e <= limit_exp), reverse=True):
+    def loss_at(exponent: int) -> float:
+        if exponent not in tried:
             for p in params:
                 p.data.copy_(originals[id(p)])
             integers = quantized_integers(params, exponent, _limit(module, kind, exponent))
             order, bits = group_bits(integers)
             _assign(params, integers, exponent)
             mse, latent_bits = evaluate(module)
-            other = sum(b for key, b in bits_of.items() if key != (module, kind))
-            loss = mse + lmbda * (latent_bits + bits + other) / num_pixels
-            if best is None or loss < best[0]:
-                best, worse_in_a_row = (loss, exponent, order, integers), 0
+            loss = mse + lmbda * (latent_bits + bits + other_bits) / num_pixels
+            tried[exponent] = (loss, order, integers)
+        return tried[exponent][0]
+
+    best = min(max(START_EXPONENT[kind], allowed[0]), allowed[-1])
+    for direction in (1, -1):
+        e, misses = best + direction, 0
+        while allowed[0] <= e <= allowed[-1] and misses < 2:
+            if loss_at(e) < loss_at(best):
+                best, misses = e, 0
             else:
-                worse_in_a_row += 1
-                if worse_in_a_row >= 3:
-                    break
-        assert best is not None
-        _, exponent, order, integers = best
+                misses += 1
+            e += direction
+    _, order, integers = tried[best]
+    return best, order, integers
+
+
+def search_steps(modules: dict[str, nn.Module],
+                 evaluate: Callable[[str], tuple[float, float]], lmbda: float,
+                 num_pixels: int) -> dict[tuple[str, str], GroupCoding]:
+    """Greedy RD choice of every group's step, module after module; leaves the
+    modules quantised. `evaluate(module)` returns (mse, latent bits) with the
+    current parameters; the module name says which part changed (the caller
+    may cache the rest)."""
+    groups = parameter_groups(modules)
+    originals = {id(p): p.detach().clone() for _, _, params in groups for p in params}
+    chosen: dict[tuple[str, str], GroupCoding] = {}
+    bits_of: dict[tuple[str, str], int] = {}
+    for module, kind, params in groups:
+        other = sum(b for key, b in bits_of.items() if key != (module, kind))
+        exponent, order, integers = _search_group(module, kind, params, originals, evaluate,
+                                                  lmbda, num_pixels, other)
         _assign(params, integers, exponent)
         chosen[(module, kind)] = GroupCoding(exponent, order)
         bits_of[(module, kind)] = group_bits(integers)[1]
