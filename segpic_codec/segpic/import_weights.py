@@ -12,7 +12,6 @@ into every file made with them.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -26,6 +25,7 @@ from .authors_config import config_from_state_dict
 from .config import CONFIGS, PAPER_LAMBDAS, ModelConfig
 from .levels import save_levels
 from .model import SegPIC
+from .weights import file_sha256
 
 AUTHORS_REPO = "GityuxiLiu/SegPIC-for-Image-Compression"
 
@@ -86,14 +86,6 @@ def import_checkpoint(path: Path, config: ModelConfig | None = None
     return convert(state, template, str(path)), config
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def import_checkpoints(paths: Sequence[Path], out_dir: Path,
                        lambdas: Sequence[float] | None = None,
                        dtype: torch.dtype = torch.float32) -> tuple[Path, ModelConfig]:
@@ -122,7 +114,7 @@ def import_checkpoints(paths: Sequence[Path], out_dir: Path,
     def levels() -> Iterator[tuple[dict[str, torch.Tensor], dict]]:
         for i, path in enumerate(paths):
             state = pending.pop() if i == 0 else import_checkpoint(path, found)[0]
-            yield state, {"file": path.name, "sha256": _sha256(path)}
+            yield state, {"file": path.name, "sha256": file_sha256(path)}
 
     training = {
         "imported_from": AUTHORS_REPO,

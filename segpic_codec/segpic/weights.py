@@ -43,7 +43,7 @@ class WeightsError(SegpicError, RuntimeError):
     """Weights are missing, damaged or do not fit."""
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -74,7 +74,7 @@ def write_shards(state: dict[str, torch.Tensor], out_dir: Path, stem: str = "mod
         tmp = out_dir / (name + ".tmp")
         save_file(shard, str(tmp))
         os.replace(tmp, out_dir / name)
-        files.append({"name": name, "sha256": _sha256(out_dir / name),
+        files.append({"name": name, "sha256": file_sha256(out_dir / name),
                       "bytes": (out_dir / name).stat().st_size})
     return files
 
@@ -159,7 +159,7 @@ def read_state(folder: Path, entries: list[dict], verify: bool = True
         file = folder / entry["name"]
         if not file.is_file():
             raise WeightsError(f"weights file {file} is missing")
-        if verify and _sha256(file) != entry["sha256"]:
+        if verify and file_sha256(file) != entry["sha256"]:
             raise WeightsError(f"weights file {file} is damaged (sha256 mismatch)")
         state.update(load_file(str(file)))
     return state
