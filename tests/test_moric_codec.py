@@ -151,6 +151,9 @@ def test_corrupt_streams_never_crash(encoded):
     _expect_format_error(enc.payload, enc.streams[:1] + [enc.streams[1][:-1]] + enc.streams[2:])
     _expect_format_error(enc.payload, enc.streams[:1] + [enc.streams[1] + b"\xff" * 8]
                          + enc.streams[2:])
+    # oversized streams are refused before parsing
+    _expect_format_error(enc.payload, [b"\x00" * 100_000] + enc.streams[1:])
+    _expect_format_error(enc.payload, enc.streams[:1] + [b"\x00" * 4096] + enc.streams[2:])
     for _ in range(12):
         streams = list(enc.streams)
         i = int(rng.integers(0, len(streams)))

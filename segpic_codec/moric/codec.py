@@ -20,6 +20,7 @@ import torch
 
 from . import layout
 from .arm import MAX_ABS_LATENT, IntegerArm
+from .canvas import grid_sizes
 from .encoder import Budget, Optimisation
 from .errors import MoricArgumentError, MoricFormatError
 from .latent_stream import decode_latents, encode_latents
@@ -35,6 +36,7 @@ from .recipe import PRESETS, QUALITY_MAX, QUALITY_MIN, quality_to_lambda
 
 MAX_SIDE = 1 << 16
 MAX_PIXELS = 1 << 26  # 67 MP; decoding allocates ~ 100 bytes per pixel
+MAX_PARAMETER_BYTES = 1 << 16
 
 __all__ = ["PRESETS", "MoricEncoded", "decode", "encode"]
 
@@ -207,8 +209,20 @@ def decode(payload: bytes, streams: list[bytes], width: int, height: int) -> np.
         return _decode(header, streams, width, height)
 
 
+def _check_stream_sizes(streams: list[bytes], width: int, height: int) -> None:
+    """Reject streams longer than any encoder writes, before parsing them: the
+    parameters take ~2 kB (at most 96 bits per value), a latent at most 24
+    bits (constriction's smallest probability is 2**-24)."""
+    if len(streams[0]) > MAX_PARAMETER_BYTES:
+        raise MoricFormatError(f"corrupt MoRIC file ({len(streams[0])}-byte parameter stream)")
+    for i, (rows, cols) in enumerate(grid_sizes(height, width)):
+        if len(streams[1 + i]) > 3 * rows * cols + 64:
+            raise MoricFormatError(f"corrupt MoRIC file (latent stream {i} too long)")
+
+
 def _decode(header: layout.Header, streams: list[bytes], width: int, height: int
             ) -> np.ndarray:
+    _check_stream_sizes(streams, width, height)
     arch = Architecture(header.features, header.activation, header.regions)
     model = MoricModel(height, width, arch)
     coding = {k: GroupCoding(e, o) for k, (e, o) in header.coding.items()}
