@@ -245,5 +245,7 @@ def save_png(pixels: np.ndarray, path: str | Path) -> None:
     import io
 
     buf = io.BytesIO()
-    Image.fromarray(pixels, mode="RGB").save(buf, format="PNG")
+    # RGB, or RGBA for a layered decode (regions left out are transparent)
+    Image.fromarray(pixels, mode="RGBA" if pixels.shape[-1] == 4 else "RGB").save(
+        buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())

@@ -100,3 +100,75 @@ def test_interrupt_writes_the_best_state_or_nothing(tmp_path, signals):
         assert "interrupted" in err and not spic.exists()
     if signals == 1:
         assert proc.returncode == 0, err
+
+
+@pytest.fixture()
+def labels_png(tmp_path):
+    """A label image for `png`: a rectangle (1) with a hole (2) on a background (0)."""
+    labels = np.zeros((21, 34), np.uint8)
+    labels[3:18, 5:28] = 1
+    labels[8:12, 12:18] = 2
+    path = tmp_path / "labels.png"
+    Image.fromarray(labels).save(path)
+    return path, labels
+
+
+def test_regions_from_a_label_image_and_layered_decode(png, labels_png, tmp_path):
+    path, labels = labels_png
+    spic = tmp_path / "a.spic"
+    r = run("encode", png, spic, "--codec", "moric", "--steps", "3", "--regions", path)
+    assert r.exit_code == 0, r.output
+    info = json.loads(run("info", spic, "--json").stdout)
+    assert info["regions"] == 3 and "contours" in [s["name"] for s in info["streams"]]
+    full = codecs.decode(spic.read_bytes())
+    r = run("decode", spic, tmp_path / "layer.png", "--region", "2,0")
+    assert r.exit_code == 0, r.output
+    layer = np.asarray(Image.open(tmp_path / "layer.png"))
+    assert layer.shape == (21, 34, 4)
+    drawn = np.isin(labels, [0, 2])  # contours of a rectangle are coded exactly
+    assert np.array_equal(layer[..., 3], drawn * 255)
+    assert np.array_equal(layer[drawn][:, :3], full[drawn])
+    for bad, message in (("3", "numbered 0..2"), ("x", "not a list"), ("-1", "start at 0")):
+        r = run("decode", spic, tmp_path / "bad.png", "--region", bad)
+        assert r.exit_code == 2 and message in r.output, r.output
+        assert not (tmp_path / "bad.png").exists()
+
+
+def test_region_flags(png, tmp_path):
+    spic = tmp_path / "a.spic"
+    r = run("encode", png, spic, "--codec", "moric", "--steps", "2", "--region-count", "2")
+    assert r.exit_code == 0, r.output
+    assert json.loads(run("info", spic, "--json").stdout)["regions"] == 2
+    r = run("encode", png, tmp_path / "b.spic", "--codec", "moric", "--steps", "2",
+            "--regions", "none")
+    assert r.exit_code == 0, r.output
+    assert json.loads(run("info", tmp_path / "b.spic", "--json").stdout)["regions"] == 1
+    # a segpic file has no regions; flags of moric do not apply to segpic
+    r = run("encode", png, tmp_path / "c.spic", "--regions", "none")
+    assert r.exit_code == 2 and "--regions does not apply" in r.output
+    r = run("encode", png, tmp_path / "c.spic", "--codec", "moric", "--regions", "none",
+            "--region-count", "3")
+    assert r.exit_code == 2 and "--region-count applies to --regions auto" in r.output
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: Image.fromarray(np.zeros((20, 34), np.uint8)).save(p), "the image is 34x21"),
+    (lambda p: Image.fromarray((np.arange(21 * 34) % 40).astype(np.uint8).reshape(21, 34)
+                               ).save(p), "at most 16"),
+    (lambda p: p.write_bytes(b"not a png"), "cannot read label image"),
+    (lambda p: None, "cannot read label image"),
+])
+def test_bad_label_images(png, tmp_path, make, message):
+    path = tmp_path / "labels.png"
+    make(path)
+    out = tmp_path / "a.spic"
+    r = run("encode", png, out, "--codec", "moric", "--steps", "2", "--regions", path)
+    assert r.exit_code != 0 and message in r.output, r.output
+    assert "Traceback" not in r.output and not out.exists()
+
+
+def test_layered_decode_of_a_segpic_file(png, tmp_path):
+    spic = tmp_path / "s.spic"
+    assert run("encode", png, spic).exit_code == 0
+    r = run("decode", spic, tmp_path / "o.png", "--region", "0")
+    assert r.exit_code != 0 and "--region applies to moric files" in r.output

@@ -29,24 +29,31 @@ def _image(height: int, width: int, seed: int = 0) -> np.ndarray:
 @pytest.fixture(scope="module")
 def encoded() -> dict[tuple[int, int], tuple[np.ndarray, codec.MoricEncoded]]:
     out = {}
-    for h, w in [(1, 1), (5, 7), (20, 33)]:
+    for (h, w), regions in [((1, 1), "auto"), ((5, 7), "none"), ((20, 33), "auto")]:
         pixels = _image(h, w)
-        out[(h, w)] = (pixels, codec.encode(pixels, quality=5.0, steps=12, seed=1))
+        out[(h, w)] = (pixels, codec.encode(pixels, quality=5.0, steps=12, seed=1,
+                                            regions=regions))
     return out
 
 
-@pytest.mark.parametrize("size", [(1, 1), (5, 7), (20, 33)])
-def test_round_trip_matches_reconstruction(encoded, size):
+@pytest.mark.parametrize("size, regions", [((1, 1), 1), ((5, 7), 1), ((20, 33), 3)])
+def test_round_trip_matches_reconstruction(encoded, size, regions):
     pixels, enc = encoded[size]
     h, w = size
     assert enc.steps == 12 and not enc.interrupted
     assert enc.reconstruction.shape == (h, w, 3) and enc.reconstruction.dtype == np.uint8
-    assert len(enc.streams) == 8
+    assert enc.regions == regions and enc.labels.shape == (h, w)
+    names = layout.stream_names(enc.payload, len(enc.streams))
+    # one region: version 1 (no contour stream); several: version 2
+    assert layout.describe(enc.payload)["format_version"] == (1 if regions == 1 else 2)
+    assert names[:2] == (["parameters", "latents 1/1"] if regions == 1
+                         else ["parameters", "contours"])
+    assert len(enc.streams) == 8 + (regions > 1)
     decoded = codec.decode(enc.payload, enc.streams, w, h)
     np.testing.assert_array_equal(decoded, enc.reconstruction)
-    assert layout.stream_names(enc.payload, len(enc.streams))[0] == "parameters"
     info = layout.describe(enc.payload)
     assert info["quality"] == 5.0 and info["steps"] == 12 and info["preset"] == "medium"
+    assert info["regions"] == regions
 
 
 def test_decode_is_thread_independent(tmp_path):
@@ -61,7 +68,7 @@ def test_decode_is_thread_independent(tmp_path):
         "import sys, hashlib, numpy as np, torch; torch.set_num_threads(1);"
         "from segpic_codec.moric import codec;"
         f"d = np.load({str(data)!r});"
-        "streams = [d[f's{i}'].tobytes() for i in range(8)];"
+        f"streams = [d[f's{{i}}'].tobytes() for i in range({len(enc.streams)})];"
         "img = codec.decode(d['payload'].tobytes(), streams, 300, 256);"
         "print(hashlib.sha256(img.tobytes()).hexdigest())"
     )

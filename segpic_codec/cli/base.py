@@ -122,6 +122,12 @@ def codec_options(func):
                              "write the best state.")(func)
     func = click.option("--steps", type=click.IntRange(min=1), default=None,
                         help="moric: optimisation steps (overrides the preset's).")(func)
+    func = click.option("--regions", default=None, metavar="auto|none|LABELS.png",
+                        help="moric: the region partition: auto (a segmentation into "
+                             "--region-count regions; default), none (one region), or an "
+                             "integer label image of the same size.")(func)
+    func = click.option("--region-count", type=click.IntRange(1, 16), default=None,
+                        help="moric: regions of --regions auto [default: 3].")(func)
     func = click.option("--codec", type=click.Choice(sorted(codecs.CODECS)),
                         default=codecs.DEFAULT_CODEC, show_default=True,
                         help="Which codec encodes (decoding follows the file).")(func)
@@ -133,7 +139,8 @@ def codec_options(func):
 # "optimises": the encoder takes progress/should_stop hooks (a bar and a clean Ctrl-C).
 CODEC_OPTIONS = {
     "segpic": {"loader": ("weights", "model"), "encode": ("grid",), "optimises": False},
-    "moric": {"loader": ("steps", "time_limit", "preset"), "encode": (), "optimises": True},
+    "moric": {"loader": ("steps", "time_limit", "preset"), "encode": ("regions", "region_count"),
+              "optimises": True},
 }
 
 
@@ -223,10 +230,20 @@ def encode_file(setup: EncoderSetup, src: Path, dst: Path, quality: float | None
     return result
 
 
-def decode_file(cache: DecoderCache, src: Path, dst: Path) -> np.ndarray:
+def decode_file(cache: DecoderCache, src: Path, dst: Path,
+                regions: tuple[int, ...] | None = None) -> np.ndarray:
+    """Decode src to a PNG; `regions`: layered decoding (an RGBA PNG holding
+    those regions only), for codecs whose files have regions."""
     data = read_spic(src)
     frame, fields = codecs.describe(data)
-    pixels = cache.get(frame, fields).decode(data)
+    decoder = cache.get(frame, fields)
+    if regions is None:
+        pixels = decoder.decode(data)
+    elif not hasattr(decoder, "decode_regions"):
+        raise CodecError(f"{src}: a {frame.codec} file has no regions to decode alone "
+                         "(--region applies to moric files)")
+    else:
+        pixels = decoder.decode_regions(data, set(regions))
     save_png(pixels, dst)
     return pixels
 

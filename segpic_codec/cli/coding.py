@@ -36,7 +36,8 @@ from .progress import OptimisationProgress
 @handle_errors
 def encode(src: Path, dst: Path, quality: float | None, bpp: float | None, codec: str,
            steps: int | None, time_limit: float | None, preset: str | None, grid: int | None,
-           model: str | None, weights: Path | None, device: str) -> None:
+           model: str | None, weights: Path | None, device: str, regions: str | None,
+           region_count: int | None) -> None:
     """Encode an image (PNG, JPEG, ...) into a .spic file.
 
     With --codec moric the encoder optimises for minutes: a progress bar shows the
@@ -45,7 +46,8 @@ def encode(src: Path, dst: Path, quality: float | None, bpp: float | None, codec
     check_quality_args(quality, bpp)
     check_output(dst)
     setup = EncoderSetup(codec, device, grid=grid, model=model, weights=weights, steps=steps,
-                         time_limit=time_limit, preset=preset)
+                         time_limit=time_limit, preset=preset, regions=regions,
+                         region_count=region_count)
     if setup.optimises:
         with OptimisationProgress(console, f"{codec} {src.name}") as bar:
             result = encode_file(setup, src, dst, quality, bpp, progress=bar.update,
@@ -66,12 +68,29 @@ def encode(src: Path, dst: Path, quality: float | None, bpp: float | None, codec
                    "file's model).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
+@click.option("--region", "region", default=None, metavar="K[,K2...]",
+              help="moric: decode only these regions (numbered from 0, see `segpic info`) "
+                   "into an RGBA PNG, transparent elsewhere.")
 @handle_errors
-def decode(src: Path, dst: Path, weights: Path | None, device: str) -> None:
+def decode(src: Path, dst: Path, weights: Path | None, device: str, region: str | None
+           ) -> None:
     """Decode a .spic file (any codec) into a PNG of the original size."""
+    regions = None if region is None else _region_list(region)
     check_output(dst)
-    pixels = decode_file(DecoderCache(weights, device), src, dst)
-    click.echo(f"{src} -> {dst}: {pixels.shape[1]}x{pixels.shape[0]}")
+    pixels = decode_file(DecoderCache(weights, device), src, dst, regions)
+    layers = "" if regions is None else f", regions {','.join(map(str, regions))} (RGBA)"
+    click.echo(f"{src} -> {dst}: {pixels.shape[1]}x{pixels.shape[0]}{layers}")
+
+
+def _region_list(text: str) -> tuple[int, ...]:
+    try:
+        regions = tuple(sorted({int(part) for part in text.split(",")}))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a list of region numbers (e.g. 0 or 1,2)",
+                                 param_hint="--region") from None
+    if not regions or regions[0] < 0:
+        raise click.BadParameter(f"{text!r}: region numbers start at 0", param_hint="--region")
+    return regions
 
 
 @main.command()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .regions import RegionMap
 from .synthesis import Synthesis
 
 HALO = 2  # two 3x3 layers
@@ -32,36 +33,41 @@ def bands(height: int, width: int) -> list[tuple[int, int, int, int]]:
 
 
 def _band_image(synthesis: Synthesis, z_band: Tensor, coords: Tensor, width: int,
-                band: tuple[int, int, int, int]) -> Tensor:
+                band: tuple[int, int, int, int], regions: RegionMap) -> Tensor:
     """Image rows [r0, r1) from the dense latents of input rows [i0, i1)."""
     r0, r1, i0, i1 = band
     return synthesis(z_band, coords[:, r0 * width: r1 * width], i1 - i0, width,
-                     crop=(r0 - i0, i1 - r1))
+                     crop=(r0 - i0, i1 - r1), split=regions.split(r0, r1))
 
 
 @torch.no_grad()
-def synthesize(synthesis: Synthesis, z: Tensor, coords: Tensor, height: int, width: int
-               ) -> Tensor:
-    """(7, N) dense latents -> (3, N) image, band by band."""
-    out = z.new_empty(3, height * width)
+def synthesize(synthesis: Synthesis, z: Tensor, coords: Tensor, height: int, width: int,
+               regions: RegionMap, rows: tuple[int, int] | None = None) -> Tensor:
+    """(7, N) dense latents -> (3, N) image, band by band; only the bands
+    meeting `rows` [first, end) are drawn (the others stay zero)."""
+    out = z.new_zeros(3, height * width)
+    first, end = rows or (0, height)
     for band in bands(height, width):
+        if band[1] <= first or band[0] >= end:
+            continue
         r0, r1, i0, i1 = band
         out[:, r0 * width: r1 * width] = _band_image(
-            synthesis, z[:, i0 * width: i1 * width], coords, width, band)
+            synthesis, z[:, i0 * width: i1 * width], coords, width, band, regions)
     return out
 
 
 class _BandedSquaredError(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z: Tensor, coords: Tensor, target: Tensor, synthesis: Synthesis,
-                height: int, width: int, *params: Tensor) -> Tensor:
+                regions: RegionMap, height: int, width: int, *params: Tensor) -> Tensor:
         total = z.new_zeros(())
         for band in bands(height, width):
             r0, r1, i0, i1 = band
-            image = _band_image(synthesis, z[:, i0 * width: i1 * width], coords, width, band)
+            image = _band_image(synthesis, z[:, i0 * width: i1 * width], coords, width, band,
+                                regions)
             total += torch.sum((image - target[:, r0 * width: r1 * width]) ** 2)
         ctx.save_for_backward(z, coords, target)
-        ctx.synthesis, ctx.size = synthesis, (height, width)
+        ctx.synthesis, ctx.regions, ctx.size = synthesis, regions, (height, width)
         return total
 
     @staticmethod
@@ -77,7 +83,7 @@ class _BandedSquaredError(torch.autograd.Function):
             r0, r1, i0, i1 = band
             with torch.enable_grad():
                 z_band = z[:, i0 * width: i1 * width].detach().requires_grad_(want_z)
-                image = _band_image(synthesis, z_band, coords, width, band)
+                image = _band_image(synthesis, z_band, coords, width, band, ctx.regions)
                 error = image - target[:, r0 * width: r1 * width]
                 loss = torch.sum(error * error) * grad_total
                 inputs = ([z_band] if want_z else []) + params
@@ -87,12 +93,12 @@ class _BandedSquaredError(torch.autograd.Function):
             for acc, g in zip(grad_params, grads, strict=True):
                 if g is not None:
                     acc += g
-        return (grad_z, None, None, None, None, None, *grad_params)
+        return (grad_z, None, None, None, None, None, None, *grad_params)
 
 
 def squared_error(synthesis: Synthesis, z: Tensor, coords: Tensor, target: Tensor,
-                  height: int, width: int) -> Tensor:
+                  height: int, width: int, regions: RegionMap) -> Tensor:
     """Sum of squared errors of the synthesised image against `target` (3, N),
     differentiable w.r.t. z and the synthesis parameters."""
-    return _BandedSquaredError.apply(z, coords, target, synthesis, height, width,
+    return _BandedSquaredError.apply(z, coords, target, synthesis, regions, height, width,
                                      *synthesis.parameters())

@@ -2,6 +2,12 @@
 
     encoded = encode(pixels, quality=3.5, preset="medium")
     pixels = decode(encoded.payload, encoded.streams, width, height)
+    layer = decode(encoded.payload, encoded.streams, width, height, regions={1})  # RGBA
+
+Regions (MoRIC's partition): `regions="auto"` splits the image into
+`region_count` regions (`partition.auto_partition`), an (H, W) integer array
+gives them, "none" codes one region. Their contours travel in the file
+(`contours`); the networks fit the partition the decoder will rebuild.
 
 The decoder's entropy path is exact integer arithmetic, so a file encoded on a
 GPU decodes identically on any CPU. `encode` returns what `decode` outputs: the
@@ -20,7 +26,8 @@ import torch
 
 from . import layout
 from .arm import MAX_ABS_LATENT, IntegerArm
-from .canvas import grid_sizes
+from .canvas import NUM_GRIDS, grid_sizes
+from .contours import decode_partition, encode_partition
 from .encoder import Budget, Optimisation
 from .errors import MoricArgumentError, MoricFormatError
 from .latent_stream import decode_latents, encode_latents
@@ -32,11 +39,13 @@ from .param_quant import (
     quantized_integers,
     search_steps,
 )
+from .partition import auto_partition, check_partition
 from .recipe import PRESETS, QUALITY_MAX, QUALITY_MIN, quality_to_lambda
 
 MAX_SIDE = 1 << 16
 MAX_PIXELS = 1 << 26  # 67 MP; decoding allocates ~ 100 bytes per pixel
 MAX_PARAMETER_BYTES = 1 << 16
+DEFAULT_REGION_COUNT = 3  # the paper's default N
 
 __all__ = ["PRESETS", "MoricEncoded", "decode", "encode"]
 
@@ -44,11 +53,38 @@ __all__ = ["PRESETS", "MoricEncoded", "decode", "encode"]
 @dataclass
 class MoricEncoded:
     payload: bytes  # codec header (see layout)
-    streams: list[bytes]  # [parameters, latent grid 0 .. 6]
+    streams: list[bytes]  # [parameters, (contours,) latent grid 0 .. 6]
     reconstruction: np.ndarray  # (H, W, 3) uint8, what decode() returns
     steps: int  # optimisation steps done
     interrupted: bool
     seconds: float
+    labels: np.ndarray  # (H, W) int32: the partition as the decoder rebuilds it
+
+    @property
+    def regions(self) -> int:
+        return int(self.labels.max()) + 1
+
+
+def partition_of(pixels: np.ndarray, regions: str | np.ndarray, region_count: int
+                 ) -> np.ndarray:
+    """The (H, W) label map to code: "auto", "none" or a given label array."""
+    height, width = pixels.shape[:2]
+    if isinstance(regions, str):
+        if regions == "none":
+            return np.zeros((height, width), dtype=np.int32)
+        if regions != "auto":
+            raise MoricArgumentError(f"regions must be 'auto', 'none' or a label array, "
+                                     f"got {regions!r}")
+        if not 1 <= region_count <= layout.MAX_REGIONS:
+            raise MoricArgumentError(f"region count must be 1..{layout.MAX_REGIONS}, "
+                                     f"got {region_count}")
+        return auto_partition(pixels, region_count)
+    labels = np.asarray(regions)
+    if labels.shape != (height, width):
+        raise MoricArgumentError(f"the region labels are {labels.shape[1::-1]} wide x high, "
+                                 f"the image is {width}x{height}")
+    check_partition(labels, layout.MAX_REGIONS)
+    return labels
 
 
 def _check_arguments(pixels: np.ndarray, quality: float, steps: int | None,
@@ -100,7 +136,8 @@ def _integer_arm(model: MoricModel, coding: dict[tuple[str, str], GroupCoding]) 
 
 
 @torch.no_grad()
-def _reconstruct(model: MoricModel, flat_canvas: np.ndarray) -> np.ndarray:
+def _reconstruct(model: MoricModel, flat_canvas: np.ndarray, only: set[int] | None = None
+                 ) -> np.ndarray:
     """The decoder's float path: integer latents -> (H, W, 3) uint8.
 
     One intra-op thread, whatever the caller's setting: float sums split over
@@ -108,13 +145,13 @@ def _reconstruct(model: MoricModel, flat_canvas: np.ndarray) -> np.ndarray:
     the decoder's output bit for bit (it costs ~0.15 s on a 768x512 image)."""
     q = torch.from_numpy(flat_canvas).to(torch.float32).reshape(model.canvas.shape)
     with _one_intra_op_thread():
-        image = model.decode_latents(q)
+        image = model.decode_latents(q, only)
     image = torch.nan_to_num(image, nan=0.0).clamp(0.0, 1.0)
     image = torch.round(image * 255.0).to(torch.uint8)
     return image.reshape(3, model.height, model.width).permute(1, 2, 0).contiguous().numpy()
 
 
-def _finalise(model: MoricModel, target: torch.Tensor, lmbda: float
+def _finalise(model: MoricModel, target: torch.Tensor, lmbda: float, contour_stream: bytes
               ) -> tuple[dict, list[bytes], np.ndarray]:
     """Quantise the networks, entropy-code everything, rebuild the decoder's output."""
     latents = model.latents
@@ -146,6 +183,8 @@ def _finalise(model: MoricModel, target: torch.Tensor, lmbda: float
     flat = ints.reshape(-1).to(torch.float64).numpy()
     arm = _integer_arm(model, coding)
     streams = [encode_parameters(model.sent_modules(), coding)]
+    if model.arch.regions > 1:
+        streams.append(contour_stream)
     streams += encode_latents(arm, flat, model.canvas, low, high)
     fields = {"coding": {k: (c.exponent, c.order) for k, c in coding.items()},
               "latent_low": low, "latent_high": high}
@@ -155,24 +194,33 @@ def _finalise(model: MoricModel, target: torch.Tensor, lmbda: float
 def encode(pixels: np.ndarray, quality: float = 3.5, steps: int | None = None,
            time_limit: float | None = None, preset: str = "medium", device: str = "cpu",
            seed: int = 0, progress: Callable[[dict], None] | None = None,
-           should_stop: Callable[[], bool] | None = None) -> MoricEncoded:
+           should_stop: Callable[[], bool] | None = None,
+           regions: str | np.ndarray = "auto", region_count: int = DEFAULT_REGION_COUNT,
+           contour_mode: str = "auto") -> MoricEncoded:
     """Optimise a MoRIC decoder for `pixels` and code it.
+
+    `regions`: "auto" (`region_count` regions), "none" or an (H, W) label
+    array; `contour_mode`: auto | lossless | lossy (see `contours`).
 
     The budget is `steps` and/or `time_limit` (whichever ends first; with
     neither, the preset's step count). `progress` receives a dict (step, total,
     bpp, psnr, elapsed, eta) every few steps; `should_stop()` is checked every
     step and ends the optimisation early with a valid file of the best state."""
     _check_arguments(pixels, quality, steps, time_limit, preset, device)
+    start = time.perf_counter()
+    contour_stream, labels = encode_partition(partition_of(pixels, regions, region_count),
+                                              contour_mode)
     with _one_intra_op_thread() as threads:
         two_core = device == "cpu" and threads >= 2
         return _encode(pixels, quality, steps, time_limit, preset, device, seed, progress,
-                       should_stop, two_core)
+                       should_stop, two_core, start, contour_stream, labels)
 
 
 def _encode(pixels: np.ndarray, quality: float, steps: int | None, time_limit: float | None,
             preset: str, device: str, seed: int, progress: Callable[[dict], None] | None,
-            should_stop: Callable[[], bool] | None, two_core: bool) -> MoricEncoded:
-    start = time.perf_counter()
+            should_stop: Callable[[], bool] | None, two_core: bool, start: float,
+            contour_stream: bytes, labels: np.ndarray) -> MoricEncoded:
+    several = int(labels.max()) > 0
     recipe = PRESETS[preset]
     if steps is None and time_limit is None:
         steps = recipe.steps
@@ -182,19 +230,22 @@ def _encode(pixels: np.ndarray, quality: float, steps: int | None, time_limit: f
     target = target.permute(2, 0, 1).reshape(3, -1).to(torch.float32) / 255.0
     optimisation = Optimisation(target, height, width, lmbda, recipe,
                                 Budget(steps, time_limit, start), seed, progress, should_stop,
-                                two_core=two_core)
+                                two_core=two_core, labels=labels if several else None)
     model, _ = optimisation.run()
     model = model.to("cpu")
-    fields, streams, reconstruction = _finalise(model, target.to("cpu"), lmbda)
+    fields, streams, reconstruction = _finalise(model, target.to("cpu"), lmbda, contour_stream)
     header = layout.Header(quality=quality, preset=preset, steps=optimisation.step,
                            interrupted=optimisation.interrupted, features=recipe.features,
-                           activation=recipe.activation, regions=1, **fields)
+                           activation=recipe.activation, regions=model.arch.regions, **fields)
     return MoricEncoded(layout.pack(header), streams, reconstruction, optimisation.step,
-                        optimisation.interrupted, time.perf_counter() - start)
+                        optimisation.interrupted, time.perf_counter() - start, labels)
 
 
-def decode(payload: bytes, streams: list[bytes], width: int, height: int) -> np.ndarray:
-    """(H, W, 3) uint8 pixels of a MoRIC payload and its streams."""
+def decode(payload: bytes, streams: list[bytes], width: int, height: int,
+           regions: set[int] | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 pixels of a MoRIC payload and its streams; with
+    `regions` (layered decoding), (H, W, 4) RGBA holding only those regions
+    (alpha 0 elsewhere), computed with less synthesis work."""
     if not (isinstance(width, int) and isinstance(height, int)) or width < 1 or height < 1 \
             or width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
         raise MoricFormatError(f"bad MoRIC image size {width}x{height}")
@@ -205,8 +256,15 @@ def decode(payload: bytes, streams: list[bytes], width: int, height: int) -> np.
     if not all(isinstance(s, (bytes, bytearray, memoryview)) for s in streams):
         raise MoricFormatError("MoRIC streams must be bytes")
     streams = [bytes(s) for s in streams]
+    if regions is not None:
+        regions = set(regions)
+        bad = sorted(r for r in regions if not (isinstance(r, int) and 0 <= r < header.regions))
+        if bad or not regions:
+            raise MoricArgumentError(f"the file has {header.regions} region(s), numbered 0.."
+                                     f"{header.regions - 1}; cannot decode region(s) "
+                                     f"{', '.join(map(str, bad)) or '(none)'}")
     with _one_intra_op_thread():
-        return _decode(header, streams, width, height)
+        return _decode(header, streams, width, height, regions)
 
 
 def _check_stream_sizes(streams: list[bytes], width: int, height: int) -> None:
@@ -215,18 +273,33 @@ def _check_stream_sizes(streams: list[bytes], width: int, height: int) -> None:
     bits (constriction's smallest probability is 2**-24)."""
     if len(streams[0]) > MAX_PARAMETER_BYTES:
         raise MoricFormatError(f"corrupt MoRIC file ({len(streams[0])}-byte parameter stream)")
+    if len(streams) > 1 + NUM_GRIDS and len(streams[1]) > 4 * width * height + 64:
+        raise MoricFormatError(f"corrupt MoRIC file ({len(streams[1])}-byte contour stream)")
+    latents = streams[len(streams) - NUM_GRIDS:]
     for i, (rows, cols) in enumerate(grid_sizes(height, width)):
-        if len(streams[1 + i]) > 3 * rows * cols + 64:
+        if len(latents[i]) > 3 * rows * cols + 64:
             raise MoricFormatError(f"corrupt MoRIC file (latent stream {i} too long)")
 
 
-def _decode(header: layout.Header, streams: list[bytes], width: int, height: int
-            ) -> np.ndarray:
+def _decode(header: layout.Header, streams: list[bytes], width: int, height: int,
+            regions: set[int] | None) -> np.ndarray:
     _check_stream_sizes(streams, width, height)
+    labels = None
+    if header.regions > 1:
+        labels = decode_partition(streams[1], height, width, header.regions)
+        if int(labels.max()) + 1 != header.regions:
+            raise MoricFormatError(f"corrupt MoRIC file (the contours hold "
+                                   f"{int(labels.max()) + 1} regions, the header "
+                                   f"{header.regions})")
     arch = Architecture(header.features, header.activation, header.regions)
-    model = MoricModel(height, width, arch)
+    model = MoricModel(height, width, arch, labels=labels)
     coding = {k: GroupCoding(e, o) for k, (e, o) in header.coding.items()}
     integers = decode_parameters(streams[0], model.sent_modules(), coding)
     arm = IntegerArm(integers["arm"])
-    flat = decode_latents(arm, streams[1:], model.canvas, header.latent_low, header.latent_high)
-    return _reconstruct(model, flat)
+    flat = decode_latents(arm, streams[header.latent_streams], model.canvas, header.latent_low,
+                          header.latent_high)
+    pixels = _reconstruct(model, flat, regions)
+    if regions is None:
+        return pixels
+    alpha = np.isin(model.regions.labels, sorted(regions)).astype(np.uint8) * 255
+    return np.dstack([pixels, alpha])

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -63,7 +64,7 @@ class Optimisation:
                  budget: Budget, seed: int = 0,
                  progress: Callable[[dict], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, progress_every: int = 10,
-                 two_core: bool = False):
+                 two_core: bool = False, labels: np.ndarray | None = None):
         self.target = target  # (3, N) in [0, 1], on the training device
         self.height, self.width = height, width
         self.num_pixels = height * width
@@ -79,7 +80,10 @@ class Optimisation:
         self.best: tuple[float, dict[str, Tensor]] | None = None
         self.interrupted = False
         self.current: MoricModel | None = None  # the model being trained
-        self.arch = Architecture(recipe.features, recipe.activation)
+        # the decoded partition (H, W), or None for one region
+        self.labels = labels
+        regions = 1 if labels is None else int(labels.max()) + 1
+        self.arch = Architecture(recipe.features, recipe.activation, regions)
         self.generator = torch.Generator(device=target.device).manual_seed(seed)
         # rate and distortion on two threads (see twocore); the caller sets one
         # intra-op thread
@@ -88,9 +92,14 @@ class Optimisation:
     # -- building blocks -------------------------------------------------
     def new_candidate(self, index: int) -> tuple[MoricModel, torch.optim.Optimizer]:
         model = MoricModel(self.height, self.width, self.arch, self.recipe.latent_gain,
-                           seed=self.seed * 1000 + index).to(self.target.device)
-        with torch.no_grad():  # start the output at the image's mean colour
-            model.synthesis.lsns[0].b_res[2].copy_(self.target.mean(dim=1))
+                           seed=self.seed * 1000 + index, labels=self.labels
+                           ).to(self.target.device)
+        with torch.no_grad():  # start each region's output at its mean colour
+            flat = None if self.labels is None else torch.from_numpy(
+                self.labels.reshape(-1)).to(self.target.device)
+            for r, lsn in enumerate(model.synthesis.lsns):
+                pixels = self.target if flat is None else self.target[:, flat == r]
+                lsn.b_res[2].copy_(pixels.mean(dim=1))
             model.arm.w_out.mul_(self.recipe.arm_output_init)
             for name, p in model.synthesis.named_parameters():
                 if name.split(".")[-1] in ("w1", "w2", "w_in") or "mod_w" in name:

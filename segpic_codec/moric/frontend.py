@@ -57,10 +57,17 @@ class MoricEncoder:
         if bpp is not None:
             raise CodecError("moric has no --bpp search (each encode is a long "
                              "optimisation); give a --quality")
+        regions = options.pop("regions", None) or "auto"
+        region_count = options.pop("region_count", None)
         if options:
             raise CodecError(f"moric takes no option {', '.join(sorted(options))}")
         quality = DEFAULT_QUALITY if quality is None else quality
-        kwargs: dict[str, Any] = {"steps": self.steps, "time_limit": self.time_limit}
+        kwargs: dict[str, Any] = {"steps": self.steps, "time_limit": self.time_limit,
+                                  "regions": _partition_source(regions, pixels)}
+        if region_count is not None:
+            if regions != "auto":
+                raise CodecError("--region-count applies to --regions auto")
+            kwargs["region_count"] = region_count
         if self.preset is not None:
             kwargs["preset"] = self.preset
         encoded = codec.encode(pixels, quality=quality, device=self.device,
@@ -75,15 +82,30 @@ class MoricEncoder:
                             w, h, notes)
 
 
+def _partition_source(regions: str | Path | np.ndarray, pixels: np.ndarray
+                      ) -> str | np.ndarray:
+    """"auto", "none", a label array, or a label image file read as labels."""
+    if isinstance(regions, np.ndarray) or regions in ("auto", "none"):
+        return regions
+    from .partition import load_label_image
+
+    height, width = pixels.shape[:2]
+    return load_label_image(regions, height, width)
+
+
 class MoricDecoder:
     def decode(self, data: bytes) -> np.ndarray:
+        return self.decode_regions(data, None)
+
+    def decode_regions(self, data: bytes, regions: set[int] | None) -> np.ndarray:
+        """Layered decoding: (H, W, 4) RGBA with only `regions` drawn (None: all, RGB)."""
         from . import codec
 
         frame = container.read_frame(data)
         if frame.codec != "moric":
             raise CodecError(f"not a MoRIC file (codec {frame.codec!r})")
         return codec.decode(frame.payload, container.split_streams(data, frame),
-                            frame.width, frame.height)
+                            frame.width, frame.height, regions)
 
 
 def load_encoder(device: str = "auto", **options: Any) -> MoricEncoder:

@@ -1,13 +1,18 @@
 """MoRIC's codec header (the container frame's payload) and stream order.
 Imports no torch, so `segpic info` stays fast.
 
-    payload (version 1, big-endian, 32 bytes):
+    payload (big-endian, 32 bytes):
         version u8 | quality*1000 u16 | preset u8 | steps u32 | flags u8
         | GMN features u8 | activation u8 | regions u8
         | latent low i16 | latent high i16
         | per (module, kind) in arm, upsampling, gmn, lsn x weight, bias:
           step exponent u8, exp-Golomb order u8
     streams: parameters, then latents of grid 0 (full resolution) .. grid 6
+
+Version 1 codes one region. Version 2 (written when there are 2..16 regions)
+has the same fields and one more stream after the parameters: the region
+contours (`contours`); the parameters then hold one LSN per region, in
+region order. One-region files are still written as version 1.
 
 The image size is not stored: the container holds width and height.
 """
@@ -19,14 +24,15 @@ from dataclasses import dataclass
 
 from .errors import MoricFormatError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest version this build reads
+SINGLE_REGION_VERSION = 1
 PRESET_NAMES = ("custom", "fast", "medium", "slow", "placebo")
 ACTIVATIONS = ("relu", "gelu")
 MODULES = ("arm", "upsampling", "gmn", "lsn")
 KINDS = ("weight", "bias")
 NUM_GRIDS = 7
 MAX_FEATURES = 64
-MAX_REGIONS = 1  # this version codes one region
+MAX_REGIONS = 16
 MAX_EXPONENT = 24
 MAX_ORDER = 15
 MAX_LATENT = 256
@@ -50,12 +56,21 @@ class Header:
 
     @property
     def num_streams(self) -> int:
-        return 1 + NUM_GRIDS
+        return 1 + (self.regions > 1) + NUM_GRIDS
+
+    @property
+    def version(self) -> int:
+        return SINGLE_REGION_VERSION if self.regions == 1 else FORMAT_VERSION
+
+    @property
+    def latent_streams(self) -> slice:
+        """Where the latent grids' streams are in the stream list."""
+        return slice(1 + (self.regions > 1), None)
 
 
 def pack(header: Header) -> bytes:
     preset = header.preset if header.preset in PRESET_NAMES else "custom"
-    fixed = _FIXED.pack(FORMAT_VERSION, round(header.quality * 1000), PRESET_NAMES.index(preset),
+    fixed = _FIXED.pack(header.version, round(header.quality * 1000), PRESET_NAMES.index(preset),
                         min(header.steps, 2**32 - 1), int(header.interrupted), header.features,
                         ACTIVATIONS.index(header.activation), header.regions,
                         header.latent_low, header.latent_high)
@@ -70,12 +85,12 @@ def unpack(payload: bytes) -> Header:
     payload = bytes(payload)
     if len(payload) < 1:
         raise MoricFormatError("empty MoRIC header")
-    if payload[0] != FORMAT_VERSION:
+    if payload[0] not in (SINGLE_REGION_VERSION, FORMAT_VERSION):
         raise MoricFormatError(f"unsupported MoRIC format version {payload[0]} "
-                               f"(this build reads {FORMAT_VERSION})")
+                               f"(this build reads 1 to {FORMAT_VERSION})")
     if len(payload) != SIZE:
         raise MoricFormatError(f"corrupt MoRIC header ({len(payload)} bytes, expected {SIZE})")
-    (_, quality, preset, steps, flags, features, activation, regions, low,
+    (version, quality, preset, steps, flags, features, activation, regions, low,
      high) = _FIXED.unpack_from(payload)
     tail = payload[_FIXED.size:]
     checks = [
@@ -84,7 +99,8 @@ def unpack(payload: bytes) -> Header:
         (flags <= 1, f"flags {flags}"),
         (1 <= features <= MAX_FEATURES, f"{features} GMN features"),
         (activation < len(ACTIVATIONS), f"activation id {activation}"),
-        (1 <= regions <= MAX_REGIONS, f"{regions} regions"),
+        (regions == 1 if version == SINGLE_REGION_VERSION else 2 <= regions <= MAX_REGIONS,
+         f"{regions} regions for version {version}"),
         (-MAX_LATENT <= low <= high < MAX_LATENT, f"latent range [{low}, {high}]"),
         (all(e <= MAX_EXPONENT for e in tail[0::2]), "parameter quantisation step"),
         (all(k <= MAX_ORDER for k in tail[1::2]), "exp-Golomb order"),
@@ -102,7 +118,7 @@ def describe(payload: bytes) -> dict:
     """Header fields for `segpic info`."""
     h = unpack(payload)
     return {
-        "format_version": FORMAT_VERSION,
+        "format_version": h.version,
         "quality": h.quality,
         "preset": h.preset,
         "steps": h.steps,
@@ -119,7 +135,8 @@ def stream_names(payload: bytes, count: int) -> list[str]:
     h = unpack(payload)
     if count != h.num_streams:
         raise MoricFormatError(f"corrupt MoRIC file ({count} streams, expected {h.num_streams})")
-    return ["parameters"] + [f"latents 1/{2**i}" for i in range(NUM_GRIDS)]
+    return ["parameters"] + ["contours"] * (h.regions > 1) \
+        + [f"latents 1/{2**i}" for i in range(NUM_GRIDS)]
 
 
 def describe_frame(frame) -> dict:

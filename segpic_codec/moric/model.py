@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .arm import Arm, arm_macs_per_latent, canvas_rate_bits
 from .arm_rate import fused_rate_bits
-from .banded import squared_error, synthesize
+from .banded import HALO, squared_error, synthesize
 from .canvas import Canvas
 from .latents import LatentCanvas, QuantizerMode, split_grids
+from .regions import RegionMap
 from .synthesis import Synthesis, pixel_coordinates
 from .upsampling import Upsampling
 
@@ -32,9 +34,20 @@ BANDED_MIN_PIXELS = 1 << 21
 
 
 class MoricModel(nn.Module):
+    """`labels`: the (H, W) region of each pixel (0..arch.regions-1), as the
+    decoder rebuilds it from the contour stream; None for one region."""
+
     def __init__(self, height: int, width: int, arch: Architecture, latent_gain: float = 16.0,
-                 seed: int = 0):
+                 seed: int = 0, labels: np.ndarray | None = None):
         super().__init__()
+        if labels is None:
+            if arch.regions != 1:
+                raise ValueError("a partition of several regions needs its labels")
+            self.regions = RegionMap.single(height, width)
+        else:
+            if labels.shape != (height, width):
+                raise ValueError(f"labels {labels.shape} do not match a {width}x{height} image")
+            self.regions = RegionMap(labels, arch.regions)
         generator = torch.Generator().manual_seed(seed)
         self.height, self.width, self.arch = height, width, arch
         self.canvas = Canvas(height, width)
@@ -63,13 +76,32 @@ class MoricModel(nn.Module):
     def banded(self, dense: Tensor) -> bool:
         return dense.device.type == "cpu" and self.height * self.width >= BANDED_MIN_PIXELS
 
-    def decode_latents(self, quantized_canvas: Tensor) -> Tensor:
+    def _apply(self, fn, *args, **kwargs):  # noqa: ANN001 - nn.Module's hook for .to()
+        module = super()._apply(fn, *args, **kwargs)
+        self.regions = self.regions.to(self.coords.device)
+        return module
+
+    def decode_latents(self, quantized_canvas: Tensor, only: set[int] | None = None) -> Tensor:
         """Quantised canvas -> (3, N) image: the decoder's float path (without
-        autograd in bands of rows for large images on a CPU)."""
+        autograd in bands of rows for large images on a CPU). `only`: draw
+        just these regions (layered decoding; other pixels are zero), and
+        run the GMN only on the rows they span."""
         dense = self.dense_latents(quantized_canvas)
+        regions = self.regions if only is None else self.regions.drawing(only)
         if self.banded(dense):
-            return synthesize(self.synthesis, dense, self.coords, self.height, self.width)
-        return self.synthesis(dense, self.coords, self.height, self.width)
+            return synthesize(self.synthesis, dense, self.coords, self.height, self.width,
+                              regions, regions.row_range())
+        if only is None:
+            return self.synthesis(dense, self.coords, self.height, self.width,
+                                  split=regions.split())
+        r0, r1 = regions.row_range()
+        out = dense.new_zeros(3, self.height * self.width)
+        if r1 > r0:
+            i0, i1, w = max(0, r0 - HALO), min(self.height, r1 + HALO), self.width
+            out[:, r0 * w: r1 * w] = self.synthesis(
+                dense[:, i0 * w: i1 * w], self.coords[:, r0 * w: r1 * w], i1 - i0, w,
+                crop=(r0 - i0, i1 - r1), split=regions.split(r0, r1))
+        return out
 
     def squared_error(self, quantized_canvas: Tensor, target: Tensor,
                       dense: Tensor | None = None) -> Tensor:
@@ -79,8 +111,9 @@ class MoricModel(nn.Module):
             dense = self.dense_latents(quantized_canvas)
         if self.banded(dense):
             return squared_error(self.synthesis, dense, self.coords, target, self.height,
-                                 self.width)
-        image = self.synthesis(dense, self.coords, self.height, self.width)
+                                 self.width, self.regions)
+        image = self.synthesis(dense, self.coords, self.height, self.width,
+                               split=self.regions.split())
         return torch.sum((image - target) ** 2)
 
     def rate_bits(self, quantized_canvas: Tensor) -> Tensor:

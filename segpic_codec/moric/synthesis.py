@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .regions import RegionSplit
+
 NUM_LATENTS = 7
 LOCAL_WIDTH = 3
 
@@ -158,7 +160,7 @@ def pixel_coordinates(height: int, width: int, device: torch.device | str = "cpu
 
 
 class Synthesis(nn.Module):
-    """GMN + LSNs. One region for now: LSN 0 covers every pixel."""
+    """The shared GMN + one LSN per region."""
 
     def __init__(self, features: int = 16, act: str = "gelu", regions: int = 1,
                  generator: torch.Generator | None = None):
@@ -167,13 +169,25 @@ class Synthesis(nn.Module):
         self.lsns = nn.ModuleList(LocalSynthesisNetwork(act, generator) for _ in range(regions))
 
     def forward(self, z: Tensor, coords: Tensor, height: int, width: int,
-                crop: tuple[int, int] = (0, 0)) -> Tensor:
+                crop: tuple[int, int] = (0, 0), split: RegionSplit | None = None) -> Tensor:
         """(7, N) dense latents -> (3, N') image in [0, 1] (unclamped).
 
         crop = (top, bottom) rows to drop before the (pointwise) LSNs: a band of
-        rows computed with halo rows, which only the 3x3 layers need."""
+        rows computed with halo rows, which only the 3x3 layers need.
+        split: which LSN draws which of the N' output pixels (None: LSN 0
+        draws all); pixels of regions the split leaves out are zero."""
         projected = self.gmn.features_of(z, height, width, crop)
-        return self.lsns[0](coords, self.gmn, projected)
+        if split is None or split.whole:
+            return self.lsns[0](coords, self.gmn, projected)
+        stacked = torch.cat(projected)
+        out = stacked.new_zeros(3, split.size)
+        for lsn, idx in zip(self.lsns, split.indices, strict=True):
+            if idx is None:
+                continue
+            part = stacked.index_select(1, idx)
+            drawn = lsn(coords.index_select(1, idx), self.gmn, list(part.split(3)))
+            out = out.index_copy(1, idx, drawn)
+        return out
 
     def macs_per_pixel(self) -> int:
         return self.gmn.macs_per_pixel() + self.lsns[0].macs_per_pixel()

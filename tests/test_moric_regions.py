@@ -1,0 +1,173 @@
+"""MoRIC with regions: per-region LSNs, the contour stream in the file, layered
+decoding, bad partitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from segpic_codec.errors import SegpicError
+from segpic_codec.moric import codec, layout
+from segpic_codec.moric.errors import MoricArgumentError, MoricFormatError
+from segpic_codec.moric.model import Architecture, MoricModel
+from segpic_codec.moric.regions import RegionSplit
+
+
+def _image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x * 200 / width, y * 200 / height, (x + y) * 100 / (width + height)],
+                    axis=-1)
+    return np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+
+
+def _ring_labels(height: int, width: int) -> np.ndarray:
+    """Three regions: background, a disc with a hole, and the hole."""
+    y, x = np.mgrid[0:height, 0:width]
+    r = np.hypot(y - height / 2, x - width / 2)
+    labels = np.zeros((height, width), np.int32)
+    labels[r < min(height, width) * 0.4] = 1
+    labels[r < min(height, width) * 0.15] = 2
+    return labels
+
+
+@pytest.fixture(scope="module")
+def ring():
+    pixels = _image(24, 31, seed=2)
+    labels = _ring_labels(24, 31)
+    enc = codec.encode(pixels, quality=4.0, steps=10, regions=labels,
+                       contour_mode="lossless")
+    return pixels, labels, enc
+
+
+def test_given_labels_round_trip(ring):
+    pixels, labels, enc = ring
+    assert enc.regions == 3
+    np.testing.assert_array_equal(enc.labels, labels)  # lossless contours
+    header = layout.unpack(enc.payload)
+    assert header.regions == 3 and header.version == 2
+    np.testing.assert_array_equal(codec.decode(enc.payload, enc.streams, 31, 24),
+                                  enc.reconstruction)
+
+
+def test_layered_decode_draws_only_the_asked_regions(ring):
+    _, labels, enc = ring
+    for only in ({1}, {0, 2}, {2}):
+        layer = codec.decode(enc.payload, enc.streams, 31, 24, regions=only)
+        assert layer.shape == (24, 31, 4) and layer.dtype == np.uint8
+        inside = np.isin(labels, sorted(only))
+        np.testing.assert_array_equal(layer[..., 3], inside * 255)
+        # the drawn pixels are exactly the full decode's
+        np.testing.assert_array_equal(layer[inside][:, :3], enc.reconstruction[inside])
+        assert not layer[~inside].any()
+
+
+def test_layered_decode_bad_region(ring):
+    _, _, enc = ring
+    for bad in ({3}, {-1}, set()):
+        with pytest.raises(MoricArgumentError, match="region"):
+            codec.decode(enc.payload, enc.streams, 31, 24, regions=bad)
+
+
+def test_each_region_has_its_own_network():
+    """Identical latents, two regions: changing LSN 1 changes only region 1's pixels."""
+    labels = np.zeros((16, 20), np.int32)
+    labels[:, 12:] = 1
+    model = MoricModel(16, 20, Architecture(8, "gelu", 2), labels=labels)
+    q = torch.zeros(model.canvas.shape)
+    with torch.no_grad():
+        before = model.decode_latents(q).reshape(3, 16, 20).clone()
+        model.synthesis.lsns[1].b_res[2].add_(0.25)
+        after = model.decode_latents(q).reshape(3, 16, 20)
+    changed = (after - before).abs().amax(dim=0) > 0
+    assert changed[:, 12:].all() and not changed[:, :12].any()
+
+
+def test_region_split_covers_each_pixel_once():
+    labels = np.array([[0, 2, 2], [1, 0, 2]])
+    split = RegionSplit.from_labels(labels, 3)
+    assert sorted(torch.cat(split.indices).tolist()) == list(range(6))
+    assert [i.tolist() for i in split.indices] == [[0, 4], [3], [1, 2, 5]]
+    partial = RegionSplit.from_labels(labels, 3, only={2})
+    assert partial.indices[0] is None and partial.indices[2].tolist() == [1, 2, 5]
+
+
+def test_auto_regions_and_none():
+    pixels = _image(30, 40, seed=4)
+    auto = codec.encode(pixels, quality=3.0, steps=4, regions="auto", region_count=2)
+    assert auto.regions == 2 and len(auto.streams) == 9
+    np.testing.assert_array_equal(codec.decode(auto.payload, auto.streams, 40, 30),
+                                  auto.reconstruction)
+    none = codec.encode(pixels, quality=3.0, steps=4, regions="none")
+    assert none.regions == 1 and len(none.streams) == 8
+    assert layout.unpack(none.payload).version == 1
+
+
+@pytest.mark.parametrize("regions, count, match", [
+    (np.zeros((5, 5), np.int32), 3, "the image is 8x6"),
+    (np.arange(48).reshape(6, 8), 3, "at most 16"),
+    (np.where(np.arange(48).reshape(6, 8) < 20, 0, 2), 3, "unused"),
+    (np.full((6, 8), 0.5), 3, "integer"),
+    ("blobs", 3, "regions must be"),
+    ("auto", 0, "region count"),
+    ("auto", 17, "region count"),
+])
+def test_bad_partitions(regions, count, match):
+    with pytest.raises(SegpicError, match=match) as err:
+        codec.encode(_image(6, 8), steps=2, regions=regions, region_count=count)
+    assert "\n" not in str(err.value)
+
+
+def test_header_and_contours_must_agree(ring):
+    _, _, enc = ring
+    header = layout.unpack(enc.payload)
+    header.regions = 2  # the contours hold 3
+    with pytest.raises(MoricFormatError, match="regions"):
+        codec.decode(layout.pack(header), enc.streams, 31, 24)
+    with pytest.raises(MoricFormatError):  # a version-2 file without its contour stream
+        codec.decode(enc.payload, enc.streams[:1] + enc.streams[2:], 31, 24)
+    payload = bytearray(enc.payload)
+    payload[0] = 1  # version 1 holds one region
+    with pytest.raises(MoricFormatError, match="regions for version 1"):
+        codec.decode(bytes(payload), enc.streams, 31, 24)
+
+
+def test_banded_synthesis_with_regions_equals_whole(monkeypatch):
+    """The large-image path (bands of rows) gives the same image, loss and
+    gradients as whole-image tensors, with regions and with a layered decode."""
+    from segpic_codec.moric import banded
+    from segpic_codec.moric import model as model_module
+
+    labels = _ring_labels(26, 19)
+    model = MoricModel(26, 19, Architecture(8, "gelu", 3), labels=labels, seed=3)
+    with torch.no_grad():
+        for p in model.synthesis.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
+    q = torch.randn(model.canvas.shape, generator=torch.Generator().manual_seed(2)).round()
+    target = torch.rand(3, 26 * 19, generator=torch.Generator().manual_seed(3))
+
+    def run():
+        q_grad = q.clone().requires_grad_()
+        model.zero_grad()
+        loss = model.squared_error(q_grad, target)
+        loss.backward()
+        grads = [p.grad.clone() for p in model.synthesis.parameters()]
+        with torch.no_grad():
+            return (loss.detach(), q_grad.grad, grads, model.decode_latents(q),
+                    model.decode_latents(q, {2}))
+
+    whole = run()
+    monkeypatch.setattr(model_module, "BANDED_MIN_PIXELS", 1)
+    monkeypatch.setattr(banded, "BAND_PIXELS", 19 * 5)
+    assert model.banded(q.new_zeros(7, 1))
+    bands = run()
+    torch.testing.assert_close(bands[0], whole[0])
+    torch.testing.assert_close(bands[1], whole[1])
+    for a, b in zip(bands[2], whole[2], strict=True):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(bands[3], whole[3])
+    torch.testing.assert_close(bands[4], whole[4])
+    inside = torch.from_numpy(labels.reshape(-1) == 2)
+    torch.testing.assert_close(whole[4][:, inside], whole[3][:, inside])
+    assert not whole[4][:, ~inside].any()
