@@ -16,6 +16,7 @@ import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -289,9 +290,10 @@ def _segpic_on(device: str, weights: Path | None) -> BenchCodec:
 MORIC_QUALITIES = (1.0, 2.5, 3.8, 4.7)
 
 
-def make_moric(cfg: RunConfig) -> Made:
+def make_moric(cfg: RunConfig, regions: str = "auto") -> Made:
     """segpic's MoRIC (overfitted per image, no weights): one curve per --steps
-    budget; each run encodes to a real .spic file and decodes it on the CPU."""
+    budget; each run encodes to a real .spic file and decodes it on the CPU.
+    regions: "auto" (the default partition, 3 regions) or "none" (one region)."""
     import torch
 
     from .. import codecs as registry
@@ -305,7 +307,7 @@ def make_moric(cfg: RunConfig) -> Made:
         def run(pixels: np.ndarray, setting: float) -> Measurement:
             encoder = registry.load_encoder("moric", device=device, steps=steps)
             t0 = time.perf_counter()
-            res = encoder.encode(pixels, quality=setting)
+            res = encoder.encode(pixels, quality=setting, regions=regions)
             t1 = time.perf_counter()
             out = registry.decode(res.data)
             t2 = time.perf_counter()
@@ -313,12 +315,16 @@ def make_moric(cfg: RunConfig) -> Made:
                 raise RuntimeError("decoded pixels differ from the encoder's reconstruction")
             return Measurement(len(res.data), out, t1 - t0, t2 - t1)
 
+        one = regions == "none"
         return BenchCodec(
-            "moric", "MoRIC", f"segpic's MoRIC, one region, {steps} steps per image, real "
+            "moric-n1" if one else "moric", "MoRIC, 1 region" if one else "MoRIC",
+            f"segpic's MoRIC, {'one region' if one else 'auto regions (N=3)'}, {steps} "
+            "steps per image, real "
             f".spic files, encoded on {where}, decoded on the CPU, torch {torch.__version__}",
             MORIC_QUALITIES, (MORIC_QUALITIES[0], MORIC_QUALITIES[-1]),
             "GPU" if device == "cuda" else f"{torch.get_num_threads()} (torch)", run,
-            label="MoRIC (ours)" + (", CUDA" if device == "cuda" else ""))
+            label=("MoRIC N=1 (ours)" if one else "MoRIC (ours)")
+            + (", CUDA" if device == "cuda" else ""))
 
     return per_step_budget(cfg, make_one, default=default_steps())
 
@@ -334,6 +340,7 @@ CODECS: dict[str, Factory] = {
     "jxl": make_jxl,
     "heic": make_heic,
     "moric": slow(make_moric),
+    "moric-n1": slow(partial(make_moric, regions="none")),
 }
 
 
