@@ -128,7 +128,7 @@ def test_regions_from_a_label_image_and_layered_decode(png, labels_png, tmp_path
     drawn = np.isin(labels, [0, 2])  # contours of a rectangle are coded exactly
     assert np.array_equal(layer[..., 3], drawn * 255)
     assert np.array_equal(layer[drawn][:, :3], full[drawn])
-    for bad, message in (("3", "numbered 0..2"), ("x", "not a list"), ("-1", "start at 0")):
+    for bad, message in (("3", "region(s) 0..2"), ("x", "not a list"), ("-1", "start at 0")):
         r = run("decode", spic, tmp_path / "bad.png", "--region", bad)
         assert r.exit_code == 2 and message in r.output, r.output
         assert not (tmp_path / "bad.png").exists()
@@ -172,3 +172,29 @@ def test_layered_decode_of_a_segpic_file(png, tmp_path):
     assert run("encode", png, spic).exit_code == 0
     r = run("decode", spic, tmp_path / "o.png", "--region", "0")
     assert r.exit_code != 0 and "--region applies to moric files" in r.output
+
+
+def test_single_object_coding(png, tmp_path):
+    mask = np.zeros((21, 34), np.uint8)
+    mask[4:16, 8:25] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    spic, out = tmp_path / "o.spic", tmp_path / "o.png"
+    r = run("encode", png, spic, "--codec", "moric", "--steps", "3", "--roi",
+            tmp_path / "mask.png")
+    assert r.exit_code == 0, r.output
+    info = json.loads(run("info", spic, "--json").stdout)
+    assert info["object_only"] is True and info["regions"] == 2
+    assert run("decode", spic, out).exit_code == 0
+    decoded = np.asarray(Image.open(out))
+    assert decoded.shape == (21, 34, 4)
+    assert np.array_equal(decoded[..., 3], (mask > 0) * 255)
+    r = run("decode", spic, tmp_path / "bg.png", "--region", "0")
+    assert r.exit_code == 2 and "region(s) 1..1" in r.output
+    r = run("encode", png, tmp_path / "x.spic", "--codec", "moric", "--roi",
+            tmp_path / "mask.png", "--regions", "none")
+    assert r.exit_code == 2 and "--roi codes one object" in r.output
+    Image.fromarray(np.zeros((21, 34), np.uint8)).save(tmp_path / "empty.png")
+    r = run("encode", png, tmp_path / "x.spic", "--codec", "moric", "--roi",
+            tmp_path / "empty.png")
+    assert r.exit_code == 2 and "empty" in r.output
+    assert not (tmp_path / "x.spic").exists()

@@ -171,3 +171,67 @@ def test_banded_synthesis_with_regions_equals_whole(monkeypatch):
     inside = torch.from_numpy(labels.reshape(-1) == 2)
     torch.testing.assert_close(whole[4][:, inside], whole[3][:, inside])
     assert not whole[4][:, ~inside].any()
+
+
+def _object_mask(height: int, width: int) -> np.ndarray:
+    mask = np.zeros((height, width), bool)
+    mask[4:15, 6:20] = True
+    mask[8:11, 18:27] = True
+    return mask
+
+
+@pytest.fixture(scope="module")
+def single_object():
+    pixels = _image(40, 48, seed=6)
+    mask = _object_mask(40, 48)
+    return pixels, mask, codec.encode(pixels, quality=4.0, steps=8, roi=mask,
+                                      contour_mode="lossless")
+
+
+def test_single_object_round_trip(single_object):
+    pixels, mask, enc = single_object
+    header = layout.unpack(enc.payload)
+    assert header.object_only and header.regions == 2
+    np.testing.assert_array_equal(enc.labels != 0, mask)
+    decoded = codec.decode(enc.payload, enc.streams, 48, 40)
+    assert decoded.shape == (40, 48, 4)
+    np.testing.assert_array_equal(decoded, enc.reconstruction)
+    np.testing.assert_array_equal(decoded[..., 3], mask * 255)
+    assert not decoded[~mask].any()
+    np.testing.assert_array_equal(codec.decode(enc.payload, enc.streams, 48, 40, {1}), decoded)
+    with pytest.raises(MoricArgumentError, match="region"):
+        codec.decode(enc.payload, enc.streams, 48, 40, {0})
+
+
+def test_single_object_skips_latents_far_from_it(single_object):
+    """Latents that no object pixel needs are not coded: the object-only file
+    codes fewer latents, and changing a skipped latent changes no object pixel."""
+    from segpic_codec.moric.roi import kept_latents
+
+    _, mask, enc = single_object
+    model = MoricModel(40, 48, Architecture(8, "gelu", 2), labels=mask.astype(np.int32),
+                       object_only=True, seed=1)
+    keep = kept_latents(mask, model.canvas)
+    index = model.canvas.latent_index
+    assert 0 < keep[index].sum() < index.size
+    assert not keep[np.setdiff1d(np.arange(keep.size), index)].any()  # margins
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(9)))
+        q = torch.zeros(model.canvas.numel)
+        base = model.decode_latents(q.reshape(model.canvas.shape))
+        skipped = index[~keep[index]]
+        q[skipped] = 5.0
+        moved = model.decode_latents(q.reshape(model.canvas.shape))
+    inside = torch.from_numpy(mask.reshape(-1))
+    torch.testing.assert_close(moved[:, inside], base[:, inside], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("roi, match", [
+    (np.zeros((40, 48)), "empty"),
+    (np.ones((40, 48)), "whole image"),
+    (np.ones((10, 10)), "the image is 48x40"),
+])
+def test_bad_object_masks(roi, match):
+    with pytest.raises(MoricArgumentError, match=match):
+        codec.encode(_image(40, 48), steps=2, roi=roi)

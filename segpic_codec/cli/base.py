@@ -128,6 +128,10 @@ def codec_options(func):
                              "integer label image of the same size.")(func)
     func = click.option("--region-count", type=click.IntRange(1, 16), default=None,
                         help="moric: regions of --regions auto [default: 3].")(func)
+    func = click.option("--roi", type=click.Path(path_type=Path), default=None,
+                        metavar="MASK.png",
+                        help="moric: code only this object (nonzero pixels of the mask); "
+                             "the decoded PNG is transparent outside it.")(func)
     func = click.option("--codec", type=click.Choice(sorted(codecs.CODECS)),
                         default=codecs.DEFAULT_CODEC, show_default=True,
                         help="Which codec encodes (decoding follows the file).")(func)
@@ -139,8 +143,8 @@ def codec_options(func):
 # "optimises": the encoder takes progress/should_stop hooks (a bar and a clean Ctrl-C).
 CODEC_OPTIONS = {
     "segpic": {"loader": ("weights", "model"), "encode": ("grid",), "optimises": False},
-    "moric": {"loader": ("steps", "time_limit", "preset"), "encode": ("regions", "region_count"),
-              "optimises": True},
+    "moric": {"loader": ("steps", "time_limit", "preset"),
+              "encode": ("regions", "region_count", "roi"), "optimises": True},
 }
 
 

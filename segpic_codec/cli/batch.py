@@ -118,7 +118,8 @@ def _plan_jobs(files: list[Path], src: Path, dst: Path, out_suffix: str,
 def batch(src: Path, dst: Path, decode_mode: bool, force: bool, quality: float | None,
           bpp: float | None, codec: str, steps: int | None, time_limit: float | None,
           preset: str | None, grid: int | None, model: str | None, weights: Path | None,
-          device: str, regions: str | None, region_count: int | None) -> None:
+          device: str, regions: str | None, region_count: int | None,
+          roi: Path | None) -> None:
     """Encode a folder tree of images into the same tree of .spic files (or --decode).
 
     Outputs are written to a temporary file (.NAME.PID.XXXXXXXX.part beside the
@@ -161,7 +162,7 @@ def batch(src: Path, dst: Path, decode_mode: bool, force: bool, quality: float |
         cache = DecoderCache(weights, device)
         setup = EncoderSetup(codec, device, grid=grid, model=model, weights=weights,
                              steps=steps, time_limit=time_limit, preset=preset,
-                             regions=regions, region_count=region_count)
+                             regions=regions, region_count=region_count, roi=roi)
         if not decode_mode and todo:
             setup.encoder()  # missing weights: one error up front, not one per file
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(),

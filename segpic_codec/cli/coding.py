@@ -37,7 +37,7 @@ from .progress import OptimisationProgress
 def encode(src: Path, dst: Path, quality: float | None, bpp: float | None, codec: str,
            steps: int | None, time_limit: float | None, preset: str | None, grid: int | None,
            model: str | None, weights: Path | None, device: str, regions: str | None,
-           region_count: int | None) -> None:
+           region_count: int | None, roi: Path | None) -> None:
     """Encode an image (PNG, JPEG, ...) into a .spic file.
 
     With --codec moric the encoder optimises for minutes: a progress bar shows the
@@ -47,7 +47,7 @@ def encode(src: Path, dst: Path, quality: float | None, bpp: float | None, codec
     check_output(dst)
     setup = EncoderSetup(codec, device, grid=grid, model=model, weights=weights, steps=steps,
                          time_limit=time_limit, preset=preset, regions=regions,
-                         region_count=region_count)
+                         region_count=region_count, roi=roi)
     if setup.optimises:
         with OptimisationProgress(console, f"{codec} {src.name}") as bar:
             result = encode_file(setup, src, dst, quality, bpp, progress=bar.update,

@@ -121,13 +121,15 @@ class Canvas:
         return [(slice(r0, r0 + r), slice(c0, c0 + c))
                 for (r, c), (r0, c0) in zip(self.sizes, self.origins, strict=True)]
 
-    def wave_order(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def wave_order(self, keep: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The decoding schedule.
 
         Returns (positions, wave_starts, grid_of_position): `positions` are flat
         canvas indices sorted by wave, then grid, then row; wave w covers
         positions[wave_starts[w]:wave_starts[w + 1]]. Within one grid the
         positions come in the order its symbols are written to its stream.
+        keep: (numel,) bool, the latents that are coded (all when None).
         """
         cols = self.shape[1]
         rows_all, cols_all, waves = [], [], []
@@ -142,6 +144,8 @@ class Canvas:
         wave = np.concatenate(waves)
         grid = self.grid_of_latent
         order = np.lexsort((r, grid, wave))
+        if keep is not None:
+            order = order[keep[(r * cols + c)[order]]]
         wave_sorted = wave[order]
         num_waves = int(wave_sorted[-1]) + 1 if wave_sorted.size else 0
         wave_starts = np.searchsorted(wave_sorted, np.arange(num_waves + 1))

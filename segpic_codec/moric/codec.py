@@ -54,7 +54,7 @@ __all__ = ["PRESETS", "MoricEncoded", "decode", "encode"]
 class MoricEncoded:
     payload: bytes  # codec header (see layout)
     streams: list[bytes]  # [parameters, (contours,) latent grid 0 .. 6]
-    reconstruction: np.ndarray  # (H, W, 3) uint8, what decode() returns
+    reconstruction: np.ndarray  # (H, W, 3) uint8 (RGBA if object only): what decode() returns
     steps: int  # optimisation steps done
     interrupted: bool
     seconds: float
@@ -85,6 +85,21 @@ def partition_of(pixels: np.ndarray, regions: str | np.ndarray, region_count: in
                                  f"the image is {width}x{height}")
     check_partition(labels, layout.MAX_REGIONS)
     return labels
+
+
+def object_partition(roi: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Labels of single-object coding: 0 outside the object, 1 on it."""
+    mask = np.asarray(roi)
+    if mask.shape != (height, width):
+        raise MoricArgumentError(f"the object mask is {mask.shape[1::-1]} wide x high, "
+                                 f"the image is {width}x{height}")
+    mask = mask != 0
+    if not mask.any():
+        raise MoricArgumentError("the object mask is empty (no nonzero pixel)")
+    if mask.all():
+        raise MoricArgumentError("the object mask covers the whole image: encode "
+                                 "without an object mask")
+    return mask.astype(np.int32)
 
 
 def _check_arguments(pixels: np.ndarray, quality: float, steps: int | None,
@@ -158,7 +173,7 @@ def _finalise(model: MoricModel, target: torch.Tensor, lmbda: float, contour_str
     ints = latents.integers().clamp(-MAX_ABS_LATENT, MAX_ABS_LATENT - 1)
     latents.set_integers(ints)
     q = ints.to(torch.float32)
-    n = model.height * model.width
+    n = model.drawn_pixels
 
     with torch.no_grad():
         cache: dict = {"mse": 0.0, "bits": 0.0, "dense": None, "taps": None}
@@ -172,23 +187,33 @@ def _finalise(model: MoricModel, target: torch.Tensor, lmbda: float, contour_str
                 cache["dense"], cache["taps"] = model.dense_latents(q), taps.clone()
             if module != "arm":
                 error = model.squared_error(q, target, cache["dense"])
-                cache["mse"] = float(error) / target.numel()
+                cache["mse"] = float(error) / (3 * model.drawn_pixels)
             return cache["mse"], cache["bits"]
 
         refresh("all")
         coding = search_steps(model.sent_modules(), refresh, lmbda, n)
 
-    valid = ints.reshape(-1)[torch.from_numpy(model.canvas.latent_index)]
+    coded = model.canvas.latent_index if model.keep is None else np.flatnonzero(model.keep)
+    valid = ints.reshape(-1)[torch.from_numpy(coded)]
     low, high = int(valid.min()), int(valid.max())
     flat = ints.reshape(-1).to(torch.float64).numpy()
     arm = _integer_arm(model, coding)
     streams = [encode_parameters(model.sent_modules(), coding)]
     if model.arch.regions > 1:
         streams.append(contour_stream)
-    streams += encode_latents(arm, flat, model.canvas, low, high)
+    streams += encode_latents(arm, flat, model.canvas, low, high, model.keep)
     fields = {"coding": {k: (c.exponent, c.order) for k, c in coding.items()},
               "latent_low": low, "latent_high": high}
-    return fields, streams, _reconstruct(model, flat)
+    reconstruction = _reconstruct(model, flat)
+    if model.object_only:
+        reconstruction = _with_alpha(reconstruction, model, model.regions.only)
+    return fields, streams, reconstruction
+
+
+def _with_alpha(pixels: np.ndarray, model: MoricModel, regions: set[int]) -> np.ndarray:
+    """RGBA: opaque on the pixels of `regions`, transparent elsewhere."""
+    alpha = np.isin(model.regions.labels, sorted(regions)).astype(np.uint8) * 255
+    return np.dstack([pixels, alpha])
 
 
 def encode(pixels: np.ndarray, quality: float = 3.5, steps: int | None = None,
@@ -196,11 +221,14 @@ def encode(pixels: np.ndarray, quality: float = 3.5, steps: int | None = None,
            seed: int = 0, progress: Callable[[dict], None] | None = None,
            should_stop: Callable[[], bool] | None = None,
            regions: str | np.ndarray = "auto", region_count: int = DEFAULT_REGION_COUNT,
-           contour_mode: str = "auto") -> MoricEncoded:
+           contour_mode: str = "auto", roi: np.ndarray | None = None) -> MoricEncoded:
     """Optimise a MoRIC decoder for `pixels` and code it.
 
     `regions`: "auto" (`region_count` regions), "none" or an (H, W) label
     array; `contour_mode`: auto | lossless | lossy (see `contours`).
+    `roi`: an (H, W) mask (nonzero = the object): single-object coding, only
+    the object is coded (`regions` is then not used); the decoder returns
+    RGBA, transparent outside the (decoded) object.
 
     The budget is `steps` and/or `time_limit` (whichever ends first; with
     neither, the preset's step count). `progress` receives a dict (step, total,
@@ -208,19 +236,22 @@ def encode(pixels: np.ndarray, quality: float = 3.5, steps: int | None = None,
     step and ends the optimisation early with a valid file of the best state."""
     _check_arguments(pixels, quality, steps, time_limit, preset, device)
     start = time.perf_counter()
-    contour_stream, labels = encode_partition(partition_of(pixels, regions, region_count),
-                                              contour_mode)
+    partition = partition_of(pixels, regions, region_count) if roi is None \
+        else object_partition(roi, pixels.shape[0], pixels.shape[1])
+    contour_stream, labels = encode_partition(partition, contour_mode)
     with _one_intra_op_thread() as threads:
         two_core = device == "cpu" and threads >= 2
         return _encode(pixels, quality, steps, time_limit, preset, device, seed, progress,
-                       should_stop, two_core, start, contour_stream, labels)
+                       should_stop, two_core, start, contour_stream, labels, roi is not None)
 
 
 def _encode(pixels: np.ndarray, quality: float, steps: int | None, time_limit: float | None,
             preset: str, device: str, seed: int, progress: Callable[[dict], None] | None,
             should_stop: Callable[[], bool] | None, two_core: bool, start: float,
-            contour_stream: bytes, labels: np.ndarray) -> MoricEncoded:
+            contour_stream: bytes, labels: np.ndarray, object_only: bool) -> MoricEncoded:
     several = int(labels.max()) > 0
+    if object_only and not several:  # lossy contours cannot lose a label (`contours`)
+        raise AssertionError("the object was lost in its contours")
     recipe = PRESETS[preset]
     if steps is None and time_limit is None:
         steps = recipe.steps
@@ -228,15 +259,19 @@ def _encode(pixels: np.ndarray, quality: float, steps: int | None, time_limit: f
     lmbda = quality_to_lambda(quality)
     target = torch.from_numpy(np.array(pixels, copy=True)).to(device=device)
     target = target.permute(2, 0, 1).reshape(3, -1).to(torch.float32) / 255.0
+    if object_only:  # nothing is drawn outside the object: no error there
+        target = target * torch.from_numpy(labels.reshape(-1) != 0).to(target)
     optimisation = Optimisation(target, height, width, lmbda, recipe,
                                 Budget(steps, time_limit, start), seed, progress, should_stop,
-                                two_core=two_core, labels=labels if several else None)
+                                two_core=two_core, labels=labels if several else None,
+                                object_only=object_only)
     model, _ = optimisation.run()
     model = model.to("cpu")
     fields, streams, reconstruction = _finalise(model, target.to("cpu"), lmbda, contour_stream)
     header = layout.Header(quality=quality, preset=preset, steps=optimisation.step,
                            interrupted=optimisation.interrupted, features=recipe.features,
-                           activation=recipe.activation, regions=model.arch.regions, **fields)
+                           activation=recipe.activation, regions=model.arch.regions,
+                           object_only=object_only, **fields)
     return MoricEncoded(layout.pack(header), streams, reconstruction, optimisation.step,
                         optimisation.interrupted, time.perf_counter() - start, labels)
 
@@ -245,7 +280,8 @@ def decode(payload: bytes, streams: list[bytes], width: int, height: int,
            regions: set[int] | None = None) -> np.ndarray:
     """(H, W, 3) uint8 pixels of a MoRIC payload and its streams; with
     `regions` (layered decoding), (H, W, 4) RGBA holding only those regions
-    (alpha 0 elsewhere), computed with less synthesis work."""
+    (alpha 0 elsewhere), computed with less synthesis work. A single-object
+    file always decodes to RGBA (its object only)."""
     if not (isinstance(width, int) and isinstance(height, int)) or width < 1 or height < 1 \
             or width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
         raise MoricFormatError(f"bad MoRIC image size {width}x{height}")
@@ -258,11 +294,15 @@ def decode(payload: bytes, streams: list[bytes], width: int, height: int,
     streams = [bytes(s) for s in streams]
     if regions is not None:
         regions = set(regions)
-        bad = sorted(r for r in regions if not (isinstance(r, int) and 0 <= r < header.regions))
+        first = 1 if header.object_only else 0  # region 0 of an object-only file is empty
+        bad = sorted(r for r in regions
+                     if not (isinstance(r, int) and first <= r < header.regions))
         if bad or not regions:
-            raise MoricArgumentError(f"the file has {header.regions} region(s), numbered 0.."
+            raise MoricArgumentError(f"the file has region(s) {first}.."
                                      f"{header.regions - 1}; cannot decode region(s) "
                                      f"{', '.join(map(str, bad)) or '(none)'}")
+    elif header.object_only:
+        regions = set(range(1, header.regions))
     with _one_intra_op_thread():
         return _decode(header, streams, width, height, regions)
 
@@ -292,14 +332,11 @@ def _decode(header: layout.Header, streams: list[bytes], width: int, height: int
                                    f"{int(labels.max()) + 1} regions, the header "
                                    f"{header.regions})")
     arch = Architecture(header.features, header.activation, header.regions)
-    model = MoricModel(height, width, arch, labels=labels)
+    model = MoricModel(height, width, arch, labels=labels, object_only=header.object_only)
     coding = {k: GroupCoding(e, o) for k, (e, o) in header.coding.items()}
     integers = decode_parameters(streams[0], model.sent_modules(), coding)
     arm = IntegerArm(integers["arm"])
     flat = decode_latents(arm, streams[header.latent_streams], model.canvas, header.latent_low,
-                          header.latent_high)
+                          header.latent_high, model.keep)
     pixels = _reconstruct(model, flat, regions)
-    if regions is None:
-        return pixels
-    alpha = np.isin(model.regions.labels, sorted(regions)).astype(np.uint8) * 255
-    return np.dstack([pixels, alpha])
+    return pixels if regions is None else _with_alpha(pixels, model, regions)

@@ -64,10 +64,14 @@ class Optimisation:
                  budget: Budget, seed: int = 0,
                  progress: Callable[[dict], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, progress_every: int = 10,
-                 two_core: bool = False, labels: np.ndarray | None = None):
+                 two_core: bool = False, labels: np.ndarray | None = None,
+                 object_only: bool = False):
         self.target = target  # (3, N) in [0, 1], on the training device
         self.height, self.width = height, width
-        self.num_pixels = height * width
+        # pixels whose error counts (the rate is per such pixel too): all, or
+        # the object's in single-object coding (target is then zero elsewhere)
+        self.num_pixels = int((labels != 0).sum()) if object_only else height * width
+        self.object_only = object_only
         self.lmbda = lmbda
         self.recipe = recipe
         self.budget = budget
@@ -92,8 +96,8 @@ class Optimisation:
     # -- building blocks -------------------------------------------------
     def new_candidate(self, index: int) -> tuple[MoricModel, torch.optim.Optimizer]:
         model = MoricModel(self.height, self.width, self.arch, self.recipe.latent_gain,
-                           seed=self.seed * 1000 + index, labels=self.labels
-                           ).to(self.target.device)
+                           seed=self.seed * 1000 + index, labels=self.labels,
+                           object_only=self.object_only).to(self.target.device)
         with torch.no_grad():  # start each region's output at its mean colour
             flat = None if self.labels is None else torch.from_numpy(
                 self.labels.reshape(-1)).to(self.target.device)

@@ -59,6 +59,7 @@ class MoricEncoder:
                              "optimisation); give a --quality")
         regions = options.pop("regions", None) or "auto"
         region_count = options.pop("region_count", None)
+        roi = options.pop("roi", None)
         if options:
             raise CodecError(f"moric takes no option {', '.join(sorted(options))}")
         quality = DEFAULT_QUALITY if quality is None else quality
@@ -68,6 +69,11 @@ class MoricEncoder:
             if regions != "auto":
                 raise CodecError("--region-count applies to --regions auto")
             kwargs["region_count"] = region_count
+        if roi is not None:
+            if "region_count" in kwargs or options_given(regions):
+                raise CodecError("--roi codes one object: it does not take --regions or "
+                                 "--region-count")
+            kwargs["roi"] = _object_mask(roi, pixels)
         if self.preset is not None:
             kwargs["preset"] = self.preset
         encoded = codec.encode(pixels, quality=quality, device=self.device,
@@ -91,6 +97,19 @@ def _partition_source(regions: str | Path | np.ndarray, pixels: np.ndarray
 
     height, width = pixels.shape[:2]
     return load_label_image(regions, height, width)
+
+
+def options_given(regions: object) -> bool:
+    return isinstance(regions, np.ndarray) or regions != "auto"
+
+
+def _object_mask(roi: str | Path | np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    if isinstance(roi, np.ndarray):
+        return roi
+    from .partition import load_object_mask
+
+    height, width = pixels.shape[:2]
+    return load_object_mask(roi, height, width)
 
 
 class MoricDecoder:

@@ -54,11 +54,12 @@ def integer_arm_bits(arm: IntegerArm, flat_canvas: np.ndarray, canvas: Canvas, l
 
 
 def encode_latents(arm: IntegerArm, flat_canvas: np.ndarray, canvas: Canvas, low: int,
-                   high: int) -> list[bytes]:
-    """One stream per grid; flat_canvas holds the integer latents (float64 or int)."""
+                   high: int, keep: np.ndarray | None = None) -> list[bytes]:
+    """One stream per grid; flat_canvas holds the integer latents (float64 or int).
+    keep: (numel,) bool, the latents that are coded (the others are zero)."""
     flat_canvas = np.asarray(flat_canvas, dtype=np.float64)
     alphabet = high - low + 1
-    positions, _, grid_of = canvas.wave_order()
+    positions, _, grid_of = canvas.wave_order(keep)
     if alphabet == 1:
         return [b""] * canvas.num_grids
     table = build_table(alphabet)
@@ -83,19 +84,21 @@ def _words(stream: bytes) -> np.ndarray:
 
 
 def decode_latents(arm: IntegerArm, streams: list[bytes], canvas: Canvas, low: int,
-                   high: int) -> np.ndarray:
-    """The flat canvas of integer latents (float64), margins zero."""
+                   high: int, keep: np.ndarray | None = None) -> np.ndarray:
+    """The flat canvas of integer latents (float64), margins (and latents not
+    in `keep`) zero."""
     flat_canvas = np.zeros(canvas.numel, dtype=np.float64)
     alphabet = high - low + 1
     if alphabet == 1:
         if any(streams):
             raise MoricFormatError("corrupt MoRIC file (data in an empty latent stream)")
-        flat_canvas[canvas.latent_index] = low
+        index = canvas.latent_index
+        flat_canvas[index if keep is None else index[keep[index]]] = low
         return flat_canvas
     table = build_table(alphabet).reshape(-1)
     family = Categorical(perfect=False)
     decoders = [RangeDecoder(_words(s)) for s in streams]
-    positions, wave_starts, grid_of = canvas.wave_order()
+    positions, wave_starts, grid_of = canvas.wave_order(keep)
     # segments of consecutive positions of one grid within one wave
     key = np.searchsorted(wave_starts, np.arange(positions.size), side="right") * 8 + grid_of
     cuts = np.flatnonzero(np.diff(key)) + 1

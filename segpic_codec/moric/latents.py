@@ -54,13 +54,16 @@ class LatentCanvas(nn.Module):
     quantisation, so the noise added there never reaches the ARM context.
     """
 
-    def __init__(self, canvas: Canvas, gain: float = 16.0):
+    def __init__(self, canvas: Canvas, gain: float = 16.0, keep: np.ndarray | None = None):
+        """keep: (numel,) bool, the latents that are coded (single-object coding
+        leaves out those no object pixel needs); all when None."""
         super().__init__()
         self.canvas = canvas
         self.gain = gain
         self.values = nn.Parameter(torch.zeros(canvas.shape))
         mask = torch.zeros(canvas.numel)
-        mask[torch.from_numpy(canvas.latent_index)] = 1.0
+        index = canvas.latent_index if keep is None else np.flatnonzero(keep)
+        mask[torch.from_numpy(index)] = 1.0
         self.register_buffer("mask", mask.view(canvas.shape), persistent=False)
 
     def quantized(self, mode: QuantizerMode, temperature: float = 0.3, noise: float = 0.0,

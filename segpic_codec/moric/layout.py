@@ -4,6 +4,7 @@ Imports no torch, so `segpic info` stays fast.
     payload (big-endian, 32 bytes):
         version u8 | quality*1000 u16 | preset u8 | steps u32 | flags u8
         | GMN features u8 | activation u8 | regions u8
+          (flags: bit 0 interrupted, bit 1 object only: region 0 not coded)
         | latent low i16 | latent high i16
         | per (module, kind) in arm, upsampling, gmn, lsn x weight, bias:
           step exponent u8, exp-Golomb order u8
@@ -53,6 +54,8 @@ class Header:
     latent_high: int
     # (module, kind) -> (step exponent, exp-Golomb order)
     coding: dict[tuple[str, str], tuple[int, int]]
+    # single-object coding: region 0 is not coded (version 2 only)
+    object_only: bool = False
 
     @property
     def num_streams(self) -> int:
@@ -71,7 +74,8 @@ class Header:
 def pack(header: Header) -> bytes:
     preset = header.preset if header.preset in PRESET_NAMES else "custom"
     fixed = _FIXED.pack(header.version, round(header.quality * 1000), PRESET_NAMES.index(preset),
-                        min(header.steps, 2**32 - 1), int(header.interrupted), header.features,
+                        min(header.steps, 2**32 - 1),
+                        int(header.interrupted) | int(header.object_only) << 1, header.features,
                         ACTIVATIONS.index(header.activation), header.regions,
                         header.latent_low, header.latent_high)
     tail = bytes(v for m in MODULES for k in KINDS for v in header.coding[(m, k)])
@@ -96,7 +100,7 @@ def unpack(payload: bytes) -> Header:
     checks = [
         (1000 <= quality <= 6000, f"quality {quality / 1000}"),
         (preset < len(PRESET_NAMES), f"preset id {preset}"),
-        (flags <= 1, f"flags {flags}"),
+        (flags <= 1 or (flags <= 3 and version != SINGLE_REGION_VERSION), f"flags {flags}"),
         (1 <= features <= MAX_FEATURES, f"{features} GMN features"),
         (activation < len(ACTIVATIONS), f"activation id {activation}"),
         (regions == 1 if version == SINGLE_REGION_VERSION else 2 <= regions <= MAX_REGIONS,
@@ -110,8 +114,8 @@ def unpack(payload: bytes) -> Header:
             raise MoricFormatError(f"corrupt MoRIC header (bad {what})")
     pairs = iter(zip(tail[0::2], tail[1::2], strict=True))
     coding = {(m, k): next(pairs) for m in MODULES for k in KINDS}
-    return Header(quality / 1000, PRESET_NAMES[preset], steps, bool(flags), features,
-                  ACTIVATIONS[activation], regions, low, high, coding)
+    return Header(quality / 1000, PRESET_NAMES[preset], steps, bool(flags & 1), features,
+                  ACTIVATIONS[activation], regions, low, high, coding, bool(flags & 2))
 
 
 def describe(payload: bytes) -> dict:
@@ -124,6 +128,7 @@ def describe(payload: bytes) -> dict:
         "steps": h.steps,
         "interrupted": h.interrupted,
         "regions": h.regions,
+        "object_only": h.object_only,
         "synthesis_features": h.features,
         "activation": h.activation,
         "latent_range": [h.latent_low, h.latent_high],

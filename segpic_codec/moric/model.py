@@ -15,6 +15,7 @@ from .banded import HALO, squared_error, synthesize
 from .canvas import Canvas
 from .latents import LatentCanvas, QuantizerMode, split_grids
 from .regions import RegionMap
+from .roi import kept_latents
 from .synthesis import Synthesis, pixel_coordinates
 from .upsampling import Upsampling
 
@@ -35,10 +36,12 @@ BANDED_MIN_PIXELS = 1 << 21
 
 class MoricModel(nn.Module):
     """`labels`: the (H, W) region of each pixel (0..arch.regions-1), as the
-    decoder rebuilds it from the contour stream; None for one region."""
+    decoder rebuilds it from the contour stream; None for one region.
+    `object_only`: single-object coding, region 0 is not coded (not drawn, and
+    the latents only it needs are left out, see `roi`)."""
 
     def __init__(self, height: int, width: int, arch: Architecture, latent_gain: float = 16.0,
-                 seed: int = 0, labels: np.ndarray | None = None):
+                 seed: int = 0, labels: np.ndarray | None = None, object_only: bool = False):
         super().__init__()
         if labels is None:
             if arch.regions != 1:
@@ -47,17 +50,24 @@ class MoricModel(nn.Module):
         else:
             if labels.shape != (height, width):
                 raise ValueError(f"labels {labels.shape} do not match a {width}x{height} image")
-            self.regions = RegionMap(labels, arch.regions)
+            drawn = set(range(1, arch.regions)) if object_only else None
+            self.regions = RegionMap(labels, arch.regions, drawn)
+        self.object_only = object_only
         generator = torch.Generator().manual_seed(seed)
         self.height, self.width, self.arch = height, width, arch
         self.canvas = Canvas(height, width)
-        self.latents = LatentCanvas(self.canvas, latent_gain)
+        self.keep = kept_latents(self.regions.labels != 0, self.canvas) if object_only else None
+        self.latents = LatentCanvas(self.canvas, latent_gain, self.keep)
+        # pixels whose error counts: all, or the object's
+        self.drawn_pixels = int((self.regions.labels != 0).sum()) if object_only \
+            else height * width
         self.arm = Arm(generator)
         self.upsampling = Upsampling(self.canvas.num_grids)
         self.synthesis = Synthesis(arch.features, arch.activation, arch.regions, generator)
         start = self.canvas.query_range[0]
-        self.register_buffer("latent_positions",
-                             torch.from_numpy(self.canvas.latent_index - start), persistent=False)
+        index = self.canvas.latent_index if self.keep is None else np.flatnonzero(self.keep)
+        self.register_buffer("latent_positions", torch.from_numpy(index - start),
+                             persistent=False)
         self.register_buffer("coords", pixel_coordinates(height, width), persistent=False)
 
     # modules whose parameters are quantised and sent, in stream order
@@ -88,6 +98,8 @@ class MoricModel(nn.Module):
         run the GMN only on the rows they span."""
         dense = self.dense_latents(quantized_canvas)
         regions = self.regions if only is None else self.regions.drawing(only)
+        if only is None and self.object_only:
+            only = regions.only  # an object-only decode draws the object's rows
         if self.banded(dense):
             return synthesize(self.synthesis, dense, self.coords, self.height, self.width,
                               regions, regions.row_range())
@@ -130,7 +142,7 @@ class MoricModel(nn.Module):
                 ) -> tuple[Tensor, Tensor]:
         """-> (mean squared error against target (3, N), total latent bits)."""
         q = self.latents.quantized(mode, temperature, noise, generator)
-        return self.squared_error(q, target) / target.numel(), self.rate_bits(q)
+        return self.squared_error(q, target) / (3 * self.drawn_pixels), self.rate_bits(q)
 
     def macs_per_pixel(self) -> dict[str, float]:
         latents_per_pixel = self.canvas.num_latents / (self.height * self.width)

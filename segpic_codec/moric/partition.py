@@ -109,6 +109,21 @@ def load_label_image(path: str | os.PathLike, height: int, width: int,
     return labels
 
 
+def load_object_mask(path: str | os.PathLike, height: int, width: int) -> np.ndarray:
+    """An object mask image (any mode; nonzero = the object, alpha for RGBA) as a
+    bool (H, W) array, checked against the image size."""
+    try:
+        with Image.open(path) as image:
+            if image.size != (width, height):
+                raise PartitionError(f"object mask {os.fspath(path)!r} is {image.size[0]}x"
+                                     f"{image.size[1]}, the image is {width}x{height}")
+            band = image.getchannel("A") if image.mode in ("RGBA", "LA") else \
+                image.convert("L") if image.mode not in ("I", "I;16", "F") else image
+            return np.asarray(band) != 0
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise PartitionError(f"cannot read object mask {os.fspath(path)!r}: {exc}") from None
+
+
 def _blocks(height: int, width: int) -> np.ndarray:
     """Square superpixels, at most PIXEL_GRAPH_MAX of them (single pixels for small images)."""
     side = max(1, int(np.ceil(np.sqrt(height * width / PIXEL_GRAPH_MAX))))

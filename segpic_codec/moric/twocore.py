@@ -46,7 +46,7 @@ class TwoCoreLoss:
 
         future = self._pool.submit(rate_half)
         with torch.set_grad_enabled(backward):
-            mse = model.squared_error(for_distortion, target) / target.numel()
+            mse = model.squared_error(for_distortion, target) / (3 * model.drawn_pixels)
             if backward:
                 mse.backward()
         bits = future.result()
