@@ -82,10 +82,16 @@ def get(name: str) -> CodecEntry:
                          f"{', '.join(sorted(CODECS))}") from None
 
 
-def describe(data: bytes) -> tuple[container.FrameHeader, dict]:
-    """Check a file's frame and its codec's header -> (frame, the codec's fields)."""
+def describe(data: bytes, details: bool = False) -> tuple[container.FrameHeader, dict]:
+    """Check a file's frame and its codec's header -> (frame, the codec's fields).
+    details: also what a codec can tell from its streams without decoding the
+    image (`layout.describe_details`, if the codec has it; e.g. MoRIC's regions)."""
     frame = container.read_frame(data)
-    return frame, get(frame.codec).layout().describe_frame(frame)
+    layout = get(frame.codec).layout()
+    fields = layout.describe_frame(frame)
+    if details and hasattr(layout, "describe_details"):
+        fields.update(layout.describe_details(frame, container.split_streams(data, frame)))
+    return frame, fields
 
 
 def load_encoder(codec: str = DEFAULT_CODEC, **options: Any) -> Encoder:

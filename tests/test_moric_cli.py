@@ -198,3 +198,29 @@ def test_single_object_coding(png, tmp_path):
             tmp_path / "empty.png")
     assert r.exit_code == 2 and "empty" in r.output
     assert not (tmp_path / "x.spic").exists()
+
+
+def test_info_per_region(png, labels_png, tmp_path):
+    """info's region table: pixels, contour chains and bits, LSN bits; no torch."""
+    path, labels = labels_png
+    spic = tmp_path / "a.spic"
+    assert run("encode", png, spic, "--codec", "moric", "--steps", "2", "--regions",
+               path).exit_code == 0
+    info = json.loads(run("info", spic, "--json").stdout)
+    table = info["region_table"]
+    assert [r["pixels"] for r in table] == np.bincount(labels.ravel()).tolist()
+    assert table[0]["contour_chains"] == 0  # the base label: no chain of its own
+    assert table[1]["contour_chains"] == 1 and table[2]["contour_chains"] == 1
+    streams = {s["name"]: s["bytes"] for s in info["streams"]}
+    contour_bits = sum(r["contour_bits"] for r in table)
+    assert 0 < contour_bits <= 8 * streams["contours"]
+    assert all(r["lsn_bits"] > 0 for r in table)
+    assert sum(r["lsn_bits"] for r in table) < 8 * streams["parameters"]
+    code = ("import sys\nfrom segpic_codec.cli import main\n"
+            f"sys.argv = ['segpic', 'info', {str(spic)!r}]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "assert 'torch' not in sys.modules, 'info imported torch'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=ENV)
+    assert done.returncode == 0, done.stderr
+    assert "LSN bytes" in done.stdout

@@ -235,3 +235,18 @@ def test_single_object_skips_latents_far_from_it(single_object):
 def test_bad_object_masks(roi, match):
     with pytest.raises(MoricArgumentError, match=match):
         codec.encode(_image(40, 48), steps=2, roi=roi)
+
+
+@pytest.mark.parametrize("features, regions", [(24, 1), (16, 3), (8, 16)])
+def test_info_parameter_counts_follow_the_networks(features, regions):
+    """region_info walks the parameter stream without torch: its sizes must be
+    the networks' own."""
+    from segpic_codec.moric.param_quant import parameter_groups
+    from segpic_codec.moric.region_info import parameter_counts
+
+    labels = (np.arange(16 * 16).reshape(16, 16) % regions).astype(np.int32)
+    model = MoricModel(16, 16, Architecture(features, "gelu", regions),
+                       labels=labels if regions > 1 else None)
+    counts = parameter_counts(features, regions)
+    for module, kind, params in parameter_groups(model.sent_modules()):
+        assert counts[(module, kind)] == [p.numel() for p in params], (module, kind)

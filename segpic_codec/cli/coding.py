@@ -100,8 +100,9 @@ def _region_list(text: str) -> tuple[int, ...]:
 def info(src: Path, as_json: bool) -> None:
     """Show the header, stream sizes and bpp of a .spic file (no weights, no torch)."""
     data = read_spic(src)
-    frame, fields = codecs.describe(data)
+    frame, fields = codecs.describe(data, details=True)
     names = fields.pop("stream_names")
+    regions = fields.pop("region_table", None)
     pixels = frame.width * frame.height
     summary = {
         "file": str(src),
@@ -117,6 +118,8 @@ def info(src: Path, as_json: bool) -> None:
         "streams": [{"name": n, "bytes": b}
                     for n, b in zip(names, frame.stream_lengths, strict=True)],
     }
+    if regions is not None:
+        summary["region_table"] = regions
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -125,10 +128,26 @@ def info(src: Path, as_json: bool) -> None:
     table.add_column("field")
     table.add_column("value", justify="right")
     for key, value in summary.items():
-        if key not in ("file", "bpp", "streams"):
+        if key not in ("file", "bpp", "streams", "region_table"):
             table.add_row(key, str(value))
     table.add_row("bpp", f"{summary['bpp']:.4f}")
     for entry in summary["streams"]:
         table.add_row(f"stream {entry['name']}",
                       f"{entry['bytes']} B ({8 * entry['bytes'] / pixels:.4f} bpp)")
     out.print(table)
+    if regions is not None:
+        out.print(_region_table(regions, pixels))
+
+
+def _region_table(regions: list[dict], pixels: int) -> Table:
+    table = Table(title="regions (latents are shared by all coded regions)",
+                  header_style="bold")
+    for column in ("region", "pixels", "coded", "contour chains", "contour bytes",
+                   "LSN bytes"):
+        table.add_column(column, justify="right")
+    for r in regions:
+        table.add_row(str(r["region"]), f"{r['pixels']} ({100 * r['share']:.1f}%)",
+                      "yes" if r["coded"] else "no (transparent)",
+                      str(r["contour_chains"]), f"{r['contour_bits'] / 8:.1f}",
+                      f"{r['lsn_bits'] / 8:.1f}")
+    return table

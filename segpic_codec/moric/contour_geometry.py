@@ -10,7 +10,6 @@ square between corners (r, c) and (r + 1, c + 1).
 from __future__ import annotations
 
 import numpy as np
-from skimage.measure import label as connected_components
 
 # Crack-code headings, clockwise on screen (y grows downwards): E, S, W, N.
 HEADING_DY = (0, 1, 0, -1)
@@ -69,6 +68,9 @@ def label_components(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 
     Returns (component map (H, W) int32 numbered 0.., label of each component,
     flat index of each component's first pixel in raster order)."""
+    # imported here: scikit-image takes ~0.5 s to import and only the encoder needs it
+    from skimage.measure import label as connected_components
+
     comp = connected_components(labels.astype(np.int64) + 1, background=0, connectivity=1)
     comp = comp.astype(np.int32) - 1
     ids, first = np.unique(comp.ravel(), return_index=True)

@@ -116,8 +116,10 @@ class Reader:
         self._decoder = _RangeDecoder(words)
         self._family = _Categorical(perfect=False)
         self._bits_past_end = 0.0
+        self.spent = 0.0  # information read so far (bits), for per-chain accounting
 
     def _spend(self, bits: float) -> None:
+        self.spent += bits
         if self._decoder.maybe_exhausted():
             self._bits_past_end += bits
             if self._bits_past_end > EXHAUSTED_SLACK_BITS:

@@ -238,12 +238,16 @@ def encode_partition(labels: np.ndarray, mode: str = "auto", *,
             chains = [lossless[i] if ch[0] in missing else ch for i, ch in enumerate(chains)]
 
 
-def decode_partition(data: bytes, height: int, width: int, max_regions: int = 16) -> np.ndarray:
-    """The label map (height, width) int32, labels 0..N-1 all used, N <= max_regions."""
-    return _decode(data, height, width, max_regions, check=True)
+def decode_partition(data: bytes, height: int, width: int, max_regions: int = 16,
+                     stats: list[tuple[int, float]] | None = None) -> np.ndarray:
+    """The label map (height, width) int32, labels 0..N-1 all used, N <= max_regions.
+    `stats` receives (label, bits) per chain, the bits being its information
+    content (the range coder adds a few bits in all)."""
+    return _decode(data, height, width, max_regions, check=True, stats=stats)
 
 
-def _decode(data: bytes, height: int, width: int, max_regions: int, check: bool) -> np.ndarray:
+def _decode(data: bytes, height: int, width: int, max_regions: int, check: bool,
+            stats: list[tuple[int, float]] | None = None) -> np.ndarray:
     if height < 1 or width < 1:
         raise ContourFormatError(f"bad image size {width}x{height} for a contour stream")
     refusal = too_large(width, height)
@@ -276,12 +280,15 @@ def _decode(data: bytes, height: int, width: int, max_regions: int, check: bool)
     methods, crack, cstar = AdaptiveModel(1, 2), CrackCoder(), CstarCoder()
     budget = [_budget(height, width)]
     for _ in range(count):
+        before = reader.spent
         label = reader.uniform(regions)
         method = reader.symbol(methods.row(0), 2)
         methods.update(0, method)
         coder = crack if method == CRACK else cstar
         r0, c0, mask = fill_polygon(*coder.read(reader, height, width, budget), height, width)
         canvas[r0:r0 + mask.shape[0], c0:c0 + mask.shape[1]][mask] = label
+        if stats is not None:
+            stats.append((label, reader.spent - before))
     if not reader.finished():
         raise ContourFormatError("corrupt contour stream (trailing data)")
     if check:

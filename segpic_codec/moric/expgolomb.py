@@ -71,6 +71,11 @@ class BitReader:
         self._pos = pos
         return np.array(out, dtype=np.int64)
 
+    @property
+    def position(self) -> int:
+        """Bits read so far."""
+        return self._pos
+
     def check_end(self) -> None:
         """Only zero padding (< 8 bits) may follow the last value."""
         rest = self._bits[self._pos:]

@@ -144,6 +144,14 @@ def stream_names(payload: bytes, count: int) -> list[str]:
         + [f"latents 1/{2**i}" for i in range(NUM_GRIDS)]
 
 
+def describe_details(frame, streams: list[bytes]) -> dict:
+    """The per-region table of `segpic info` (decodes the contours; no torch)."""
+    from .region_info import describe_regions
+
+    header = unpack(frame.payload)
+    return {"region_table": describe_regions(header, streams, frame.width, frame.height)}
+
+
 def describe_frame(frame) -> dict:
     """What `segpic info` shows of a MoRIC file (`segpic_codec.codecs.describe`):
     its header fields and stream names, checked against the frame's stream count."""

@@ -15,8 +15,6 @@ import os
 
 import numpy as np
 from PIL import Image
-from skimage.color import rgb2lab
-from skimage.segmentation import slic
 
 from .errors import MoricArgumentError
 
@@ -146,6 +144,8 @@ def _superpixels(pixels: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray
     if height * width > PIXEL_GRAPH_MAX and min(small_h, small_w) >= 8:
         block = pixels[:small_h * factor, :small_w * factor].astype(np.float64)
         small = block.reshape(small_h, factor, small_w, factor, 3).mean(axis=(1, 3))
+        from skimage.segmentation import slic  # slow to import; the encoder's alone
+
         segments = slic(small / 255.0, n_segments=SLIC_SEGMENTS, compactness=SLIC_COMPACTNESS,
                         start_label=0, enforce_connectivity=True, channel_axis=-1)
         if segments.max() + 1 >= 2 * count:
@@ -165,6 +165,8 @@ def _merge(segments: np.ndarray, pixels: np.ndarray, count: int) -> np.ndarray:
     """Greedy Ward merging of adjacent superpixels down to `count` regions
     (pixels: the working image, float RGB 0..255); returns the region of each
     superpixel."""
+    from skimage.color import rgb2lab  # slow to import; the encoder's alone
+
     height, width = segments.shape
     nodes = int(segments.max()) + 1
     flat = segments.ravel()
