@@ -250,3 +250,11 @@ def test_info_parameter_counts_follow_the_networks(features, regions):
     counts = parameter_counts(features, regions)
     for module, kind, params in parameter_groups(model.sent_modules()):
         assert counts[(module, kind)] == [p.numel() for p in params], (module, kind)
+
+
+def test_object_outline_is_exact_by_default():
+    """A lossy outline would make object pixels transparent: --roi codes it exactly."""
+    y, x = np.mgrid[0:48, 0:64]
+    mask = np.hypot(y - 24, x - 30) < 17  # a disc: C* would approximate it
+    enc = codec.encode(_image(48, 64, seed=8), steps=2, roi=mask)
+    np.testing.assert_array_equal(enc.labels != 0, mask)

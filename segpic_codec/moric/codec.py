@@ -225,7 +225,8 @@ def encode(pixels: np.ndarray, quality: float = 3.5, steps: int | None = None,
     """Optimise a MoRIC decoder for `pixels` and code it.
 
     `regions`: "auto" (`region_count` regions), "none" or an (H, W) label
-    array; `contour_mode`: auto | lossless | lossy (see `contours`).
+    array; `contour_mode`: auto | lossless | lossy (see `contours`; "auto" means
+    lossless for an object mask).
     `roi`: an (H, W) mask (nonzero = the object): single-object coding, only
     the object is coded (`regions` is then not used); the decoder returns
     RGBA, transparent outside the (decoded) object.
@@ -236,8 +237,14 @@ def encode(pixels: np.ndarray, quality: float = 3.5, steps: int | None = None,
     step and ends the optimisation early with a valid file of the best state."""
     _check_arguments(pixels, quality, steps, time_limit, preset, device)
     start = time.perf_counter()
-    partition = partition_of(pixels, regions, region_count) if roi is None \
-        else object_partition(roi, pixels.shape[0], pixels.shape[1])
+    if roi is None:
+        partition = partition_of(pixels, regions, region_count)
+    else:
+        # an object's outline is exact by default: pixels a lossy contour leaves
+        # out of the object would be lost (transparent), not just drawn by
+        # another region's network
+        partition = object_partition(roi, pixels.shape[0], pixels.shape[1])
+        contour_mode = "lossless" if contour_mode == "auto" else contour_mode
     contour_stream, labels = encode_partition(partition, contour_mode)
     with _one_intra_op_thread() as threads:
         two_core = device == "cpu" and threads >= 2
