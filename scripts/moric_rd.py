@@ -63,6 +63,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--regions", default="auto", help="auto | none (see --regions)")
+    parser.add_argument("--region-count", type=int, default=3)
     parser.add_argument("--verbose", action="store_true", help="print progress every 100 steps")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -72,13 +74,21 @@ def main() -> None:
             print(f"  step {info['step']}/{info['total']} bpp {info['bpp']:.4f} "
                   f"psnr {info['psnr']:.2f} elapsed {info['elapsed']:.0f}s", flush=True)
 
+    done = set()
+    if args.out and args.out.exists():  # resume: skip the points already measured
+        for line in args.out.read_text().splitlines():
+            r = json.loads(line)
+            done.add((r["image"], r["quality"], r["steps"], r.get("regions_asked", "none")))
     for path in args.images:
         pixels = np.asarray(Image.open(path).convert("RGB"))
         h, w = pixels.shape[:2]
         for quality in args.quality:
+            if (path.stem, quality, args.steps, args.regions) in done:
+                continue
             enc = codec.encode(pixels, quality=quality, steps=args.steps,
                                time_limit=args.time_limit, preset=args.preset,
-                               device=args.device, seed=args.seed, progress=progress)
+                               device=args.device, seed=args.seed, progress=progress,
+                               regions=args.regions, region_count=args.region_count)
             start = time.perf_counter()
             decoded = codec.decode(enc.payload, enc.streams, w, h)
             decode_seconds = time.perf_counter() - start
@@ -89,6 +99,8 @@ def main() -> None:
                 "psnr": psnr(decoded, pixels), "encode_s": round(enc.seconds, 1),
                 "decode_s": round(decode_seconds, 3),
                 "params_bytes": len(enc.streams[0]),
+                "regions_asked": args.regions, "regions": enc.regions,
+                "contour_bytes": len(enc.streams[1]) if enc.regions > 1 else 0,
                 "exact": bool(np.array_equal(decoded, enc.reconstruction)),
             }
             row.update(anchor_comparison(path.stem, row["bpp"], row["psnr"]))
