@@ -93,7 +93,19 @@ def main() -> None:
     parser.add_argument("--qualities", type=float, nargs="+", default=[1.0, 2.5, 3.8, 4.7])
     parser.add_argument("--train", type=Path, default=TRAIN)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--from-points", type=Path, default=None,
+                        help="summarise the point lines of an earlier run's output instead")
     args = parser.parse_args()
+    if args.from_points:
+        points = [json.loads(line) for line in args.from_points.read_text().splitlines()
+                  if line.startswith('{"image"')]
+        # only images with every MoRIC quality measured
+        done = {i for i in {p["image"] for p in points}
+                if sum(p["image"] == i and p["codec"] == "moric-roi" for p in points)
+                == len(args.qualities)}
+        points = [p for p in points if p["image"] in done]
+        write(points, args.out)
+        return
     import pillow_heif
 
     pillow_heif.register_heif_opener()
@@ -124,12 +136,16 @@ def main() -> None:
                          "heic-box", "setting": q, **box_codec(fmt, crop, inside, q, total)}
                 points.append(point)
                 print(json.dumps(point), flush=True)
+    write(points, args.out)
+
+
+def write(points: list[dict], out: Path | None) -> None:
     summary = summarise(points)
     print(json.dumps(summary, indent=1))
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "points.jsonl").write_text("".join(json.dumps(p) + "\n" for p in points))
-        (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "points.jsonl").write_text("".join(json.dumps(p) + "\n" for p in points))
+        (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
 
 
 def _curve(points: list[dict], image: str, name: str) -> tuple[list[float], list[float]]:
