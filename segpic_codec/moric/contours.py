@@ -65,8 +65,19 @@ MODES = ("auto", "lossless", "lossy")
 
 def _budget(height: int, width: int) -> int:
     """Most crack edges plus C* steps a valid stream holds: every pixel edge
-    lies on at most two components' boundaries; C* chains take fewer steps."""
+    lies on at most two components' boundaries; C* chains take fewer steps.
+    Also the most rows all the chains' fills may cross (`_rows_crossed`): a
+    crack chain crosses one per vertical edge, a C* polygon about as many as
+    the contour it follows (under a quarter of this on fragmented test maps)."""
     return 4 * (height + 1) * (width + 1) + 64
+
+
+def _rows_crossed(ys: np.ndarray, height: int) -> int:
+    """Pixel rows the polygon's edges cross within the image: the scanline
+    fill's work and memory (`fill_polygon`), counted before it runs, so that a
+    hostile chain cannot make it huge (C* steps of up to 65 rows, back and forth)."""
+    clipped = np.clip(ys, 0, height)
+    return int(np.abs(clipped - np.roll(clipped, -1)).sum())
 
 
 class _Component:
@@ -279,13 +290,18 @@ def _decode(data: bytes, height: int, width: int, max_regions: int, check: bool,
     canvas = np.full((height, width), base, dtype=np.int32)
     methods, crack, cstar = AdaptiveModel(1, 2), CrackCoder(), CstarCoder()
     budget = [_budget(height, width)]
+    rows_left = _budget(height, width)
     for _ in range(count):
         before = reader.spent
         label = reader.uniform(regions)
         method = reader.symbol(methods.row(0), 2)
         methods.update(0, method)
         coder = crack if method == CRACK else cstar
-        r0, c0, mask = fill_polygon(*coder.read(reader, height, width, budget), height, width)
+        ys, xs = coder.read(reader, height, width, budget)
+        rows_left -= _rows_crossed(ys, height)
+        if rows_left < 0:
+            raise ContourFormatError("corrupt contour stream (its chains cross too many rows)")
+        r0, c0, mask = fill_polygon(ys, xs, height, width)
         canvas[r0:r0 + mask.shape[0], c0:c0 + mask.shape[1]][mask] = label
         if stats is not None:
             stats.append((label, reader.spent - before))

@@ -73,14 +73,14 @@ def encode_latents(arm: IntegerArm, flat_canvas: np.ndarray, canvas: Canvas, low
             probs = _probabilities(arm, flat_canvas, p, canvas.offsets, low, high, table)
             symbols = (flat_canvas[p] - low).astype(np.int32)
             encoder.encode(symbols, family, probs)
-        streams.append(encoder.get_compressed().tobytes())
+        streams.append(encoder.get_compressed().astype("<u4", copy=False).tobytes())
     return streams
 
 
 def _words(stream: bytes) -> np.ndarray:
     if len(stream) % 4:
         raise MoricFormatError("corrupt MoRIC latent stream (length not a multiple of 4)")
-    return np.frombuffer(stream, dtype=np.uint32).copy()
+    return np.frombuffer(stream, dtype="<u4").astype(np.uint32)  # little endian words
 
 
 def decode_latents(arm: IntegerArm, streams: list[bytes], canvas: Canvas, low: int,
