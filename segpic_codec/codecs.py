@@ -108,7 +108,10 @@ def load_decoder(frame: container.FrameHeader, weights: str | Path | None = None
 def encode(pixels: np.ndarray, codec: str = DEFAULT_CODEC, quality: float | None = None,
            bpp: float | None = None, **options: Any) -> EncodeResult:
     """Encode RGB pixels with `codec`; `options` are the codec's own."""
-    loader_keys = {"weights", "model", "device"}
+    # options that pick the encoder (the rest go to each encode call); a codec's
+    # frontend may name its own
+    loader_keys = set(getattr(get(codec).frontend(), "LOADER_OPTIONS",
+                              ("weights", "model", "device")))
     loader = {k: v for k, v in options.items() if k in loader_keys}
     rest = {k: v for k, v in options.items() if k not in loader_keys}
     return load_encoder(codec, **loader).encode(pixels, quality=quality, bpp=bpp, **rest)

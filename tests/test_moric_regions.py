@@ -258,3 +258,12 @@ def test_object_outline_is_exact_by_default():
     mask = np.hypot(y - 24, x - 30) < 17  # a disc: C* would approximate it
     enc = codec.encode(_image(48, 64, seed=8), steps=2, roi=mask)
     np.testing.assert_array_equal(enc.labels != 0, mask)
+
+
+def test_codec_neutral_encode_takes_moric_budget_and_regions():
+    from segpic_codec import codecs
+
+    result = codecs.encode(_image(12, 16), codec="moric", quality=3.0, steps=2,
+                           preset="fast", regions="none")
+    assert codecs.describe(result.data)[1]["steps"] == 2
+    np.testing.assert_array_equal(codecs.decode(result.data), result.reconstruction)

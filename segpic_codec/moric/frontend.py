@@ -16,6 +16,9 @@ from ..devices import select_device
 from ..errors import CodecError
 
 DEFAULT_QUALITY = 3.5
+# what `codecs.encode` passes to `load_encoder` (the budget and the hooks)
+LOADER_OPTIONS = ("device", "steps", "time_limit", "preset", "progress", "should_stop",
+                  "weights", "model")
 DEFAULT_PRESET = "medium"
 
 
