@@ -1,6 +1,6 @@
 """The .spic container frame: codec-neutral (byte layout in docs/format.md).
 
-Version 2 (written):
+Version 2 (written for images without metadata):
 
     magic "SPIC" | version 2 | codec id | width-1, height-1 (varints) |
     payload length (varint) | payload | 2 x stream count + aligned (varint) |
@@ -10,6 +10,13 @@ The payload is a small codec-specific header that only the codec parses. When
 every stream is whole 32-bit words (range-coded streams are), the aligned bit is
 set and lengths count words, which keeps them one byte shorter; otherwise they
 count bytes. The last stream's length is implied by the file size.
+
+Version 3 is version 2 with a metadata section (ICC profile, EXIF, XMP) between
+the payload and the stream count. It is written only when an image has metadata,
+so a file without any stays byte for byte what version 2 wrote:
+
+    ... payload | box count (varint, 1..3) | per box: kind (1 byte), length
+    (varint), bytes | 2 x stream count + aligned | ...
 
 Version 1 (read only) was SegPIC's own layout: its 7 header bytes after the
 version byte (model id, weights id, quality, grid) are exactly SegPIC's version-2
@@ -24,19 +31,28 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from .errors import SegpicError
-from .limits import too_large
+from .limits import MAX_METADATA_BOX, MAX_METADATA_TOTAL, too_large
 
 MAGIC = b"SPIC"
-VERSION = 2
+VERSION = 2  # written for files without metadata
+METADATA_VERSION = 3  # written for files with metadata boxes
+READ_VERSIONS = (1, VERSION, METADATA_VERSION)
 CODEC_IDS = {"segpic": 1, "moric": 2}
 CODEC_NAMES = {v: k for k, v in CODEC_IDS.items()}
 MAX_PAYLOAD = 4096  # bytes of codec header
 MAX_STREAMS = 1024
 MAX_VARINT_BYTES = 5
 V1_PAYLOAD = 7  # model id, weights id (4), quality, grid
+# Metadata box kinds: id in the file -> name. Boxes are written in id order,
+# each kind at most once, so one image's metadata always gives the same bytes.
+METADATA_KINDS = {1: "icc", 2: "exif", 3: "xmp"}
+METADATA_IDS = {v: k for k, v in METADATA_KINDS.items()}
+METADATA_LABELS = {"icc": "ICC profile", "exif": "EXIF", "xmp": "XMP"}
+TIFF_HEADERS = (b"II*\x00", b"MM\x00*")  # EXIF is stored as a bare TIFF structure
 
 
 class ContainerError(SegpicError, ValueError):
@@ -54,6 +70,8 @@ class FrameHeader:
     payload: bytes
     stream_lengths: list[int]
     offset: int  # where the first stream starts
+    # kind ("icc", "exif", "xmp") -> bytes, in box order; empty below version 3
+    metadata: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def pixels(self) -> int:
@@ -97,8 +115,46 @@ class _Reader:
         raise ContainerError(f"corrupt .spic file (overlong number in the {what})")
 
 
-def pack(codec: str, width: int, height: int, payload: bytes, streams: list[bytes]) -> bytes:
-    """One image's frame."""
+def metadata_problem(kind: str, data: bytes) -> str | None:
+    """Why one metadata box cannot be stored or read, or None if it is fine. The
+    content checks are the ones a PNG writer needs (EXIF is a TIFF structure, XMP
+    is UTF-8 text); an ICC profile is passed on as it is."""
+    label = METADATA_LABELS.get(kind, kind)
+    if kind not in METADATA_IDS:
+        return f"unknown metadata kind {kind!r}"
+    if not data:
+        return f"empty {label}"
+    if len(data) > MAX_METADATA_BOX:
+        return f"{label} of {len(data)} bytes is over the limit of {MAX_METADATA_BOX} bytes"
+    if kind == "exif" and data[:4] not in TIFF_HEADERS:
+        return "EXIF without a TIFF header"
+    if kind == "xmp":
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return "XMP that is not UTF-8 text"
+    return None
+
+
+def _pack_metadata(metadata: Mapping[str, bytes]) -> bytes:
+    out = bytearray(varint(len(metadata)))
+    total = 0
+    for kind in sorted(metadata, key=lambda k: METADATA_IDS.get(k, 0)):
+        data = bytes(metadata[kind])
+        problem = metadata_problem(kind, data)
+        if problem:
+            raise ContainerError(f"cannot store metadata: {problem}")
+        total += len(data)
+        out += bytes([METADATA_IDS[kind]]) + varint(len(data)) + data
+    if total > MAX_METADATA_TOTAL:
+        raise ContainerError(f"cannot store metadata: {total} bytes in all, over the limit "
+                             f"of {MAX_METADATA_TOTAL} bytes")
+    return bytes(out)
+
+
+def pack(codec: str, width: int, height: int, payload: bytes, streams: list[bytes],
+         metadata: Mapping[str, bytes] | None = None) -> bytes:
+    """One image's frame; version 3 with `metadata` (kind -> bytes), else version 2."""
     if codec not in CODEC_IDS:
         raise ValueError(f"unknown codec {codec!r}")
     if not streams or len(streams) > MAX_STREAMS or len(payload) > MAX_PAYLOAD:
@@ -106,9 +162,11 @@ def pack(codec: str, width: int, height: int, payload: bytes, streams: list[byte
     aligned = all(len(part) % 4 == 0 for part in streams)
     unit = 4 if aligned else 1
     out = bytearray(MAGIC)
-    out += struct.pack("<BB", VERSION, CODEC_IDS[codec])
+    out += struct.pack("<BB", METADATA_VERSION if metadata else VERSION, CODEC_IDS[codec])
     out += varint(width - 1) + varint(height - 1)
     out += varint(len(payload)) + payload
+    if metadata:
+        out += _pack_metadata(metadata)
     out += varint(2 * len(streams) + aligned)
     for part in streams[:-1]:
         out += varint(len(part) // unit)
@@ -119,16 +177,16 @@ def pack(codec: str, width: int, height: int, payload: bytes, streams: list[byte
 
 
 def read_frame(data: bytes) -> FrameHeader:
-    """Parse and check the frame (both versions), including the CRC. Needs no codec."""
+    """Parse and check the frame (every version), including the CRC. Needs no codec."""
     if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
         raise ContainerError("not a .spic file (bad magic bytes)")
     if len(data) < len(MAGIC) + 1:
         raise ContainerError("truncated .spic file (ends inside the header)")
     version = data[len(MAGIC)]
-    if version not in (1, VERSION):
-        if version > VERSION:
+    if version not in READ_VERSIONS:
+        if version > max(READ_VERSIONS):
             raise ContainerError(f"file uses .spic format version {version}; this segpic "
-                                 f"reads versions 1 to {VERSION} (upgrade segpic)")
+                                 f"reads versions 1 to {max(READ_VERSIONS)} (upgrade segpic)")
         raise ContainerError(f"unknown .spic format version {version}")
     if len(data) < len(MAGIC) + 9:
         raise ContainerError("truncated .spic file (ends inside the header)")
@@ -153,6 +211,7 @@ def read_frame(data: bytes) -> FrameHeader:
         if size > MAX_PAYLOAD:
             raise ContainerError(f"corrupt .spic file ({size}-byte codec header)")
         payload = reader.take(size, "codec header")
+    metadata = _read_metadata(reader) if version == METADATA_VERSION else {}
     count = reader.varint("stream table")
     unit = 4  # version 1: always 32-bit words
     if version != 1:
@@ -171,7 +230,37 @@ def read_frame(data: bytes) -> FrameHeader:
     stored_crc = struct.unpack("<I", data[-4:])[0]
     if zlib.crc32(data[:-4]) != stored_crc:
         raise ContainerError("corrupted .spic file (checksum mismatch)")
-    return FrameHeader(version, codec, width, height, bytes(payload), lengths, reader.pos)
+    return FrameHeader(version, codec, width, height, bytes(payload), lengths, reader.pos,
+                       metadata)
+
+
+def _read_metadata(reader: _Reader) -> dict[str, bytes]:
+    """The boxes of a version-3 frame; sizes are checked before anything is sliced."""
+    count = reader.varint("metadata")
+    if not 1 <= count <= len(METADATA_KINDS):
+        raise ContainerError(f"corrupt .spic file ({count} metadata boxes)")
+    boxes: dict[str, bytes] = {}
+    previous, total = 0, 0
+    for _ in range(count):
+        kind_id = reader.take(1, "metadata")[0]
+        if kind_id not in METADATA_KINDS:
+            raise ContainerError(f"unknown metadata box kind {kind_id} in .spic file "
+                                 "(made by a newer segpic?)")
+        if kind_id <= previous:
+            raise ContainerError("corrupt .spic file (metadata boxes repeated or out of order)")
+        previous, kind = kind_id, METADATA_KINDS[kind_id]
+        size = reader.varint("metadata")
+        total += size
+        if size > MAX_METADATA_BOX or total > MAX_METADATA_TOTAL:
+            raise ContainerError(f"corrupt .spic file ({size}-byte {METADATA_LABELS[kind]} "
+                                 f"box; at most {MAX_METADATA_BOX} bytes per box and "
+                                 f"{MAX_METADATA_TOTAL} in all)")
+        box = bytes(reader.take(size, "metadata"))
+        problem = metadata_problem(kind, box)
+        if problem:
+            raise ContainerError(f"corrupt .spic file ({problem})")
+        boxes[kind] = box
+    return boxes
 
 
 def split_streams(data: bytes, frame: FrameHeader) -> list[bytes]:
@@ -181,3 +270,14 @@ def split_streams(data: bytes, frame: FrameHeader) -> list[bytes]:
         streams.append(bytes(data[offset : offset + n]))
         offset += n
     return streams
+
+
+def with_metadata(data: bytes, metadata: Mapping[str, bytes] | None) -> bytes:
+    """The same coded image with its metadata replaced by `metadata` (none: a
+    version-2 file). Codecs write frames without metadata; the command line adds
+    the input image's here. A version-1 file comes back as version 2 or 3."""
+    frame = read_frame(data)
+    if not metadata and frame.version == VERSION:
+        return data
+    return pack(frame.codec, frame.width, frame.height, frame.payload,
+                split_streams(data, frame), metadata=metadata)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from . import metadata as photo_metadata
 from .errors import SegpicError
 from .limits import MAX_DIMENSION, format_pixels, max_pixels
 
@@ -27,15 +28,19 @@ class ImageError(SegpicError, ValueError):
 
 @dataclass
 class LoadedImage:
-    pixels: np.ndarray  # (H, W, 3) uint8
+    pixels: np.ndarray  # (H, W, 3) uint8, upright (EXIF orientation applied)
     notes: list[str] = field(default_factory=list)  # conversions applied, one line each
+    # ICC profile, EXIF (orientation 1), XMP: kind -> bytes (metadata.py)
+    metadata: dict[str, bytes] = field(default_factory=dict)
 
 
-def load_image(path: str | Path) -> LoadedImage:
-    """Read an image as 8-bit RGB. Images over `max_pixels()` or with a side over
-    `MAX_DIMENSION` are refused from their header, before Pillow decodes any
-    pixel (Pillow's own decompression-bomb check stays on as a second line).
-    Every failure is an `ImageError` with a one-line message naming the file."""
+def load_image(path: str | Path, metadata: bool = True) -> LoadedImage:
+    """Read an image as 8-bit RGB, turned upright by its EXIF orientation, with its
+    metadata (ICC profile, EXIF, XMP; not with `metadata=False`). Images over
+    `max_pixels()` or with a side over `MAX_DIMENSION` are refused from their
+    header, before Pillow decodes any pixel (Pillow's own decompression-bomb check
+    stays on as a second line). Every failure is an `ImageError` with a one-line
+    message naming the file; metadata that cannot be kept is left out with a note."""
     path = Path(path)
     limit = max_pixels()
     try:
@@ -72,7 +77,13 @@ def load_image(path: str | Path) -> LoadedImage:
                     if w > MAX_DIMENSION or h > MAX_DIMENSION:
                         raise ImageError(f"{path}: {w}x{h} has a side over the limit of "
                                          f"{MAX_DIMENSION} pixels")
-                    return _to_rgb8(img, path)
+                    img.load()  # a PNG's eXIf and XMP may follow its pixels
+                    upright, turned = photo_metadata.turn_upright(img)
+                    loaded = _to_rgb8(upright, path)
+                    if metadata:
+                        loaded.metadata, dropped = photo_metadata.extract(img, turned)
+                        loaded.notes += [f"{path.name}: {line}" for line in dropped]
+                    return loaded
         except ImageError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -241,11 +252,13 @@ def remove_stale_temp_files(folder: str | Path, suffixes: tuple[str, ...] = ()) 
     return removed
 
 
-def save_png(pixels: np.ndarray, path: str | Path) -> None:
+def save_png(pixels: np.ndarray, path: str | Path,
+             metadata: dict[str, bytes] | None = None) -> None:
+    """Write a PNG atomically, with `metadata` (kind -> bytes, as in a .spic file)."""
     import io
 
     buf = io.BytesIO()
     # RGB, or RGBA for a layered decode (regions left out are transparent)
     Image.fromarray(pixels, mode="RGBA" if pixels.shape[-1] == 4 else "RGB").save(
-        buf, format="PNG")
+        buf, format="PNG", **photo_metadata.png_options(metadata or {}))
     atomic_write_bytes(path, buf.getvalue())

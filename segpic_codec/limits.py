@@ -40,3 +40,11 @@ def too_large(width: int, height: int) -> str | None:
                 f"({format_pixels(max_pixels())}, sides up to {MAX_DIMENSION}; "
                 "set SEGPIC_MAX_PIXELS to raise it)")
     return None
+
+
+# Metadata carried beside the image (ICC profile, EXIF, XMP; container.py). The
+# largest real ones are ICC profiles with big lookup tables (a few hundred KB) and
+# XMP edit histories; a JPEG's EXIF is at most 64 KiB. A reader checks both before
+# it allocates anything; an encoder drops (with a warning) what does not fit.
+MAX_METADATA_BOX = 1 << 20  # bytes of one box
+MAX_METADATA_TOTAL = 2 << 20  # bytes of all boxes of a file together

@@ -14,7 +14,10 @@ through the codec-neutral `codecs.decode` and `codecs.describe` (what `segpic
 info` runs), plus MoRIC header fields (version, regions, flags, features, latent
 range, quantisation steps...) and contour-stream edits with the contour stream's
 own CRC-8 recomputed (so they reach its range decoder and chain decoders); a
-sample also goes through the `segpic decode` / `segpic info` commands.
+sample also goes through the `segpic decode` / `segpic info` commands. Metadata
+(frame version 3): SegPIC files given a metadata section of random boxes (kinds,
+counts, lengths and contents, valid or not), with raw mutations on top, and the
+PNG writer fed random valid boxes.
 
 Every case must end in an image of the header's size or in the codec's own error
 type (`SegpicError`, with a one-line message), within a bounded time. The pixel
@@ -52,6 +55,7 @@ from hypothesis import strategies as st
 from segpic_codec import codecs, container
 from segpic_codec.cli import main as cli_main
 from segpic_codec.errors import SegpicError
+from segpic_codec.image_io import save_png
 from segpic_codec.moric import codec as moric_codec
 from segpic_codec.moric import layout as moric_layout
 from segpic_codec.moric.contour_cstar import ESCAPE, MAX_STEP, CstarChain, CstarCoder
@@ -614,3 +618,82 @@ def test_moric_commands_on_mutated_files(moric_seed_files, cli_folder, which, op
         elif args[0] == "decode":
             assert png.exists()
     event("decoded" if png.exists() else "refused")
+
+
+# ------------------------------------------------- metadata boxes (version 3)
+TIFF_HEAD = b"II*\x00\x08\x00\x00\x00"
+METADATA_SEED = {"icc": bytes(range(256)), "exif": TIFF_HEAD + b"\x00" * 6,
+                 "xmp": "<x>é</x>".encode()}
+count_or_length = st.one_of(st.none(), st.none(), st.sampled_from(sorted(VARINT_VALUES)),
+                            st.integers(0, 6), st.integers(0, (1 << 21) + 16))
+box_content = st.one_of(st.binary(max_size=48),
+                        st.binary(max_size=32).map(lambda b: TIFF_HEAD + b),
+                        st.text(max_size=12).map(lambda t: t.encode("utf-8", "surrogatepass")))
+metadata_box = st.tuples(st.one_of(st.integers(0, 4), st.just(255)), box_content,
+                         count_or_length)
+
+
+def _number(value: int | str | None, actual: int) -> bytes:
+    """A count or length as written: the true one (None), a named varint, or any."""
+    if value is None:
+        return _varint(actual)
+    return VARINT_VALUES[value] if isinstance(value, str) else _varint(value)
+
+
+def _with_section(data: bytes, section: bytes) -> bytes:
+    """A version-2 file made version 3 with this metadata section (CRC recomputed)."""
+    layout = Layout.parse(data)
+    at = 6 + sum(len(v) for v in layout.varints[:3]) + len(layout.payload)
+    return _fix_crc(data[:4] + b"\x03" + data[5:at] + section + data[at:])
+
+
+@_fuzz_settings  # ~10 ms a case: most end in the frame parser
+@given(which=st.integers(0, 3),
+       boxes=st.one_of(st.none(), st.lists(metadata_box, max_size=5)),
+       ordered=st.booleans(), count=count_or_length,
+       ops=st.lists(st.one_of(*raw_mutations), max_size=2),
+       fix_crc=st.sampled_from([True, True, True, False]))
+def test_mutated_metadata_boxes(tiny_codec, seed_files, rss_guard, which, boxes, ordered,
+                                count, ops, fix_crc):
+    """A metadata section in a real SegPIC file: valid, with raw mutations on
+    top, or random boxes: decoded, or refused with a one-line error."""
+    original = seed_files[which]
+    if boxes is None:  # a valid section, so that the raw mutations hit real boxes
+        data = container.with_metadata(original, METADATA_SEED)
+    else:
+        if ordered:  # kinds in the order a reader requires, so that some boxes pass
+            boxes = sorted({box[0]: box for box in boxes}.values())
+        section = _number(count, len(boxes)) + b"".join(
+            bytes([kind]) + _number(length, len(content)) + content
+            for kind, content, length in boxes)
+        data = _with_section(original, section)
+        ops = []  # random boxes are mutation enough
+    data = _mutate(data, ops, fix_crc) if ops else data
+    outcome = _decode_checked(tiny_codec, data)
+    if outcome == "decoded":  # whatever the frame accepted, the PNG writer takes
+        frame = container.read_frame(data)
+        assert all(container.metadata_problem(k, v) is None for k, v in frame.metadata.items())
+    event(f"{'valid' if boxes is None else 'random'} boxes: {outcome}")
+
+
+@_fuzz_settings(max_examples=max(CASES // 3, 20))
+@given(icc=st.binary(min_size=1, max_size=300), exif=st.binary(max_size=64),
+       xmp=st.text(min_size=1, max_size=40), kinds=st.sets(st.sampled_from(["icc", "exif",
+                                                                          "xmp"])))
+def test_png_writer_takes_any_valid_metadata(cli_folder, icc, exif, xmp, kinds):
+    """Every box the container accepts goes into the PNG and reads back as it was."""
+    xmp_bytes = xmp.encode("utf-8", "surrogatepass")
+    metadata = {k: v for k, v in (("icc", icc), ("exif", b"MM\x00*" + exif),
+                                  ("xmp", xmp_bytes)) if k in kinds}
+    if any(container.metadata_problem(k, v) for k, v in metadata.items()):
+        return  # a lone surrogate is not UTF-8: the container refuses it
+    png = cli_folder / "meta.png"
+    save_png(np.zeros((2, 3, 3), np.uint8), png, metadata)
+    from PIL import Image
+
+    with Image.open(png) as back:
+        back.load()
+        assert back.info.get("icc_profile") == metadata.get("icc")
+        assert back.info.get("exif", b"").removeprefix(b"Exif\x00\x00") == \
+            metadata.get("exif", b"")
+        assert back.info.get("XML:com.adobe.xmp", "").encode() == metadata.get("xmp", b"")

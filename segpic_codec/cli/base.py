@@ -3,6 +3,7 @@ options common to the codecs, and reading/writing one file."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 from pathlib import Path
@@ -16,7 +17,7 @@ from .. import codecs, container
 from ..codecs import EncodeResult
 from ..errors import CodecError, SegpicError
 from ..image_io import atomic_write_bytes, load_image, save_png
-from ..limits import max_pixels
+from ..limits import MAX_METADATA_TOTAL, max_pixels
 from ..segpic.config import CONFIGS, DEFAULT_CONFIG
 from ..segpic.layout import MAX_GRID
 
@@ -138,6 +139,14 @@ def codec_options(func):
     return func
 
 
+def strip_option(func):
+    """--strip: leave out the image's metadata (encode) or the file's (decode)."""
+    return click.option("--strip", is_flag=True,
+                        help="Drop the metadata (ICC profile, EXIF, XMP), kept by default. "
+                             "The EXIF orientation is applied to the pixels either "
+                             "way.")(func)
+
+
 # The options each codec takes beyond --quality/--bpp/--device: one line per codec.
 # Loader options pick the encoder (weights, model); the rest go to each encode call.
 # "optimises": the encoder takes progress/should_stop hooks (a bar and a clean Ctrl-C).
@@ -224,20 +233,27 @@ def check_output(out: Path) -> None:
 
 
 def encode_file(setup: EncoderSetup, src: Path, dst: Path, quality: float | None,
-                bpp: float | None, **hooks) -> EncodeResult:
-    image = load_image(src)
+                bpp: float | None, strip: bool = False, **hooks) -> EncodeResult:
+    """Encode src (turned upright) into dst, with its metadata unless `strip`. The
+    codecs write frames without metadata; the boxes are added here, on top of the
+    coded size (--bpp targets the image, not the metadata)."""
+    image = load_image(src, metadata=not strip)
     for note in image.notes:
         warn(note)
     result = setup.encoder(**hooks).encode(image.pixels, quality=quality, bpp=bpp,
                                            reconstruct=False, **setup.options)
+    if image.metadata:
+        result = dataclasses.replace(result,
+                                     data=container.with_metadata(result.data, image.metadata))
     atomic_write_bytes(dst, result.data)
     return result
 
 
 def decode_file(cache: DecoderCache, src: Path, dst: Path,
-                regions: tuple[int, ...] | None = None) -> np.ndarray:
-    """Decode src to a PNG; `regions`: layered decoding (an RGBA PNG holding
-    those regions only), for codecs whose files have regions."""
+                regions: tuple[int, ...] | None = None, strip: bool = False) -> np.ndarray:
+    """Decode src to a PNG, with the file's metadata unless `strip`; `regions`:
+    layered decoding (an RGBA PNG holding those regions only), for codecs whose
+    files have regions."""
     data = read_spic(src)
     frame, fields = codecs.describe(data)
     decoder = cache.get(frame, fields)
@@ -248,7 +264,7 @@ def decode_file(cache: DecoderCache, src: Path, dst: Path,
                          "(--region applies to moric files)")
     else:
         pixels = decoder.decode_regions(data, set(regions))
-    save_png(pixels, dst)
+    save_png(pixels, dst, metadata=None if strip else frame.metadata)
     return pixels
 
 def read_spic(path: Path) -> bytes:
@@ -256,7 +272,8 @@ def read_spic(path: Path) -> bytes:
         raise CodecError(f"{path}: no such file")
     if path.is_dir():
         raise CodecError(f"{path}: is a directory, not a .spic file")
-    limit = 64 * max_pixels() // 8 + (1 << 20)  # far above any real file at 64 bpp
+    # far above any real file at 64 bpp, plus the most metadata a file may carry
+    limit = 64 * max_pixels() // 8 + (1 << 20) + MAX_METADATA_TOTAL
     too_large = f"{path}: more than {limit} bytes, too large to be a .spic file"
     if path.stat().st_size > limit:
         raise CodecError(too_large)

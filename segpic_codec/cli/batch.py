@@ -35,6 +35,7 @@ from .base import (
     main,
     os_message,
     quality_options,
+    strip_option,
     warn,
 )
 
@@ -114,12 +115,13 @@ def _plan_jobs(files: list[Path], src: Path, dst: Path, out_suffix: str,
 @click.option("--force", is_flag=True, help="Redo files whose output already exists.")
 @quality_options
 @codec_options
+@strip_option
 @handle_errors
 def batch(src: Path, dst: Path, decode_mode: bool, force: bool, quality: float | None,
           bpp: float | None, codec: str, steps: int | None, time_limit: float | None,
           preset: str | None, grid: int | None, model: str | None, weights: Path | None,
           device: str, regions: str | None, region_count: int | None,
-          roi: Path | None) -> None:
+          roi: Path | None, strip: bool) -> None:
     """Encode a folder tree of images into the same tree of .spic files (or --decode).
 
     Outputs are written to a temporary file (.NAME.PID.XXXXXXXX.part beside the
@@ -176,9 +178,9 @@ def batch(src: Path, dst: Path, decode_mode: bool, force: bool, quality: float |
                     _check_regular(path)
                     out.parent.mkdir(parents=True, exist_ok=True)
                     if decode_mode:
-                        decode_file(cache, path, out)
+                        decode_file(cache, path, out, strip=strip)
                     else:
-                        encode_file(setup, path, out, quality, bpp)
+                        encode_file(setup, path, out, quality, bpp, strip)
                     done += 1
                 except KeyboardInterrupt:
                     raise

@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from .. import codecs
+from .. import codecs, container
 from .base import (
     DecoderCache,
     EncoderSetup,
@@ -23,6 +23,7 @@ from .base import (
     main,
     quality_options,
     read_spic,
+    strip_option,
     warn,
 )
 from .progress import OptimisationProgress
@@ -33,12 +34,16 @@ from .progress import OptimisationProgress
 @click.argument("dst", type=click.Path(path_type=Path))
 @quality_options
 @codec_options
+@strip_option
 @handle_errors
 def encode(src: Path, dst: Path, quality: float | None, bpp: float | None, codec: str,
            steps: int | None, time_limit: float | None, preset: str | None, grid: int | None,
            model: str | None, weights: Path | None, device: str, regions: str | None,
-           region_count: int | None, roi: Path | None) -> None:
+           region_count: int | None, roi: Path | None, strip: bool) -> None:
     """Encode an image (PNG, JPEG, ...) into a .spic file.
+
+    The image is turned upright by its EXIF orientation; its ICC profile, EXIF and
+    XMP are kept (unless --strip) and written back into the decoded PNG.
 
     With --codec moric the encoder optimises for minutes: a progress bar shows the
     step, rate, PSNR and ETA; Ctrl-C (or SIGTERM) stops it and writes the best
@@ -50,14 +55,17 @@ def encode(src: Path, dst: Path, quality: float | None, bpp: float | None, codec
                          region_count=region_count, roi=roi)
     if setup.optimises:
         with OptimisationProgress(console, f"{codec} {src.name}") as bar:
-            result = encode_file(setup, src, dst, quality, bpp, progress=bar.update,
+            result = encode_file(setup, src, dst, quality, bpp, strip, progress=bar.update,
                                  should_stop=bar.should_stop)
     else:
-        result = encode_file(setup, src, dst, quality, bpp)
+        result = encode_file(setup, src, dst, quality, bpp, strip)
     for note in result.notes:
         warn(note)
+    kept = container.read_frame(result.data).metadata
+    extra = (f" (with {sum(map(len, kept.values()))} bytes of metadata: {', '.join(kept)})"
+             if kept else "")
     click.echo(f"{src} -> {dst}: {result.width}x{result.height}, quality {result.quality:g}, "
-               f"{len(result.data)} bytes, {result.bpp:.4f} bpp")
+               f"{len(result.data)} bytes{extra}, {result.bpp:.4f} bpp")
 
 
 @main.command()
@@ -71,13 +79,15 @@ def encode(src: Path, dst: Path, quality: float | None, bpp: float | None, codec
 @click.option("--region", "region", default=None, metavar="K[,K2...]",
               help="moric: decode only these regions (numbered from 0, see `segpic info`) "
                    "into an RGBA PNG, transparent elsewhere.")
+@strip_option
 @handle_errors
-def decode(src: Path, dst: Path, weights: Path | None, device: str, region: str | None
-           ) -> None:
-    """Decode a .spic file (any codec) into a PNG of the original size."""
+def decode(src: Path, dst: Path, weights: Path | None, device: str, region: str | None,
+           strip: bool) -> None:
+    """Decode a .spic file (any codec) into a PNG of the original size, with the
+    file's ICC profile, EXIF and XMP (unless --strip)."""
     regions = None if region is None else _region_list(region)
     check_output(dst)
-    pixels = decode_file(DecoderCache(weights, device), src, dst, regions)
+    pixels = decode_file(DecoderCache(weights, device), src, dst, regions, strip)
     layers = "" if regions is None else f", regions {','.join(map(str, regions))} (RGBA)"
     click.echo(f"{src} -> {dst}: {pixels.shape[1]}x{pixels.shape[0]}{layers}")
 
@@ -117,6 +127,8 @@ def info(src: Path, as_json: bool) -> None:
         "overhead_bytes": len(data) - sum(frame.stream_lengths),
         "streams": [{"name": n, "bytes": b}
                     for n, b in zip(names, frame.stream_lengths, strict=True)],
+        # ICC profile, EXIF, XMP: counted in header_bytes and overhead_bytes
+        "metadata": [{"kind": kind, "bytes": len(box)} for kind, box in frame.metadata.items()],
     }
     if regions is not None:
         summary["region_table"] = regions
@@ -128,12 +140,14 @@ def info(src: Path, as_json: bool) -> None:
     table.add_column("field")
     table.add_column("value", justify="right")
     for key, value in summary.items():
-        if key not in ("file", "bpp", "streams", "region_table"):
+        if key not in ("file", "bpp", "streams", "region_table", "metadata"):
             table.add_row(key, str(value))
     table.add_row("bpp", f"{summary['bpp']:.4f}")
     for entry in summary["streams"]:
         table.add_row(f"stream {entry['name']}",
                       f"{entry['bytes']} B ({8 * entry['bytes'] / pixels:.4f} bpp)")
+    for entry in summary["metadata"]:
+        table.add_row(f"metadata {entry['kind']}", f"{entry['bytes']} B")
     out.print(table)
     if regions is not None:
         out.print(_region_table(regions, pixels))
