@@ -100,9 +100,15 @@ def load_encoder(codec: str = DEFAULT_CODEC, **options: Any) -> Encoder:
 
 
 def load_decoder(frame: container.FrameHeader, weights: str | Path | None = None,
-                 device: str = "auto") -> Decoder:
-    """A decoder for files like `frame` (its codec, its model)."""
-    return get(frame.codec).frontend().load_decoder(frame, weights=weights, device=device)
+                 device: str = "auto", **options: Any) -> Decoder:
+    """A decoder for files like `frame` (its codec, its model). `options`: those the
+    codec's frontend names in DECODER_OPTIONS (segpic: exact); None means the default."""
+    frontend = get(frame.codec).frontend()
+    given = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(given) - set(getattr(frontend, "DECODER_OPTIONS", ())))
+    if unknown:
+        raise CodecError(f"a {frame.codec} decoder takes no option {', '.join(unknown)}")
+    return frontend.load_decoder(frame, weights=weights, device=device, **given)
 
 
 def encode(pixels: np.ndarray, codec: str = DEFAULT_CODEC, quality: float | None = None,
@@ -117,7 +123,8 @@ def encode(pixels: np.ndarray, codec: str = DEFAULT_CODEC, quality: float | None
     return load_encoder(codec, **loader).encode(pixels, quality=quality, bpp=bpp, **rest)
 
 
-def decode(data: bytes, weights: str | Path | None = None, device: str = "auto") -> np.ndarray:
-    """.spic bytes of any codec -> (H, W, 3) uint8 pixels."""
+def decode(data: bytes, weights: str | Path | None = None, device: str = "auto",
+           **options: Any) -> np.ndarray:
+    """.spic bytes of any codec -> (H, W, 3) uint8 pixels; `options` as `load_decoder`."""
     frame = container.read_frame(data)
-    return load_decoder(frame, weights=weights, device=device).decode(data)
+    return load_decoder(frame, weights=weights, device=device, **options).decode(data)

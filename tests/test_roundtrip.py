@@ -12,6 +12,7 @@ from conftest import REPO, random_image
 
 from segpic_codec.errors import CodecError
 from segpic_codec.segpic import layout
+from segpic_codec.segpic.codec import Codec
 
 
 @pytest.mark.parametrize("size", [(1, 1), (1, 70), (65, 3), (64, 64), (63, 130), (100, 37)])
@@ -79,9 +80,10 @@ def test_foreign_weights_refused(tiny_codec):
         tiny_codec.decode(bytes(data))
 
 
-def test_decode_in_fresh_process_is_bit_exact(tiny_codec, tiny_weights, tmp_path):
+def test_decode_in_fresh_process_is_bit_exact(tiny_weights, tmp_path):
+    """With the exact (float64) synthesis, on both sides."""
     image = random_image(80, 144, seed=11)
-    result = tiny_codec.encode(image, quality=4.5)
+    result = Codec.load(tiny_weights, device="cpu", exact=True).encode(image, quality=4.5)
     spic = tmp_path / "a.spic"
     spic.write_bytes(result.data)
     out = tmp_path / "decoded.npy"
@@ -91,7 +93,7 @@ def test_decode_in_fresh_process_is_bit_exact(tiny_codec, tiny_weights, tmp_path
         f"c = Codec.load({str(tiny_weights)!r}, device='cpu')\n"
         f"np.save({str(out)!r}, c.decode(open({str(spic)!r}, 'rb').read()))\n"
     )
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", SEGPIC_EXACT="1")
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=REPO, timeout=300)
     assert np.array_equal(np.load(out), result.reconstruction)
 

@@ -116,7 +116,7 @@ class FactorizedDensity(nn.Module):
         by the encoder, so the support must be derived identically everywhere:
         this runs in float64 on the CPU from the stored weights.
         """
-        cpu = _float64_copy(self)
+        cpu = float64_copy(self)
         grid = torch.arange(-radius, radius + 1, dtype=torch.float64)
         v = grid.view(1, 1, -1).expand(self.channels, 1, -1)
         lower = cpu._logits_cumulative(v - 0.5)
@@ -137,8 +137,17 @@ class FactorizedDensity(nn.Module):
         return table, int(grid[lo_idx])
 
 
-def _float64_copy(module: nn.Module) -> nn.Module:
-    return copy.deepcopy(module).to(device="cpu", dtype=torch.float64)
+def float64_copy(module: nn.Module, device: torch.device | str = "cpu") -> nn.Module:
+    """A float64 copy of `module` on `device`, in eval mode. The float64 tensors are
+    made first and handed to deepcopy (its memo), so the float32 weights are never
+    cloned only to be converted: half the allocations of deepcopy + .to()."""
+    memo: dict[int, object] = {}
+    for tensor in (*module.parameters(), *module.buffers()):
+        dtype = torch.float64 if tensor.is_floating_point() else tensor.dtype
+        new = tensor.detach().to(device=device, dtype=dtype, copy=True)
+        memo[id(tensor)] = (nn.Parameter(new, requires_grad=tensor.requires_grad)
+                            if isinstance(tensor, nn.Parameter) else new)
+    return copy.deepcopy(module, memo).eval()
 
 
 def _log_diff(log_hi: torch.Tensor, log_lo: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,13 @@ Images of any size are padded (edge replication) to the network stride and the
 decoder crops back to the size in the header. `EncodeResult.reconstruction` is
 exactly what `decode` returns for the same weights on the same device.
 
+The synthesis transform runs in float32 by default: the decoded pixels may then
+differ by one level (in a few pixels) between machines, thread counts and from the
+encoder's reconstruction, never the file's parsing. `Codec.load(exact=True)` (or
+the environment variable SEGPIC_EXACT=1) runs it in float64, as every version did
+before: decoded pixels are then a function of the file alone, bit for bit
+everywhere, at about three times the decode time on a CPU.
+
 Weights with gain units take any quality in [1, L] on a grid of 1/40; fixed-rate
 weights (the authors' SegPIC, one network per level, see `levels.py`) take whole
 qualities only: a fractional one is an error, not silently rounded to a level.
@@ -16,6 +23,7 @@ qualities only: a fractional one is an error, not silently rounded to a level.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -33,21 +41,36 @@ from .quality import quality_to_index
 from .weights import WeightsError, default_weights_dir, load_weights
 
 DEFAULT_GRID = 4
+EXACT_ENV = "SEGPIC_EXACT"
+
+
+def exact_from_env() -> bool:
+    """SEGPIC_EXACT: 1/true/yes/on for the float64 synthesis; unset, empty, 0/false/
+    no/off for float32."""
+    value = os.environ.get(EXACT_ENV, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise CodecError(f"{EXACT_ENV}={value!r}: use 1 (float64 synthesis) or 0")
 
 
 class Codec:
     def __init__(self, model: SegPIC | LevelSet, weights_id: str,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", exact: bool | None = None):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.weights_id = weights_id
         self.model_name = model.config.name
+        # float64 synthesis (bit-exact pixels everywhere) instead of float32
+        self.exact = exact_from_env() if exact is None else bool(exact)
 
     @classmethod
     def load(cls, weights: str | Path | None = None, model: str | None = None,
-             device: str = "auto") -> Codec:
+             device: str = "auto", exact: bool | None = None) -> Codec:
         """Load weights: a weights folder/manifest, or the installed weights of
-        `model` (default: the default model). If both are given they must agree."""
+        `model` (default: the default model). If both are given they must agree.
+        `exact`: float64 synthesis (default: $SEGPIC_EXACT, else float32)."""
         name = model or DEFAULT_CONFIG
         path = Path(weights) if weights is not None else default_weights_dir(name)
         if weights is None and not (path / "manifest.json").is_file():
@@ -60,11 +83,12 @@ class Codec:
         if model is not None and manifest["model"] != model:
             raise WeightsError(f"weights at {path} are for model {manifest['model']!r}, "
                                f"not {model!r}")
-        return cls(net, manifest["weights_id"], dev)
+        return cls(net, manifest["weights_id"], dev, exact=exact)
 
     @classmethod
-    def from_model(cls, model: SegPIC, weights_id: str = "00000000") -> Codec:
-        return cls(model, weights_id, next(model.parameters()).device)
+    def from_model(cls, model: SegPIC, weights_id: str = "00000000",
+                   exact: bool | None = None) -> Codec:
+        return cls(model, weights_id, next(model.parameters()).device, exact=exact)
 
     @property
     def num_qualities(self) -> int:
@@ -85,7 +109,9 @@ class Codec:
     def encode(self, pixels: np.ndarray, quality: float | None = None, bpp: float | None = None,
                grid: int = DEFAULT_GRID, reconstruct: bool = True) -> EncodeResult:
         """Encode RGB pixels. With `reconstruct`, also run the decoder's synthesis
-        to return the exact decoded image (costs about one decode)."""
+        to return the decoded image (costs about one decode): exactly what `decode`
+        returns here (same device and thread count), within one level elsewhere
+        unless `exact`."""
         if quality is not None and bpp is not None:
             raise CodecError("give either a quality or a target bpp, not both")
         if not 1 <= grid <= stream_layout.MAX_GRID:
@@ -115,7 +141,8 @@ class Codec:
         h, w = pixels.shape[:2]
         x = _to_tensor(_pad(pixels), self.device)
         q = quality_to_index(quality, self.num_qualities)
-        streams, x_hat = self.model.compress(x, q, grid, reconstruct=reconstruct)
+        streams, x_hat = self.model.compress(x, q, grid, reconstruct=reconstruct,
+                                             exact=self.exact)
         header = stream_layout.Header(
             model=self.model_name, weights_id=self.weights_id, quality=quality,
             width=w, height=h, grid=grid)
@@ -171,7 +198,7 @@ class Codec:
             raise CodecError(f"file has quality {header.quality:g}, these fixed-rate weights "
                              "have whole levels only")
         try:
-            x_hat = self.model.decompress(streams, q, header.grid)
+            x_hat = self.model.decompress(streams, q, header.grid, exact=self.exact)
         except (SegpicError, MemoryError, torch.cuda.OutOfMemoryError):
             raise
         except Exception as exc:

@@ -6,17 +6,27 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..container import FrameHeader
-from .codec import Codec
 from .layout import parse_header
+
+# what `codecs.encode` passes to `load_encoder` (the rest go to each encode call)
+LOADER_OPTIONS = ("weights", "model", "device", "exact")
+# the options `load_decoder` takes beyond weights and device
+DECODER_OPTIONS = ("exact",)
 
 
 def load_encoder(weights: str | Path | None = None, model: str | None = None,
-                 device: str = "auto") -> Codec:
-    return Codec.load(weights, model=model, device=device)
+                 device: str = "auto", exact: bool | None = None):
+    """exact: float64 synthesis for the reconstruction (default: $SEGPIC_EXACT)."""
+    from .codec import Codec
+
+    return Codec.load(weights, model=model, device=device, exact=exact)
 
 
 def load_decoder(frame: FrameHeader, weights: str | Path | None = None,
-                 device: str = "auto") -> Codec:
+                 device: str = "auto", exact: bool | None = None):
     """The weights that decode files like `frame`: those of its model, unless
-    `weights` names a folder (the codec then checks the weights id)."""
-    return Codec.load(weights, model=parse_header(frame).model, device=device)
+    `weights` names a folder (the codec then checks the weights id). exact: float64
+    synthesis, pixels bit for bit the same everywhere (default: $SEGPIC_EXACT)."""
+    from .codec import Codec
+
+    return Codec.load(weights, model=parse_header(frame).model, device=device, exact=exact)

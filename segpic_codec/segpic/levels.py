@@ -27,6 +27,7 @@ from .model import SegPIC
 from .weights import (
     MANIFEST,
     WeightsError,
+    model_from_state,
     read_state,
     weights_id_from_hashes,
     write_manifest,
@@ -132,18 +133,18 @@ class LevelSet:
             prefix = level_prefix(level + 1)
             state = read_state(self.manifest_path.parent, self._files[level], self.verify)
             state = {k[len(prefix):]: v.float() for k, v in state.items()}
-            net = SegPIC(self.config)
             try:
-                net.load_state_dict(state, strict=True)
+                net = model_from_state(self.config, state)
             except RuntimeError as exc:
                 raise WeightsError(f"weights of quality {level + 1} do not fit model "
                                    f"{self.config.name!r}: {exc}") from None
             self._networks[level] = net.to(self.device).eval()
         return self._networks[level]
 
-    def compress(self, x: torch.Tensor, q: float, grid: int, reconstruct: bool = True
-                 ) -> tuple[CodedStreams, torch.Tensor | None]:
-        return self.network(q).compress(x, 0.0, grid, reconstruct=reconstruct)
+    def compress(self, x: torch.Tensor, q: float, grid: int, reconstruct: bool = True,
+                 exact: bool = False) -> tuple[CodedStreams, torch.Tensor | None]:
+        return self.network(q).compress(x, 0.0, grid, reconstruct=reconstruct, exact=exact)
 
-    def decompress(self, streams: CodedStreams, q: float, grid: int) -> torch.Tensor:
-        return self.network(q).decompress(streams, 0.0, grid)
+    def decompress(self, streams: CodedStreams, q: float, grid: int, exact: bool = False
+                   ) -> torch.Tensor:
+        return self.network(q).decompress(streams, 0.0, grid, exact=exact)

@@ -13,7 +13,11 @@ decoder must reproduce exactly to parse the y streams (prototype synthesis of p,
 the hyper-synthesis, the region-adapted entropy parameters, the ChARM steps)
 runs on a float64 CPU copy of those modules, on both sides, so that the entropy
 models cannot drift between devices, thread counts or processes. The synthesis
-transform runs in float64 too, so the decoded pixels are a function of the file.
+transform (y^ -> pixels) runs in float32 by default: its result differs in the last
+bits between devices and thread counts, which moves a few decoded pixels by one
+level at most (tests/test_synthesis_precision.py), never the parsing of a file.
+With `exact=True` it runs on a float64 copy instead, and the decoded pixels are a
+function of the file alone (what every version before the float32 synthesis did).
 
 A configuration without gain units (`segpic`, the authors' fixed-rate design) has
 unit gains and ignores q: it is one network for one lambda, and a weights folder
@@ -22,14 +26,13 @@ holds one such network per quality level (`levels.LevelSet`).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..entropy.entropy_models import DiscreteFactorized, ScaleTable
+from ..entropy.entropy_models import DiscreteFactorized, ScaleTable, float64_copy
 from ..entropy.range_coding import GAUSSIAN_RANGE, decode_gaussian, encode_gaussian
 from .charm import ChannelARCodec
 from .config import ModelConfig
@@ -52,15 +55,29 @@ def _only_present(log_likelihoods: torch.Tensor, partition: Partition) -> torch.
 
 
 # The full-resolution stages (pixels <-> 1/4 resolution) and the RATs at 1/4
-# resolution run in horizontal bands of this many rows at 1/4 resolution, so a 4K
-# image never has full-resolution activations (or per-pixel RAT kernels) in
-# memory all at once. Bands and margins are multiples of the attention window (8),
-# so windows fall where they fall without banding; the margin covers the stages'
-# receptive fields (residual units, 5x5 and transposed convolutions). The result
-# equals the unbanded computation up to float64 rounding (tests/test_roundtrip.py);
-# banding depends only on the image size, so encoder and decoder agree exactly.
+# resolution run in horizontal bands of rows at 1/4 resolution, so a 4K image never
+# has full-resolution activations (or per-pixel RAT kernels) in memory all at once.
+# Bands and margins are multiples of the attention window (8), so windows fall where
+# they fall without banding; the margin covers the stages' receptive fields
+# (residual units, 5x5 and transposed convolutions). The result equals the unbanded
+# computation up to float rounding (tests/test_roundtrip.py); banding depends only
+# on the image size (and `exact`), so encoder and decoder agree exactly.
+# The exact (float64) synthesis keeps the bands of BAND_ROWS rows that every earlier
+# version used, so that it reproduces their pixels bit for bit; everything else uses
+# bands of at least BAND_ROWS rows and at most BAND_POSITIONS positions at 1/4
+# resolution: a Kodak image (192 x 128 at 1/4) is one band, with no margins computed
+# twice.
 BAND_ROWS = 64
 BAND_MARGIN = 16
+BAND_POSITIONS = 192 * 128
+
+
+def band_rows(width: int, exact: bool = False) -> int:
+    """Rows (at 1/4 resolution) per band of a map `width` positions wide at 1/4
+    resolution."""
+    if exact:
+        return BAND_ROWS
+    return max(BAND_ROWS, BAND_POSITIONS // max(1, width) // 8 * 8)
 
 
 def _banded(stage: nn.Module, x: torch.Tensor, rows: int, margin: int, step_in: int = 1,
@@ -80,17 +97,22 @@ def _banded(stage: nn.Module, x: torch.Tensor, rows: int, margin: int, step_in: 
     return torch.cat(pieces, dim=2)
 
 
+# the modules of the synthesis transform (y^ -> pixels), keys of CodingState.synthesis
+SYNTHESIS_MODULES = ("transform_prototypes", "y_gain", "g_s0", "rat_decoder", "g_s1")
+
+
 @dataclass
 class CodingState:
     """What the bitstream path derives from the weights (see SegPIC._coding)."""
 
     device: torch.device
     entropy: nn.ModuleDict  # float64 CPU copies of the entropy-parameter modules
-    synthesis: nn.ModuleDict  # float64 copies of the synthesis modules, on `device`
     p_transform: DiscreteFactorized
     p_entropy: DiscreteFactorized
     z: DiscreteFactorized
     scales: ScaleTable
+    # float64 copies of the synthesis modules on `device`, made on first exact use
+    synthesis64: nn.ModuleDict | None = None
 
 
 class SegPIC(nn.Module):
@@ -187,23 +209,26 @@ class SegPIC(nn.Module):
                 "hyperprior": self.hyperprior,
                 "charm": self.charm,
             })
-            synthesis = nn.ModuleDict({
-                "transform_prototypes": self.transform_prototypes,
-                "y_gain": self.y_gain,
-                "g_s0": self.g_s0,
-                "rat_decoder": self.rat_decoder,
-                "g_s1": self.g_s1,
-            })
             self._coding_state = CodingState(
                 device=dev,
-                entropy=copy.deepcopy(entropy).to("cpu", torch.float64).eval(),
-                synthesis=copy.deepcopy(synthesis).to(dev, torch.float64).eval(),
+                entropy=float64_copy(entropy),
                 p_transform=DiscreteFactorized(self.transform_prototypes.density),
                 p_entropy=DiscreteFactorized(self.entropy_prototypes.density),
                 z=DiscreteFactorized(self.hyperprior.density),
                 scales=ScaleTable(),
             )
         return self._coding_state
+
+    def _synthesis(self, exact: bool) -> nn.ModuleDict | nn.Module:
+        """The synthesis modules: this network's own (float32), or with `exact` their
+        float64 copies (made on first use)."""
+        if not exact:
+            return self
+        st = self._coding()
+        if st.synthesis64 is None:
+            own = nn.ModuleDict({name: getattr(self, name) for name in SYNTHESIS_MODULES})
+            st.synthesis64 = float64_copy(own, st.device)
+        return st.synthesis64
 
     def invalidate_coding_state(self) -> None:
         """Call after changing weights: coding tables are derived from them."""
@@ -218,24 +243,32 @@ class SegPIC(nn.Module):
         return next(self.parameters()).device
 
     @torch.no_grad()
-    def compress(self, x: torch.Tensor, q: float, grid: int, reconstruct: bool = True
-                 ) -> tuple[CodedStreams, torch.Tensor | None]:
+    def compress(self, x: torch.Tensor, q: float, grid: int, reconstruct: bool = True,
+                 exact: bool = False) -> tuple[CodedStreams, torch.Tensor | None]:
         """x (1, 3, H, W) in [0, 1], H and W multiples of 64. Returns the streams and,
-        if `reconstruct`, the reconstruction the decoder will produce."""
+        if `reconstruct`, the reconstruction the decoder will produce (`decompress`
+        with the same `exact` on the same device and thread count; within one level
+        of it elsewhere, exactly with `exact`)."""
         st = self._coding()
         _, _, H, W = x.shape
+        rows = band_rows(W // 4)
         h, w = H // 16, W // 16
         dev = x.device
         part_mid = grid_partition(1, H // 4, W // 4, grid, dev)
         part_lat = grid_partition(1, h, w, grid, dev)
         part_lat_cpu = grid_partition(1, h, w, grid, "cpu")
 
-        # analysis side (encoder only, any precision): symbols of p', y, p, z
-        y1 = _banded(self.g_a1, x, BAND_ROWS, BAND_MARGIN, step_in=4)
+        # analysis side (encoder only, any precision): symbols of p', y, p, z; the
+        # transforms run channels-last (faster convolutions on the CPU)
+        x = x.contiguous(memory_format=torch.channels_last)
+        y1 = _banded(self.g_a1, x, rows, BAND_MARGIN, step_in=4)
         p1_sym = st.p_transform.clamp(self.transform_prototypes.analyze(
             masked_average_pool(y1, part_mid), q))
         p1_hat = self.transform_prototypes.synthesize(p1_sym, q)
-        y = self.g_a2(self.rat_encoder.forward_banded(y1, p1_hat, part_mid, BAND_ROWS))
+        y = self.g_a2(self.rat_encoder.forward_banded(y1, p1_hat, part_mid, rows))
+        # back to contiguous NCHW: the float64 entropy-parameter path below must see
+        # the layout the decoder's has (another layout sums in another order)
+        y = y.contiguous()
         gain, _ = self.y_gain(q)
         y = y * gain.view(1, -1, 1, 1)
         p2_sym = st.p_entropy.clamp(self.entropy_prototypes.analyze(
@@ -264,12 +297,14 @@ class SegPIC(nn.Module):
             latent_height=h,
             latent_width=w,
         )
-        x_hat = self._synthesize(decoded, p1_sym, part_mid, q) if reconstruct else None
+        x_hat = self._synthesize(decoded, p1_sym, part_mid, q, exact) if reconstruct else None
         return streams, x_hat
 
     @torch.no_grad()
-    def decompress(self, streams: CodedStreams, q: float, grid: int) -> torch.Tensor:
-        """-> reconstruction (1, 3, 16h, 16w), unclipped, float64."""
+    def decompress(self, streams: CodedStreams, q: float, grid: int, exact: bool = False
+                   ) -> torch.Tensor:
+        """-> reconstruction (1, 3, 16h, 16w), unclipped; float32, or float64 and a
+        function of the file alone with `exact`."""
         st = self._coding()
         h, w = streams.latent_height, streams.latent_width
         part_mid = grid_partition(1, 4 * h, 4 * w, grid, self.device)
@@ -296,18 +331,23 @@ class SegPIC(nn.Module):
             sym = decode_gaussian(streams.y_streams[i], st.scales.stds(scale))
             sym = torch.from_numpy(sym.astype(np.float64)).view(shape)
             decoded.append(st.entropy["charm"].finish_slice(i, means, decoded, sym + mu))
-        return self._synthesize(decoded, p1_sym, part_mid, q)
+        return self._synthesize(decoded, p1_sym, part_mid, q, exact)
 
     def _synthesize(self, decoded: list[torch.Tensor], p1_sym: torch.Tensor,
-                    part_mid: Partition, q: float) -> torch.Tensor:
-        """The synthesis transform in float64: decoded pixels are then a function of
-        the file alone (float32 results differ in the last bits between devices and
-        thread counts, which would flip some pixels by one level)."""
-        net = self._coding().synthesis
+                    part_mid: Partition, q: float, exact: bool = False) -> torch.Tensor:
+        """The synthesis transform, in float32 or, with `exact`, in float64: the
+        decoded pixels are then a function of the file alone (float32 results differ
+        in the last bits between devices and thread counts, which moves some pixels
+        by one level)."""
+        net = self._synthesis(exact)
         dev = self.device
-        p1_hat = net["transform_prototypes"].synthesize(p1_sym.to(dev), q)
-        _, inverse_gain = net["y_gain"](q)
-        y_hat = torch.cat(decoded, dim=1).to(dev) * inverse_gain.view(1, -1, 1, 1)
-        mid = net["g_s0"](y_hat)
-        mid = net["rat_decoder"].forward_banded(mid, p1_hat, part_mid, BAND_ROWS)
-        return _banded(net["g_s1"], mid, BAND_ROWS, BAND_MARGIN, step_out=4)
+        p1_hat = net.transform_prototypes.synthesize(p1_sym.to(dev), q)
+        _, inverse_gain = net.y_gain(q)
+        y_hat = torch.cat(decoded, dim=1).to(dev, inverse_gain.dtype)
+        y_hat = y_hat * inverse_gain.view(1, -1, 1, 1)
+        if not exact:  # channels-last: faster float32 convolutions on the CPU
+            y_hat = y_hat.contiguous(memory_format=torch.channels_last)
+        mid = net.g_s0(y_hat)
+        rows = band_rows(mid.shape[3], exact)
+        mid = net.rat_decoder.forward_banded(mid, p1_hat, part_mid, rows)
+        return _banded(net.g_s1, mid, rows, BAND_MARGIN, step_out=4)

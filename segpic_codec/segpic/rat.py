@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import conv1x1
+from .layers import conv1x1, inference
 from .regions import Partition, expand_prototypes
 
 
@@ -25,6 +25,13 @@ def dps_conv(x: torch.Tensor, kernels: torch.Tensor, k: int) -> torch.Tensor:
     pad = k // 2
     _, _, h, w = x.shape
     xp = F.pad(x, (pad, pad, pad, pad))
+    if inference():  # the same sums, in two buffers
+        out = torch.mul(xp[:, :, :h, :w], kernels[:, :, 0])
+        term = torch.empty_like(out)
+        for idx in range(1, k * k):
+            i, j = divmod(idx, k)
+            out.add_(torch.mul(xp[:, :, i : i + h, j : j + w], kernels[:, :, idx], out=term))
+        return out
     out = None
     for idx in range(k * k):
         i, j = divmod(idx, k)
@@ -74,6 +81,8 @@ class RegionAdaptiveTransform(nn.Module):
 
     def _finish(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """CAG (global: average pooling over the whole map) and the 1x1 merge."""
+        if inference():
+            return self.merge(out.mul_(self.cag(out))).add_(x)
         return x + self.merge(out * self.cag(out))
 
     def forward_banded(self, x: torch.Tensor, prototypes: torch.Tensor, partition: Partition,
@@ -91,6 +100,10 @@ class RegionAdaptiveTransform(nn.Module):
             band = Partition(partition.labels[:, a0:a1], partition.num_regions)
             part = self._filtered(x[:, :, a0:a1], prototypes, band)
             if out is None:
-                out = part.new_empty(part.shape[0], part.shape[1], h, part.shape[3])
+                layout = (torch.channels_last if part.is_contiguous(
+                    memory_format=torch.channels_last) and not part.is_contiguous()
+                    else torch.contiguous_format)
+                out = torch.empty((part.shape[0], part.shape[1], h, part.shape[3]),
+                                  dtype=part.dtype, device=part.device, memory_format=layout)
             out[:, :, r0:r1] = part[:, :, r0 - a0 : r1 - a0]
         return self._finish(x, out)

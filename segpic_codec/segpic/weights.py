@@ -15,9 +15,11 @@ folder (manifest version 2, see `levels.py`) lists each level's shards.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -143,12 +145,43 @@ def load_weights(path: Path, device: torch.device | str = "cpu", verify: bool = 
 
         return LevelSet(manifest_path, manifest, config, verify).to(device), manifest
     state = read_state(manifest_path.parent, manifest["files"], verify)
-    model = SegPIC(config)
     try:
-        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+        model = model_from_state(config, state)
     except RuntimeError as exc:
         raise WeightsError(f"weights do not fit model {config.name!r}: {exc}") from None
     return model.to(device).eval(), manifest
+
+
+# the initialisers that nn.Conv2d, nn.Linear and our layers call in their
+# constructors: random numbers that loading the weights overwrites at once
+_INITIALISERS = ("kaiming_uniform_", "kaiming_normal_", "uniform_", "normal_",
+                 "trunc_normal_", "xavier_uniform_", "xavier_normal_", "zeros_", "ones_",
+                 "constant_")
+
+
+@contextlib.contextmanager
+def _no_random_init() -> Iterator[None]:
+    """Construct modules without drawing their random initial weights (about half the
+    construction time of a model whose weights are loaded next)."""
+    saved = {name: getattr(torch.nn.init, name) for name in _INITIALISERS}
+    try:
+        for name in _INITIALISERS:
+            setattr(torch.nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(torch.nn.init, name, fn)
+
+
+def model_from_state(config: ModelConfig, state: dict[str, torch.Tensor]) -> SegPIC:
+    """A SegPIC network of `config` holding `state` (any float dtype; float32 after).
+    The float32 tensors become the parameters (assign): no random initialisation and
+    no second copy, which were most of the time of loading weights on a CPU. Raises
+    RuntimeError (from load_state_dict) on a missing, unexpected or misshapen key."""
+    with _no_random_init():
+        model = SegPIC(config)
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True, assign=True)
+    return model
 
 
 def read_state(folder: Path, entries: list[dict], verify: bool = True
