@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import stat
 from pathlib import Path
 
 import click
@@ -21,16 +21,10 @@ from rich.progress import (
 from ..errors import CodecError
 from ..image_io import IMAGE_SUFFIXES, remove_stale_temp_files
 from .base import (
-    DISK_ERRNOS,
     EXIT_FAILED,
-    EXPECTED_ERRORS,
-    DecoderCache,
-    EncoderSetup,
     check_quality_args,
     codec_options,
     console,
-    decode_file,
-    encode_file,
     handle_errors,
     main,
     os_message,
@@ -38,6 +32,8 @@ from .base import (
     strip_option,
     warn,
 )
+from .batch_worker import BatchOptions, Coders, FileTask, exit_hook_names
+from .executors import make_runner, remove_partial_outputs
 
 
 def _walk(src: Path, suffixes: set[str], failures: list[tuple[str, str]],
@@ -59,18 +55,6 @@ def _walk(src: Path, suffixes: set[str], failures: list[tuple[str, str]],
             if path.suffix.lower() in suffixes and not name.startswith("."):
                 found.append(path)
     return found
-
-
-def _check_regular(path: Path) -> None:
-    """Refuse pipes, devices and sockets in a batch folder: opening a FIFO nobody
-    writes to would block the whole run. (Missing files and link loops are left to
-    the reader, which names them.)"""
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return
-    if not stat.S_ISREG(mode):
-        raise CodecError(f"{path}: not a regular file (a pipe, device or socket)")
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -113,11 +97,23 @@ def _plan_jobs(files: list[Path], src: Path, dst: Path, out_suffix: str,
 @click.option("--decode", "decode_mode", is_flag=True,
               help="Decode .spic files to PNG instead of encoding images.")
 @click.option("--force", is_flag=True, help="Redo files whose output already exists.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Files coded at once: N local worker processes (default: one file at "
+                   "a time in this process); with --executor ray, the CPUs of the local "
+                   "Ray cluster [default: all].")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True,
+              help="ray: one task per file on a Ray cluster (--address, or a local one "
+                   "started for the run); needs the cluster extra.")
+@click.option("--address", default=None, metavar="HOST:PORT",
+              help="--executor ray: the cluster to join (its nodes need segpic and the "
+                   "folders at the same paths); default: start a local one.")
 @quality_options
 @codec_options
 @strip_option
 @handle_errors
-def batch(src: Path, dst: Path, decode_mode: bool, force: bool, quality: float | None,
+def batch(src: Path, dst: Path, decode_mode: bool, force: bool, jobs: int | None,
+          executor: str, address: str | None, quality: float | None,
           bpp: float | None, codec: str, steps: int | None, time_limit: float | None,
           preset: str | None, grid: int | None, model: str | None, weights: Path | None,
           device: str, regions: str | None, region_count: int | None,
@@ -129,14 +125,27 @@ def batch(src: Path, dst: Path, decode_mode: bool, force: bool, quality: float |
     skips what is done. Temporary files left in DST by a killed run (kill -9, power
     loss) are deleted at the start. One broken file is reported and the rest still
     processed; a full disk stops the run. Ctrl-C or SIGTERM stop after a summary.
-    Symlinked folders are not followed. Exit code: 0 all done, 1 some files failed,
-    130/143 interrupted.
+    Symlinked folders are not followed. With --jobs or --executor ray, a file whose
+    worker dies is tried again on another one, then reported. Exit code: 0 all
+    done, 1 some files failed, 130/143 interrupted.
     """
     check_quality_args(quality, bpp)
+    if address is not None and executor != "ray":
+        raise click.UsageError("--address applies to --executor ray")
+    if address is not None and jobs is not None:
+        raise click.UsageError("--jobs sizes a local Ray cluster; with --address the "
+                               "cluster's CPUs decide")
     if not src.is_dir():
         raise CodecError(f"{src}: not a folder")
     if dst.exists() and not dst.is_dir():
         raise CodecError(f"{dst}: exists and is not a folder")
+    options = BatchOptions(decode=decode_mode, codec=codec, device=device, quality=quality,
+                           bpp=bpp, weights=weights, model=model, grid=grid, steps=steps,
+                           time_limit=time_limit, preset=preset, regions=regions,
+                           region_count=region_count, roi=roi, strip=strip,
+                           test_exit=exit_hook_names())
+    coders = Coders()
+    runner = make_runner(executor, jobs, address, coders)  # no Ray: one error, up front
     failures: list[tuple[str, str]] = []
     suffixes = {".spic"} if decode_mode else IMAGE_SUFFIXES
     out_suffix = ".png" if decode_mode else ".spic"
@@ -148,11 +157,13 @@ def batch(src: Path, dst: Path, decode_mode: bool, force: bool, quality: float |
     files = _walk(src, suffixes, failures, links)
     for link in links:
         warn(f"{link}: symlinked folder, not followed")
-    jobs = _plan_jobs(files, src, dst, out_suffix, failures)
-    todo = [(a, b) for a, b in jobs if force or not b.exists()]
-    skipped = len(jobs) - len(todo)
+    jobs_planned = _plan_jobs(files, src, dst, out_suffix, failures)
+    tasks = [FileTask(a, b, options) for a, b in jobs_planned if force or not b.exists()]
+    skipped = len(jobs_planned) - len(tasks)
+    # what each output was before: a file that lands after the run was told to stop
+    # (renamed into place just before the signal) is a new file, and counts as done
+    before = {task.out: _identity(task.out) for task in tasks}
     done = failed = 0
-    current: tuple[Path, tuple[int, int] | None] | None = None  # output in progress
     stopped: str | None = None  # why the run ended early
     exit_code = EXIT_FAILED
     previous = None
@@ -161,46 +172,41 @@ def batch(src: Path, dst: Path, decode_mode: bool, force: bool, quality: float |
     except ValueError:  # not the main thread (embedded use): keep the default
         pass
     try:
-        cache = DecoderCache(weights, device)
-        setup = EncoderSetup(codec, device, grid=grid, model=model, weights=weights,
-                             steps=steps, time_limit=time_limit, preset=preset,
-                             regions=regions, region_count=region_count, roi=roi)
-        if not decode_mode and todo:
-            setup.encoder()  # missing weights: one error up front, not one per file
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                      MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                      console=console) as progress:
-            task = progress.add_task("decoding" if decode_mode else "encoding",
-                                     total=len(todo))
-            for path, out in todo:
-                current = (out, _identity(out))
-                try:
-                    _check_regular(path)
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    if decode_mode:
-                        decode_file(cache, path, out, strip=strip)
-                    else:
-                        encode_file(setup, path, out, quality, bpp, strip)
-                    done += 1
-                except KeyboardInterrupt:
-                    raise
-                except (*EXPECTED_ERRORS, OSError, ValueError, MemoryError) as exc:
-                    message = os_message(exc) if isinstance(exc, OSError) else str(exc)
-                    message = message.removeprefix(f"{path}: ")  # listed with its path
-                    failures.append((str(path), message))
-                    failed += 1
-                    progress.console.print(f"[red]failed[/] {escape(str(path))}: "
-                                           f"{escape(message)}", highlight=False,
-                                           soft_wrap=True)
-                    if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
-                        stopped = f"stopped after: {exc.strerror or message}"
-                        break
-                progress.advance(task)
+        if not decode_mode and tasks:
+            # missing weights, an option of another codec: one error up front, not
+            # one per file (and in this process the encoder is then loaded once)
+            coders.setup(options).encoder()
+        try:
+            # a Ray cluster starts (or is joined) before the bar, whose clock it
+            # would stop; with nothing to do, none is started
+            with runner if tasks else contextlib.nullcontext():
+                with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                              MofNCompleteColumn(), TimeElapsedColumn(),
+                              TimeRemainingColumn(), console=console) as progress:
+                    bar = progress.add_task("decoding" if decode_mode else "encoding",
+                                            total=len(tasks))
+                    for result in runner.run(tasks) if tasks else ():
+                        for note in result.notes:
+                            warn(note)
+                        if result.ok:
+                            done += 1
+                        else:
+                            failures.append((str(result.src), result.message))
+                            failed += 1
+                            progress.console.print(
+                                f"[red]failed[/] {escape(str(result.src))}: "
+                                f"{escape(result.message)}", highlight=False, soft_wrap=True)
+                            if result.stop:
+                                stopped = f"stopped after: {result.stop}"
+                                break
+                        progress.advance(bar)
+        finally:
+            done += sum(_identity(t.out) not in (None, before[t.out])
+                        for t in runner.in_flight())
+            if runner.temp_file_wait is not None and tasks:
+                # a worker that died or was stopped mid-write leaves its temp file
+                remove_partial_outputs([t.out for t in tasks], runner.temp_file_wait)
     except KeyboardInterrupt as exc:
-        # the signal may land after the file in progress was renamed into place but
-        # before it was counted: count it if its output is now a new file
-        if current is not None and _identity(current[0]) not in (None, current[1]):
-            done += 1
         terminated = isinstance(exc, _Terminated)
         stopped = "terminated" if terminated else "interrupted"
         exit_code = 128 + (signal.SIGTERM if terminated else signal.SIGINT)
@@ -209,10 +215,9 @@ def batch(src: Path, dst: Path, decode_mode: bool, force: bool, quality: float |
             signal.signal(signal.SIGTERM, previous)
     summary = f"{done} done, {skipped} skipped (already done), {len(failures)} failed"
     if stopped:
-        summary += f", {len(todo) - done - failed} not done ({stopped}; rerun to finish them)"
+        summary += f", {len(tasks) - done - failed} not done ({stopped}; rerun to finish them)"
     click.echo(summary)
     for path, message in failures:
         click.echo(f"  failed: {path}: {message}")
     if failures or stopped:
         raise SystemExit(exit_code)
-

@@ -1,0 +1,235 @@
+"""One file of `segpic batch`, as every executor runs it: a picklable task in, a small
+result record out. The same function runs in this process (the default), in a
+local worker process (`--jobs N`) or in a Ray task (`--executor ray`)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import stat
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from rich.console import Console
+
+from ..errors import CodecError
+from . import base
+
+# Test hook, read by the driver only: a comma-separated list of input file names
+# whose worker leaves a partial temp file and dies (os._exit) mid-task, as a
+# segfault or the OOM killer would; "NAME:once" dies on the first attempt only.
+# It never acts in the driver process (the default in-process batch).
+TEST_EXIT_ENV = "SEGPIC_TEST_WORKER_EXIT"
+TEST_EXIT_CODE = 70
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """Everything a worker needs besides the two paths; frozen and hashable so that
+    a worker process loads the encoder once per distinct set of options."""
+
+    decode: bool
+    codec: str
+    device: str
+    quality: float | None = None
+    bpp: float | None = None
+    weights: Path | None = None
+    model: str | None = None
+    grid: int | None = None
+    steps: int | None = None
+    time_limit: float | None = None
+    preset: str | None = None
+    regions: str | None = None
+    region_count: int | None = None
+    roi: Path | None = None
+    strip: bool = False  # leave the metadata out
+    test_exit: tuple[str, ...] = ()
+
+    def encoder_setup(self) -> base.EncoderSetup:
+        return base.EncoderSetup(self.codec, self.device, grid=self.grid, model=self.model,
+                                 weights=self.weights, steps=self.steps,
+                                 time_limit=self.time_limit, preset=self.preset,
+                                 regions=self.regions, region_count=self.region_count,
+                                 roi=self.roi)
+
+
+@dataclass(frozen=True)
+class FileTask:
+    src: Path
+    out: Path
+    options: BatchOptions
+
+
+@dataclass
+class FileResult:
+    """ok, or `message` (one line, without the path). `stop`: why every further
+    write would fail the same way (a full disk), so the run stops. `notes`: warnings printed
+    while the file was coded (gray input converted...), shown by the driver."""
+
+    src: Path
+    out: Path
+    ok: bool
+    message: str = ""
+    stop: str | None = None
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Coders:
+    """The encoder and decoders of one process, loaded once per set of options."""
+
+    def __init__(self) -> None:
+        self.setups: dict[BatchOptions, base.EncoderSetup] = {}
+        self.decoders: dict[BatchOptions, base.DecoderCache] = {}
+
+    def setup(self, options: BatchOptions) -> base.EncoderSetup:
+        if options not in self.setups:
+            self.setups[options] = options.encoder_setup()
+        return self.setups[options]
+
+    def decoder(self, options: BatchOptions) -> base.DecoderCache:
+        if options not in self.decoders:
+            self.decoders[options] = base.DecoderCache(options.weights, options.device)
+        return self.decoders[options]
+
+
+_CODERS = Coders()
+_IN_WORKER = False  # set in worker processes and Ray tasks: arms the test hook
+
+
+def check_regular(path: Path) -> None:
+    """Refuse pipes, devices and sockets in a batch folder: opening a FIFO nobody
+    writes to would block the whole run. (Missing files and link loops are left to
+    the reader, which names them.)"""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        raise CodecError(f"{path}: not a regular file (a pipe, device or socket)")
+
+
+def process_file(task: FileTask, coders: Coders = _CODERS) -> FileResult:
+    """Code one file; the errors a bad file or a full disk cause become the result
+    (anything else propagates: the caller decides whether it ends the run)."""
+    start = time.monotonic()
+    src, out, options = task.src, task.out, task.options
+    try:
+        check_regular(src)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if _IN_WORKER and options.test_exit:
+            _test_exit(task)
+        if options.decode:
+            base.decode_file(coders.decoder(options), src, out, strip=options.strip)
+        else:
+            base.encode_file(coders.setup(options), src, out, options.quality, options.bpp,
+                             strip=options.strip)
+    except (*base.EXPECTED_ERRORS, OSError, ValueError, MemoryError) as exc:
+        message = base.os_message(exc) if isinstance(exc, OSError) else str(exc)
+        stop = None
+        if isinstance(exc, OSError) and exc.errno in base.DISK_ERRNOS:
+            stop = exc.strerror or message
+        return FileResult(src, out, False, message.removeprefix(f"{src}: "), stop,
+                          seconds=time.monotonic() - start)
+    return FileResult(src, out, True, seconds=time.monotonic() - start)
+
+
+@contextlib.contextmanager
+def _captured_warnings() -> Iterator[list[str]]:
+    """Collect what `base.warn` prints while one file is coded: a worker has no
+    progress bar to print beside, so its warnings travel back in the result."""
+    buffer = io.StringIO()
+    notes: list[str] = []
+    previous = base.console
+    base.console = Console(file=buffer, width=10_000, no_color=True, highlight=False)
+    try:
+        yield notes
+    finally:
+        base.console = previous
+        notes.extend(line.removeprefix("segpic: warning: ")
+                     for line in buffer.getvalue().splitlines() if line.strip())
+
+
+def run_in_worker(task: FileTask) -> FileResult:
+    """`process_file` in a worker: an unexpected error fails this file only (it
+    cannot end the run from here, and a traceback would mean nothing to the user)."""
+    with _captured_warnings() as notes:
+        try:
+            result = process_file(task)
+        except Exception as exc:  # noqa: BLE001 - reported as this file's failure
+            result = FileResult(task.src, task.out, False,
+                                f"internal error ({type(exc).__name__}: {exc})")
+    result.notes = notes
+    return result
+
+
+def set_threads(threads: int) -> None:
+    """Torch threads of this worker: N workers x `threads` should not exceed the
+    cores, or they slow each other down."""
+    import torch
+
+    global _IN_WORKER
+    _IN_WORKER = True
+    torch.set_num_threads(max(1, threads))
+
+
+def ray_task(task: FileTask, threads: int) -> FileResult:
+    """The body of a Ray task (wrapped with ray.remote by the driver)."""
+    set_threads(threads)
+    return run_in_worker(task)
+
+
+class _Stop(BaseException):
+    """SIGTERM from the driver: unwinds the file in progress, whose atomic write
+    removes its temporary file on the way out."""
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop()
+
+
+def worker_main(conn: Connection, threads: int) -> None:
+    """A local worker process (`--jobs N`): tasks in over `conn`, results out, until
+    None, the end of the pipe or SIGTERM."""
+    # Ctrl-C in a terminal reaches the whole process group: the driver alone
+    # decides, and stops the workers with SIGTERM.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        set_threads(threads)
+        while True:
+            task = conn.recv()
+            if task is None:
+                return
+            conn.send(run_in_worker(task))
+    except (_Stop, EOFError, OSError):
+        return
+
+
+def _test_exit(task: FileTask) -> None:
+    """The test hook (see TEST_EXIT_ENV): leave a partial temp file, as a worker
+    killed in the middle of a write does, and die without cleaning up."""
+    for entry in task.options.test_exit:
+        name, _, mode = entry.partition(":")
+        if name != task.src.name:
+            continue
+        marker = task.src.with_name(f".{task.src.name}.exited")  # hidden: not an input
+        if mode == "once":
+            if marker.exists():
+                return
+            marker.touch()
+        fd, _tmp = tempfile.mkstemp(prefix=f".{task.out.name}.{os.getpid()}.", suffix=".part",
+                                    dir=task.out.parent)
+        os.write(fd, b"partial")
+        os._exit(TEST_EXIT_CODE)
+
+
+def exit_hook_names() -> tuple[str, ...]:
+    value = os.environ.get(TEST_EXIT_ENV, "")
+    return tuple(name.strip() for name in value.split(",") if name.strip())
