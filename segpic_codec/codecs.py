@@ -18,12 +18,13 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import container
 from .errors import CodecError
+
+if TYPE_CHECKING:  # numpy stays unimported for `segpic info` (its start-up time)
+    import numpy as np
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The `segpic` command line: `base` (the group, errors, shared options),
-`coding` (encode, decode, info), `batch`, `tools` (train, bench)."""
+`coding` (encode, decode, info), `batch`, `tools` (train, bench), `weights_cmd`
+(import-weights). The group imports a command's module when the command is used
+(base.LazyGroup), so a quick command pays only for what it needs."""
 
-from . import batch, coding, tools, weights_cmd  # noqa: F401  (importing them registers the commands)
 from .base import main
 
 __all__ = ["main"]

@@ -6,20 +6,23 @@ from __future__ import annotations
 import dataclasses
 import errno
 import functools
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import numpy as np
 from rich.console import Console
 from rich.markup import escape
 
 from .. import codecs, container
 from ..codecs import EncodeResult
 from ..errors import CodecError, SegpicError
-from ..image_io import atomic_write_bytes, load_image, save_png
 from ..limits import MAX_METADATA_TOTAL, max_pixels
 from ..segpic.config import CONFIGS, DEFAULT_CONFIG
 from ..segpic.layout import MAX_GRID
+
+if TYPE_CHECKING:
+    import numpy as np
 
 console = Console(stderr=True)
 # SegpicError covers ContainerError, CodecError, StreamError, ImageError, WeightsError
@@ -76,7 +79,24 @@ def os_message(exc: OSError) -> str:
     return f"{name}{exc.strerror or exc}"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """The commands live in modules imported when a command is used: `segpic info`
+    then loads neither numpy, Pillow nor torch, and starts in a fraction of the time.
+    Importing a module registers its commands on `main` (@main.command())."""
+
+    MODULES = {"encode": "coding", "decode": "coding", "info": "coding", "batch": "batch",
+               "train": "tools", "bench": "tools", "import-weights": "weights_cmd"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(self.MODULES))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in self.MODULES:
+            importlib.import_module(f"{__package__}.{self.MODULES[name]}")
+        return self.commands.get(name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="segpic")
 def main() -> None:
     """segpic: learned image codecs (SegPIC, ECCV 2024; MoRIC, NeurIPS 2025) with real
@@ -237,6 +257,8 @@ def encode_file(setup: EncoderSetup, src: Path, dst: Path, quality: float | None
     """Encode src (turned upright) into dst, with its metadata unless `strip`. The
     codecs write frames without metadata; the boxes are added here, on top of the
     coded size (--bpp targets the image, not the metadata)."""
+    from ..image_io import atomic_write_bytes, load_image  # numpy, Pillow: not for info
+
     image = load_image(src, metadata=not strip)
     for note in image.notes:
         warn(note)
@@ -254,6 +276,8 @@ def decode_file(cache: DecoderCache, src: Path, dst: Path,
     """Decode src to a PNG, with the file's metadata unless `strip`; `regions`:
     layered decoding (an RGBA PNG holding those regions only), for codecs whose
     files have regions."""
+    from ..image_io import save_png
+
     data = read_spic(src)
     frame, fields = codecs.describe(data)
     decoder = cache.get(frame, fields)

@@ -26,7 +26,6 @@ from .base import (
     strip_option,
     warn,
 )
-from .progress import OptimisationProgress
 
 
 @main.command()
@@ -54,6 +53,8 @@ def encode(src: Path, dst: Path, quality: float | None, bpp: float | None, codec
                          time_limit=time_limit, preset=preset, regions=regions,
                          region_count=region_count, roi=roi)
     if setup.optimises:
+        from .progress import OptimisationProgress  # rich.progress: not for `segpic info`
+
         with OptimisationProgress(console, f"{codec} {src.name}") as bar:
             result = encode_file(setup, src, dst, quality, bpp, strip, progress=bar.update,
                                  should_stop=bar.should_stop)
