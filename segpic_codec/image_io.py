@@ -56,6 +56,11 @@ def load_image(path: str | Path, metadata: bool = True) -> LoadedImage:
             empty = False
         if empty:
             raise ImageError(f"{path}: empty file, not an image")
+        # a .spic file is not an input image, even where segpic_codec.pillow has
+        # taught Pillow to open it (peek: a pipe cannot seek back)
+        if f.peek(4)[:4] == b"SPIC":
+            raise ImageError(f"{path}: a .spic file, not an image (segpic decode turns it "
+                             "into a PNG)")
         try:
             with warnings.catch_warnings():
                 # Pillow warns above Image.MAX_IMAGE_PIXELS (~89 MP) and refuses
