@@ -115,13 +115,18 @@ def load_decoder(frame: container.FrameHeader, weights: str | Path | None = None
 def encode(pixels: np.ndarray, codec: str = DEFAULT_CODEC, quality: float | None = None,
            bpp: float | None = None, **options: Any) -> EncodeResult:
     """Encode RGB pixels with `codec`; `options` are the codec's own."""
-    # options that pick the encoder (the rest go to each encode call); a codec's
-    # frontend may name its own
+    loader, rest = split_options(codec, options)
+    return load_encoder(codec, **loader).encode(pixels, quality=quality, bpp=bpp, **rest)
+
+
+def split_options(codec: str, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the options that pick the encoder, for `load_encoder`; the rest, for each
+    encode call). A codec's frontend names its loader options in LOADER_OPTIONS."""
     loader_keys = set(getattr(get(codec).frontend(), "LOADER_OPTIONS",
                               ("weights", "model", "device")))
     loader = {k: v for k, v in options.items() if k in loader_keys}
     rest = {k: v for k, v in options.items() if k not in loader_keys}
-    return load_encoder(codec, **loader).encode(pixels, quality=quality, bpp=bpp, **rest)
+    return loader, rest
 
 
 def decode(data: bytes, weights: str | Path | None = None, device: str = "auto",

@@ -143,11 +143,7 @@ def _decode(data: bytes) -> Any:
 def _encode(pixels: Any, codec: str, options: dict[str, Any]) -> Any:
     from . import codecs
 
-    # split as codecs.encode does: the options that pick the encoder, the rest per call
-    loader_keys = set(getattr(codecs.get(codec).frontend(), "LOADER_OPTIONS",
-                              ("weights", "model", "device")))
-    loader = {k: v for k, v in options.items() if k in loader_keys}
-    rest = {k: v for k, v in options.items() if k not in loader_keys}
+    loader, rest = codecs.split_options(codec, options)
     with _LOCK:
         try:
             key = ("encode", codec, tuple(sorted(loader.items())))
