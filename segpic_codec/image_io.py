@@ -215,7 +215,8 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists (on POSIX; False elsewhere)."""
     if os.name != "posix":
         return False  # no safe probe (os.kill would terminate the process on Windows)
     try:
@@ -232,6 +233,13 @@ def is_temp_file(name: str) -> bool:
     return _TEMP_NAME.match(name) is not None
 
 
+def temp_file_parts(name: str) -> tuple[str, int] | None:
+    """(the output's file name, the writing process's id) of a temporary file of
+    `atomic_write_bytes`; None for any other name."""
+    found = _TEMP_NAME.match(name)
+    return (found.group("name"), int(found.group("pid"))) if found else None
+
+
 def remove_stale_temp_files(folder: str | Path, suffixes: tuple[str, ...] = ()) -> list[Path]:
     """Delete the temporary files that `atomic_write_bytes` left under `folder`
     (recursively, symlinked folders not followed) when its process was killed
@@ -246,7 +254,7 @@ def remove_stale_temp_files(folder: str | Path, suffixes: tuple[str, ...] = ()) 
             if not found or (suffixes and not found.group("name").lower().endswith(suffixes)):
                 continue
             pid = int(found.group("pid"))
-            if pid != own and _pid_alive(pid):
+            if pid != own and pid_alive(pid):
                 continue
             path = Path(root) / name
             try:

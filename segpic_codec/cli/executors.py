@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import re
 import signal
 import time
 from collections import deque
@@ -23,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+from ..image_io import pid_alive, temp_file_parts
 from .batch_worker import Coders, FileResult, FileTask, process_file, worker_main
 
 # A worker that dies mid-file (segfault, OOM killer) is replaced and its file tried
@@ -226,27 +226,12 @@ def make_runner(executor: str, jobs: int | None, address: str | None,
     return ProcessRunner(jobs, threads=max(1, usable_cores() // jobs))
 
 
-# The temporary files of image_io.atomic_write_bytes: .NAME.PID.XXXXXXXX.part
-_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[a-z0-9_]{8}\.part$")
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # this process has no write in progress once the run stopped
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_partial_outputs(outputs: Collection[Path], wait_s: float) -> int:
-    """Delete the temporary files of `outputs` that a worker left when it died or
-    was killed mid-write; those of a process still alive are waited for up to
-    `wait_s` seconds (a killed worker may take a moment to exit), then left (another
-    run may be writing them). Returns how many were deleted."""
+    """Delete the temporary files (image_io.atomic_write_bytes') of `outputs` that a
+    worker left when it died or was killed mid-write; those of a process still alive
+    are waited for up to `wait_s` seconds (a killed worker may take a moment to
+    exit), then left (another run may be writing them). Returns how many were
+    deleted."""
     names: dict[Path, set[str]] = {}
     for out in outputs:
         names.setdefault(out.parent, set()).add(out.name)
@@ -260,10 +245,11 @@ def remove_partial_outputs(outputs: Collection[Path], wait_s: float) -> int:
             except OSError:
                 continue
             for entry in entries:
-                found = _TEMP_NAME.match(entry.name)
-                if not found or found.group("name") not in wanted:
+                parts = temp_file_parts(entry.name)
+                if parts is None or parts[0] not in wanted:
                     continue
-                if _pid_alive(int(found.group("pid"))):
+                # this process has no write in progress once the run stopped
+                if parts[1] != os.getpid() and pid_alive(parts[1]):
                     alive += 1
                     continue
                 with contextlib.suppress(FileNotFoundError):
