@@ -48,3 +48,10 @@ def too_large(width: int, height: int) -> str | None:
 # it allocates anything; an encoder drops (with a warning) what does not fit.
 MAX_METADATA_BOX = 1 << 20  # bytes of one box
 MAX_METADATA_TOTAL = 2 << 20  # bytes of all boxes of a file together
+
+
+def max_spic_bytes() -> int:
+    """The largest file read as a .spic file: far above any real one at 64 bpp, plus
+    the most metadata a file may carry. A bigger (or endless) input is refused before
+    it can fill the memory."""
+    return 64 * max_pixels() // 8 + (1 << 20) + MAX_METADATA_TOTAL

@@ -31,7 +31,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from . import container
 from .errors import SegpicError
-from .limits import max_pixels
+from .limits import max_spic_bytes
 
 FORMAT = "SPIC"
 EXTENSION = ".spic"
@@ -52,7 +52,7 @@ def _accept(prefix: bytes) -> bool:
 def _read_file(fp: IO[bytes]) -> bytes:
     """The whole file (the checksum covers all of it), refusing one far larger
     than any real .spic file: a hostile file must not fill the memory."""
-    limit = 64 * max_pixels() // 8 + (1 << 20)  # as `segpic decode`: 64 bpp and then some
+    limit = max_spic_bytes()  # the bound `segpic decode` uses
     data = fp.read(limit + 1)
     if len(data) > limit:
         raise container.ContainerError(f"more than {limit} bytes, too large to be a .spic file")

@@ -17,7 +17,7 @@ from rich.markup import escape
 from .. import codecs, container
 from ..codecs import EncodeResult
 from ..errors import CodecError, SegpicError
-from ..limits import MAX_METADATA_TOTAL, max_pixels
+from ..limits import max_pixels, max_spic_bytes
 from ..segpic.config import CONFIGS, DEFAULT_CONFIG
 from ..segpic.layout import MAX_GRID
 
@@ -296,8 +296,7 @@ def read_spic(path: Path) -> bytes:
         raise CodecError(f"{path}: no such file")
     if path.is_dir():
         raise CodecError(f"{path}: is a directory, not a .spic file")
-    # far above any real file at 64 bpp, plus the most metadata a file may carry
-    limit = 64 * max_pixels() // 8 + (1 << 20) + MAX_METADATA_TOTAL
+    limit = max_spic_bytes()
     too_large = f"{path}: more than {limit} bytes, too large to be a .spic file"
     if path.stat().st_size > limit:
         raise CodecError(too_large)
