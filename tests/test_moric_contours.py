@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from segpic_codec.errors import SegpicError
+from segpic_codec.moric import contours
 from segpic_codec.moric.contour_geometry import (
     DIRECTIONS,
     UNIT_SHIFT,
@@ -24,6 +25,7 @@ from segpic_codec.moric.contour_geometry import (
 )
 from segpic_codec.moric.contour_stream import ContourFormatError, crc8
 from segpic_codec.moric.contours import decode_partition, encode_partition
+from segpic_codec.moric.errors import MoricArgumentError
 from segpic_codec.moric.partition import check_partition, relabel_first_appearance
 
 
@@ -244,3 +246,49 @@ def test_polygon_fill_matches_pixel_centres():
             x_cross = x0 + (cy - y0) * (x1 - x0) / (y1 - y0)
             winding += np.where(crosses & (x_cross < cx), 1 if y1 > y0 else -1, 0)
         assert np.array_equal(filled, winding != 0)
+
+
+# --- the decoder's work is bounded ------------------------------------------
+
+def checkerboard(height: int, width: int) -> np.ndarray:
+    y, x = np.mgrid[:height, :width]
+    return ((y + x) % 2).astype(np.int32)
+
+
+def test_too_long_boundaries_are_refused_before_tracing():
+    labels = checkerboard(200, 300)  # 30,000 one-pixel components
+    for mode in ("lossless", "lossy", "auto"):
+        start = time.perf_counter()
+        with pytest.raises(MoricArgumentError, match="too long to code.*per row and column"):
+            encode_partition(labels, mode)
+        assert time.perf_counter() - start < 5.0
+
+
+def test_budget_turns_crack_chains_into_cstar_or_refuses(monkeypatch):
+    labels = blobs(64, 96, 4, 4)
+    crack_edges = sum(contours._chain_edges(contours.CRACK, c)
+                      for c in contours._analyse(labels, "lossless")[0])
+    # a budget the exact chains exceed but C* polygons fit
+    monkeypatch.setattr(contours, "EDGES_PER_SIDE", crack_edges // (64 + 96 + 2))
+    assert contours.edge_budget(64, 96) < crack_edges
+    with pytest.raises(MoricArgumentError, match="too long"):
+        encode_partition(labels, "lossless")
+    data, decoded = encode_partition(labels, "auto")
+    assert np.array_equal(decode_partition(data, 64, 96), decoded)
+
+
+def test_decoder_refuses_streams_over_the_edge_budget(monkeypatch):
+    # a valid lossless stream of a fragmented map, written past the encoder's
+    # check: the decoder stops once the edges exceed the image's budget
+    labels = checkerboard(40, 40)
+    painted, base = contours._analyse(labels, "lossy")
+    chains = [(c.label, contours.CRACK, c) for c in painted]
+    data = contours._write(chains, 2, base, 40, 40)
+    assert contours._edges(chains) > contours.edge_budget(40, 40)
+    start = time.perf_counter()
+    with pytest.raises(ContourFormatError, match="corrupt contour stream"):
+        decode_partition(data, 40, 40)
+    assert time.perf_counter() - start < 2.0
+    # the same stream decodes when the budget allows it (so the refusal is the budget's)
+    monkeypatch.setattr(contours, "EDGES_PER_SIDE", 1 << 20)
+    assert np.array_equal(decode_partition(data, 40, 40), labels)

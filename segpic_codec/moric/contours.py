@@ -63,13 +63,33 @@ LOSSY_GAIN = 0.75
 MODES = ("auto", "lossless", "lossy")
 
 
-def _budget(height: int, width: int) -> int:
-    """Most crack edges plus C* steps a valid stream holds: every pixel edge
-    lies on at most two components' boundaries; C* chains take fewer steps.
-    Also the most rows all the chains' fills may cross (`_rows_crossed`): a
-    crack chain crosses one per vertical edge, a C* polygon about as many as
-    the contour it follows (under a quarter of this on fragmented test maps)."""
+# Contour work a stream may ask of the decoder, in "edges": one per crack edge
+# or C* step, CHAIN_EDGES more per chain. Decoding is a Python loop over
+# adaptive symbols (about 10-20 us each here), and adaptive models make long
+# runs nearly free to code, so the bound cannot come from the stream's size: it
+# is EDGES_PER_SIDE per row and column of the image, 3.5x the longest
+# boundaries of the ground-truth masks in ../shared/data/train (18 per row and
+# column). At 768x512 that is 82k edges, about a second of decoding.
+EDGES_PER_SIDE = 64
+CHAIN_EDGES = 4  # a chain's fixed cost (the smallest crack chain has 4 edges)
+
+
+def edge_budget(height: int, width: int) -> int:
+    """Most crack edges plus C* steps (and CHAIN_EDGES per chain) in a stream;
+    also at most the edges the image has (every pixel edge lies on at most two
+    components' boundaries)."""
+    return min(EDGES_PER_SIDE * (height + width + 2), 4 * (height + 1) * (width + 1) + 64)
+
+
+def _rows_budget(height: int, width: int) -> int:
+    """Most rows all the chains' fills may cross (`_rows_crossed`): a crack
+    chain crosses one per vertical edge, a C* polygon about as many as the
+    contour it follows (under a quarter of this on fragmented test maps)."""
     return 4 * (height + 1) * (width + 1) + 64
+
+
+def _chain_edges(method: int, chain) -> int:  # noqa: ANN001 - a _Component or CstarChain
+    return CHAIN_EDGES + (chain.turns.size if method == CRACK else len(chain.moves))
 
 
 def _rows_crossed(ys: np.ndarray, height: int) -> int:
@@ -90,10 +110,11 @@ class _Component:
         self.start = divmod(first, width)
 
 
-def _analyse(labels: np.ndarray) -> tuple[list[_Component], int]:
+def _analyse(labels: np.ndarray, mode: str) -> tuple[list[_Component], int]:
     """Components in painting order (largest filled area first) and the base label."""
     height, width = labels.shape
     comp, comp_label, first = label_components(labels)
+    _refuse_early(labels, comp_label, mode)
     table = padded_table(comp, -1)
     depth = np.zeros((height, width), dtype=np.int32)
     components = []
@@ -116,6 +137,26 @@ def _analyse(labels: np.ndarray) -> tuple[list[_Component], int]:
                    key=lambda i: (-int(components[i].fill[2].sum()), components[i].first))
     painted = [components[i] for i in order if not (top_level[i] and components[i].label == base)]
     return painted, base
+
+
+def _refuse_early(labels: np.ndarray, comp_label: np.ndarray, mode: str) -> None:
+    """Refuse a partition that cannot fit the edge budget before tracing its
+    components (which takes long on a noisy label map): every component but
+    those of one label is painted, and a lossless chain walks every edge
+    between two labels (a C* step covers at most MAX_STEP of them)."""
+    height, width = labels.shape
+    painted = comp_label.size - int(np.bincount(comp_label).max())
+    between = int((labels[1:] != labels[:-1]).sum() + (labels[:, 1:] != labels[:, :-1]).sum())
+    edges = CHAIN_EDGES * painted + between // (1 if mode == "lossless" else MAX_STEP)
+    if edges > edge_budget(height, width):
+        raise _too_long(f"at least {edges}", height, width)
+
+
+def _too_long(edges: str, height: int, width: int) -> MoricArgumentError:
+    return MoricArgumentError(
+        f"the region boundaries are too long to code: {edges} contour edges where a "
+        f"{width}x{height} image allows {edge_budget(height, width)} ({EDGES_PER_SIDE} per "
+        f"row and column); use fewer or smoother regions")
 
 
 def _dilate(mask: np.ndarray) -> np.ndarray:
@@ -209,6 +250,32 @@ def _write(chains: list, regions: int, base: int, height: int, width: int) -> by
     return _seal(KIND_CHAINS, regions, base, body)
 
 
+def _edges(chains: list) -> int:
+    return sum(_chain_edges(method, chain) for _, method, chain in chains)
+
+
+def _within_budget(chains: list, painted: list[_Component], mode: str, max_dilation: int,
+                   height: int, width: int) -> list:
+    """The chains, made to fit the decoder's edge budget: crack chains are
+    replaced by C* polygons (a few times fewer steps) where the mode allows;
+    a partition whose boundaries are still too long is refused."""
+    limit = edge_budget(height, width)
+    if _edges(chains) > limit and mode != "lossless":
+        lossy = []
+        for (label, method, chain), c in zip(chains, painted, strict=True):
+            plan = _plan_cstar(c, height, width, max_dilation) if method == CRACK else None
+            lossy.append((label, CSTAR, plan[0]) if plan is not None else (label, method, chain))
+        chains = lossy
+    return _checked(chains, height, width)
+
+
+def _checked(chains: list, height: int, width: int) -> list:
+    edges = _edges(chains)
+    if edges > edge_budget(height, width):
+        raise _too_long(str(edges), height, width)
+    return chains
+
+
 def encode_partition(labels: np.ndarray, mode: str = "auto", *,
                      max_dilation: int = MAX_DILATION) -> tuple[bytes, np.ndarray]:
     """-> (contour stream, the label map the decoder will reconstruct).
@@ -221,7 +288,7 @@ def encode_partition(labels: np.ndarray, mode: str = "auto", *,
     height, width = labels.shape
     if regions == 1:
         return _seal(KIND_SINGLE, 1, 0, b""), np.zeros((height, width), dtype=np.int32)
-    painted, base = _analyse(labels)
+    painted, base = _analyse(labels, mode)
     lossless = [(c.label, CRACK, c) for c in painted]
     chains = list(lossless)
     if mode != "lossless":
@@ -232,6 +299,7 @@ def encode_partition(labels: np.ndarray, mode: str = "auto", *,
             if mode == "lossy" or plan[1] <= LOSSY_GAIN * CrackCoder().bits(
                     c.turns.tolist(), height, width):
                 chains[i] = (c.label, CSTAR, plan[0])
+    chains = _within_budget(chains, painted, mode, max_dilation, height, width)
     while True:
         data = _write(chains, regions, base, height, width)
         decoded = _decode(data, height, width, regions, check=False)
@@ -244,9 +312,10 @@ def encode_partition(labels: np.ndarray, mode: str = "auto", *,
         # everything once that is not enough
         missing = set(np.flatnonzero(~present).tolist())
         if all(method == CRACK for label, method, _ in chains if label in missing):
-            chains = lossless
+            chains = _checked(lossless, height, width)
         else:
-            chains = [lossless[i] if ch[0] in missing else ch for i, ch in enumerate(chains)]
+            chains = _checked([lossless[i] if ch[0] in missing else ch
+                               for i, ch in enumerate(chains)], height, width)
 
 
 def decode_partition(data: bytes, height: int, width: int, max_regions: int = 16,
@@ -289,9 +358,13 @@ def _decode(data: bytes, height: int, width: int, max_regions: int, check: bool,
     reader = Reader(np.frombuffer(data, dtype="<u4")[2:].astype(np.uint32))
     canvas = np.full((height, width), base, dtype=np.int32)
     methods, crack, cstar = AdaptiveModel(1, 2), CrackCoder(), CstarCoder()
-    budget = [_budget(height, width)]
-    rows_left = _budget(height, width)
+    budget = [edge_budget(height, width)]
+    rows_left = _rows_budget(height, width)
     for _ in range(count):
+        budget[0] -= CHAIN_EDGES
+        if budget[0] < 0:
+            raise ContourFormatError("corrupt contour stream (more contour edges than "
+                                     "the image allows)")
         before = reader.spent
         label = reader.uniform(regions)
         method = reader.symbol(methods.row(0), 2)
