@@ -83,15 +83,18 @@ def get(name: str) -> CodecEntry:
                          f"{', '.join(sorted(CODECS))}") from None
 
 
-def describe(data: bytes, details: bool = False) -> tuple[container.FrameHeader, dict]:
+def describe(data: bytes, details: int = 0) -> tuple[container.FrameHeader, dict]:
     """Check a file's frame and its codec's header -> (frame, the codec's fields).
-    details: also what a codec can tell from its streams without decoding the
-    image (`layout.describe_details`, if the codec has it; e.g. MoRIC's regions)."""
+    details: 1 (or True) also what a codec can tell cheaply from its streams,
+    2 also what takes entropy decoding (`layout.describe_details(frame, streams,
+    level)`, if the codec has it; e.g. MoRIC's regions, and at 2 their shares
+    of the latent bits)."""
     frame = container.read_frame(data)
     layout = get(frame.codec).layout()
     fields = layout.describe_frame(frame)
     if details and hasattr(layout, "describe_details"):
-        fields.update(layout.describe_details(frame, container.split_streams(data, frame)))
+        fields.update(layout.describe_details(frame, container.split_streams(data, frame),
+                                              int(details)))
     return frame, fields
 
 

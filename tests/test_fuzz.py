@@ -430,7 +430,7 @@ def _moric_shape(data: bytes) -> tuple[int, ...]:
     return frame.height, frame.width, 4 if fields["object_only"] else 3
 
 
-MORIC = Target("moric", codecs.decode, lambda data: codecs.describe(data, details=True),
+MORIC = Target("moric", codecs.decode, lambda data: codecs.describe(data, details=2),
                (SegpicError,), _moric_shape)
 
 

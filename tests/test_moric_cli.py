@@ -184,6 +184,9 @@ def test_single_object_coding(png, tmp_path):
     assert r.exit_code == 0, r.output
     info = json.loads(run("info", spic, "--json").stdout)
     assert info["object_only"] is True and info["regions"] == 2
+    background, obj = json.loads(run("info", spic, "--json", "--latents").stdout)["region_table"]
+    assert background["latent_bits"] == 0
+    assert obj["latent_bits"] > 0
     assert run("decode", spic, out).exit_code == 0
     decoded = np.asarray(Image.open(out))
     assert decoded.shape == (21, 34, 4)
@@ -201,7 +204,8 @@ def test_single_object_coding(png, tmp_path):
 
 
 def test_info_per_region(png, labels_png, tmp_path):
-    """info's region table: pixels, contour chains and bits, LSN bits; no torch."""
+    """info's region table: pixels, contour chains and bits, LSN and latent bits;
+    no torch."""
     path, labels = labels_png
     spic = tmp_path / "a.spic"
     assert run("encode", png, spic, "--codec", "moric", "--steps", "2", "--regions",
@@ -216,11 +220,20 @@ def test_info_per_region(png, labels_png, tmp_path):
     assert 0 < contour_bits <= 8 * streams["contours"]
     assert all(r["lsn_bits"] > 0 for r in table)
     assert sum(r["lsn_bits"] for r in table) < 8 * streams["parameters"]
+    # the latents' information, split among the regions, is what their streams
+    # hold, up to the range coders' termination (at most 64 bits per grid) and
+    # the coder's quantised probabilities
+    assert "latent_bits" not in table[0]  # only with --latents (it decodes the latents)
+    table = json.loads(run("info", spic, "--json", "--latents").stdout)["region_table"]
+    latent_stream_bits = 8 * sum(b for name, b in streams.items() if name.startswith("latents"))
+    latent_bits = sum(r["latent_bits"] for r in table)
+    assert all(r["latent_bits"] > 0 for r in table)
+    assert abs(latent_stream_bits - latent_bits) <= 7 * 64 + 0.02 * latent_stream_bits
     code = ("import sys\nfrom segpic_codec.cli import main\n"
-            f"sys.argv = ['segpic', 'info', {str(spic)!r}]\n"
+            f"sys.argv = ['segpic', 'info', '--latents', {str(spic)!r}]\n"
             "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
             "assert 'torch' not in sys.modules, 'info imported torch'\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, env=ENV)
+                          timeout=120, env={**ENV, "COLUMNS": "200"})  # no wrapped headers
     assert done.returncode == 0, done.stderr
-    assert "LSN bytes" in done.stdout
+    assert "LSN bytes" in done.stdout and "latent bytes" in done.stdout

@@ -7,13 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from segpic_codec.moric.arm import (
-    BIAS_FRACTION_BITS,
-    WEIGHT_FRACTION_BITS,
-    Arm,
-    IntegerArm,
-    canvas_rate_bits,
-)
+from segpic_codec.moric.arm import Arm, canvas_rate_bits
+from segpic_codec.moric.arm_integer import BIAS_FRACTION_BITS, WEIGHT_FRACTION_BITS, IntegerArm
 from segpic_codec.moric.arm_rate import fused_rate_bits
 from segpic_codec.moric.canvas import CONTEXT_OFFSETS, WAVE_SLOPE, Canvas
 from segpic_codec.moric.expgolomb import BitReader, BitWriter, code_length

@@ -107,11 +107,14 @@ def _region_list(text: str) -> tuple[int, ...]:
 @main.command()
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--latents", is_flag=True,
+              help="moric: also split the latent bits among the regions (decodes the "
+                   "latents: about a second for a Kodak image).")
 @handle_errors
-def info(src: Path, as_json: bool) -> None:
+def info(src: Path, as_json: bool, latents: bool) -> None:
     """Show the header, stream sizes and bpp of a .spic file (no weights, no torch)."""
     data = read_spic(src)
-    frame, fields = codecs.describe(data, details=True)
+    frame, fields = codecs.describe(data, details=2 if latents else 1)
     names = fields.pop("stream_names")
     regions = fields.pop("region_table", None)
     pixels = frame.width * frame.height
@@ -155,14 +158,18 @@ def info(src: Path, as_json: bool) -> None:
 
 
 def _region_table(regions: list[dict], pixels: int) -> Table:
-    table = Table(title="regions (latents are shared by all coded regions)",
-                  header_style="bold")
+    latents = all("latent_bits" in r for r in regions)
+    title = ("regions (bytes: information content; the latents are shared, each one "
+             "split by the pixels of its block)" if latents else
+             "regions (the latents are shared by all coded regions: see --latents)")
+    table = Table(title=title, header_style="bold")
     for column in ("region", "pixels", "coded", "contour chains", "contour bytes",
-                   "LSN bytes"):
+                   "LSN bytes") + ("latent bytes",) * latents:
         table.add_column(column, justify="right")
     for r in regions:
         table.add_row(str(r["region"]), f"{r['pixels']} ({100 * r['share']:.1f}%)",
                       "yes" if r["coded"] else "no (transparent)",
                       str(r["contour_chains"]), f"{r['contour_bits'] / 8:.1f}",
-                      f"{r['lsn_bits'] / 8:.1f}")
+                      f"{r['lsn_bits'] / 8:.1f}",
+                      *([f"{r['latent_bits'] / 8:.1f}"] if latents else []))
     return table

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from . import layout
-from .arm import MAX_ABS_LATENT, IntegerArm
+from .arm_integer import MAX_ABS_LATENT, IntegerArm
 from .canvas import NUM_GRIDS, grid_sizes
 from .contours import decode_partition, encode_partition
 from .encoder import Budget, Optimisation

@@ -14,7 +14,7 @@ from __future__ import annotations
 import constriction
 import numpy as np
 
-from .arm import IntegerArm
+from .arm_integer import IntegerArm
 from .canvas import Canvas
 from .errors import MoricFormatError
 from .pmf_table import build_table, table_indices, window_starts
@@ -38,19 +38,25 @@ def _probabilities(arm: IntegerArm, flat_canvas: np.ndarray, positions: np.ndarr
     return table.reshape(-1)[starts[:, None] + np.arange(alphabet)]
 
 
-def integer_arm_bits(arm: IntegerArm, flat_canvas: np.ndarray, canvas: Canvas, low: int,
-                     high: int) -> float:
-    """Ideal code length (bits) of all latents under the integer ARM and table."""
-    table = build_table(high - low + 1)
+def latent_bits(arm: IntegerArm, flat_canvas: np.ndarray, canvas: Canvas, low: int,
+                high: int, keep: np.ndarray | None = None) -> np.ndarray:
+    """Information content (bits) of each latent under the integer ARM and the
+    table, in `canvas.latent_index` order (0 for latents not in `keep`): what
+    the range coder spends on it, give or take its few bits of termination."""
+    flat_canvas = np.asarray(flat_canvas, dtype=np.float64)
     positions = canvas.latent_index
-    total = 0.0
-    for s in range(0, positions.size, CHUNK):
-        p = positions[s:s + CHUNK]
+    bits = np.zeros(positions.size)
+    if high == low:
+        return bits
+    table = build_table(high - low + 1)
+    coded = np.arange(positions.size) if keep is None else np.flatnonzero(keep[positions])
+    for s in range(0, coded.size, CHUNK):
+        index = coded[s:s + CHUNK]
+        p = positions[index]
         probs = _probabilities(arm, flat_canvas, p, canvas.offsets, low, high, table)
         symbols = flat_canvas[p].astype(np.int64) - low
-        chosen = probs[np.arange(p.size), symbols]
-        total += float(-np.log2(chosen / probs.sum(axis=1)).sum())
-    return total
+        bits[index] = -np.log2(probs[np.arange(p.size), symbols] / probs.sum(axis=1))
+    return bits
 
 
 def encode_latents(arm: IntegerArm, flat_canvas: np.ndarray, canvas: Canvas, low: int,

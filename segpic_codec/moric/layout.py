@@ -144,12 +144,14 @@ def stream_names(payload: bytes, count: int) -> list[str]:
         + [f"latents 1/{2**i}" for i in range(NUM_GRIDS)]
 
 
-def describe_details(frame, streams: list[bytes]) -> dict:
-    """The per-region table of `segpic info` (decodes the contours; no torch)."""
+def describe_details(frame, streams: list[bytes], level: int = 1) -> dict:
+    """The per-region table of `segpic info` (decodes the contours, and at
+    level 2 the latents; no torch)."""
     from .region_info import describe_regions
 
     header = unpack(frame.payload)
-    return {"region_table": describe_regions(header, streams, frame.width, frame.height)}
+    return {"region_table": describe_regions(header, streams, frame.width, frame.height,
+                                             latents=level >= 2)}
 
 
 def describe_frame(frame) -> dict:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .arm import BIAS_FRACTION_BITS, MAX_ABS_PARAMETER, WEIGHT_FRACTION_BITS
+from .arm_integer import BIAS_FRACTION_BITS, MAX_ABS_PARAMETER, WEIGHT_FRACTION_BITS
 from .errors import MoricFormatError
 from .expgolomb import BitReader, BitWriter, best_order, code_length
 

@@ -1,26 +1,34 @@
 """What `segpic info` shows per region of a MoRIC file, without torch: its
-pixels, its contour chains and their bits, and the bits of its LSN in the
-parameter stream.
+pixels, its contour chains and their bits, the bits of its LSN in the
+parameter stream, and its share of the latent bits.
 
 The parameter stream is a sequence of exp-Golomb values grouped by (module,
 kind) (`param_quant`); the counts below follow the networks' shapes
 (`tests/test_moric_regions.py` checks them against the modules). The LSNs'
 values come region after region within each group, so each region's share
-of the stream is exact. Latents are shared by all regions (the GMN is
-global), except in an object-only file where they all serve the object.
+of the stream is exact. The latents are shared (the GMN is global): each
+latent's information content (under the decoder's integer ARM) is split
+among the regions in proportion to their pixels in the block it sits on
+(2**g x 2**g pixels for grid g), which is where its upsampled value weighs
+most. In an object-only file all of them serve the object.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .canvas import CONTEXT_OFFSETS, NUM_GRIDS
+from .arm_integer import IntegerArm
+from .canvas import CONTEXT_OFFSETS, NUM_GRIDS, Canvas
 from .expgolomb import BitReader
+from .latent_stream import decode_latents, latent_bits
 from .layout import KINDS, MODULES, Header
+from .roi import kept_latents
 
 ARM_WIDTH = 16
 LSN_WEIGHTS = (6, 27)  # w_in (3 x 2), w_res (3 x 3 x 3)
 LSN_BIASES = (3, 9)  # b_in, b_res
+# the Arm's parameters of each kind, in stream order (`arm.Arm`)
+ARM_NAMES = {"weight": ("w1", "w2", "w_out", "w_linear"), "bias": ("b1", "b2", "b_out")}
 
 
 def parameter_counts(features: int, regions: int) -> dict[tuple[str, str], list[int]]:
@@ -38,28 +46,61 @@ def parameter_counts(features: int, regions: int) -> dict[tuple[str, str], list[
     }
 
 
-def lsn_bits(header: Header, parameters: bytes) -> list[int]:
-    """Bits of each region's LSN in the parameter stream."""
+def read_parameters(header: Header, parameters: bytes
+                    ) -> tuple[list[int], dict[str, tuple[np.ndarray, int]]]:
+    """(bits of each region's LSN in the parameter stream, the ARM's integer
+    parameters for `IntegerArm`)."""
     reader = BitReader(parameters)
     counts = parameter_counts(header.features, header.regions)
     bits = [0] * header.regions
+    arm: dict[str, tuple[np.ndarray, int]] = {}
     position = 0
     for module in MODULES:
         for kind in KINDS:
-            order = header.coding[(module, kind)][1]
+            exponent, order = header.coding[(module, kind)]
             sizes = counts[(module, kind)]
             per_region = len(sizes) // header.regions if module == "lsn" else 0
             for i, size in enumerate(sizes):
-                reader.read_signed(size, order)
+                values = reader.read_signed(size, order)
+                if module == "arm":
+                    arm[ARM_NAMES[kind][i]] = (values, exponent)
                 if module == "lsn":
                     bits[i // per_region] += reader.position - position
                 position = reader.position
-    return bits
+    return bits, arm
 
 
-def describe_regions(header: Header, streams: list[bytes], width: int, height: int
-                     ) -> list[dict]:
-    """One dict per region: pixels, share, contour chains and bits, LSN bits."""
+def latent_bits_by_region(header: Header, streams: list[bytes], labels: np.ndarray,
+                          arm: dict[str, tuple[np.ndarray, int]]) -> np.ndarray:
+    """(regions,) latent bits attributed to each region (decodes the latents)."""
+    height, width = labels.shape
+    regions = header.regions
+    canvas = Canvas(height, width)
+    keep = kept_latents(labels != 0, canvas) if header.object_only else None
+    integer_arm = IntegerArm(arm)
+    low, high = header.latent_low, header.latent_high
+    flat = decode_latents(integer_arm, streams[header.latent_streams], canvas, low, high, keep)
+    bits = latent_bits(integer_arm, flat, canvas, low, high, keep)
+    coded = np.array([not (header.object_only and r == 0) for r in range(regions)])
+    out = np.zeros(regions)
+    start = 0
+    for g, (rows, cols) in enumerate(canvas.sizes):
+        n = rows * cols
+        block = (np.arange(height)[:, None] >> g) * cols + (np.arange(width)[None, :] >> g)
+        pixels = np.bincount((block * regions + labels).ravel(),
+                             minlength=n * regions).reshape(n, regions).astype(np.float64)
+        pixels[:, ~coded] = 0.0
+        pixels[pixels.sum(axis=1) == 0] = coded  # a block of uncoded pixels only
+        out += (bits[start:start + n, None] * pixels / pixels.sum(axis=1, keepdims=True)).sum(0)
+        start += n
+    return out
+
+
+def describe_regions(header: Header, streams: list[bytes], width: int, height: int,
+                     latents: bool = False) -> list[dict]:
+    """One dict per region: pixels, share, contour chains and bits, LSN bits,
+    and with `latents` its latent bits (decoding the latents takes about a
+    second for a Kodak image)."""
     from .contours import decode_partition
 
     if header.regions == 1:
@@ -72,7 +113,8 @@ def describe_regions(header: Header, streams: list[bytes], width: int, height: i
                       sum(b for label, b in stats if label == r))
                   for r in range(header.regions)}
     pixels = np.bincount(labels.ravel(), minlength=header.regions)
-    lsn = lsn_bits(header, streams[0])
+    lsn, arm = read_parameters(header, streams[0])
+    shares = latent_bits_by_region(header, streams, labels, arm) if latents else None
     out = []
     for r in range(header.regions):
         coded = not (header.object_only and r == 0)
@@ -81,4 +123,6 @@ def describe_regions(header: Header, streams: list[bytes], width: int, height: i
                     "coded": coded, "contour_chains": chains.get(r, (0, 0.0))[0],
                     "contour_bits": round(float(chains.get(r, (0, 0.0))[1]), 1),
                     "lsn_bits": lsn[r]})
+        if shares is not None:
+            out[-1]["latent_bits"] = round(float(shares[r]), 1)
     return out

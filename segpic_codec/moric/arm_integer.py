@@ -1,0 +1,72 @@
+"""The ARM in exact fixed point, for coding (torch-free; `arm` has the float
+ARM that training uses, with the same parameters).
+
+Weights with 16 fractional bits, biases with 32, activations with 16, outputs
+(mean, log-scale) with 8. The products are computed by float64 matrix
+multiplication on integer-valued operands, which is exact (and thus identical
+on every machine, for any summation order or thread count) because every
+operand and partial sum stays below 2**53: |contexts| <= 2**8, |weights| < 8
+(checked), hidden activations clamped to 2**12.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import MoricFormatError
+
+CONTEXT_SIZE = 16
+ARM_WIDTH = 16
+WEIGHT_FRACTION_BITS = 16
+BIAS_FRACTION_BITS = 32
+OUTPUT_FRACTION_BITS = 8
+MAX_ABS_PARAMETER = 8.0  # keeps the integer products exact in float64
+MAX_ABS_LATENT = 256  # ditto for the contexts
+HIDDEN_CLAMP = float(1 << (WEIGHT_FRACTION_BITS + 12))
+
+
+class IntegerArm:
+    """The ARM in exact fixed point, built from the quantised parameters.
+
+    `parameters` maps each Arm parameter name to (integer values, exponent): the
+    real value is integer * 2**-exponent."""
+
+    def __init__(self, parameters: dict[str, tuple[np.ndarray, int]]):
+        def fixed(name: str, fraction_bits: int) -> np.ndarray:
+            values, exponent = parameters[name]
+            values = np.asarray(values, dtype=np.int64)
+            if not 0 <= exponent <= fraction_bits:
+                raise MoricFormatError(f"ARM parameter {name}: step 2^-{exponent} unsupported")
+            if values.size and np.abs(values).max() >= MAX_ABS_PARAMETER * 2**exponent:
+                raise MoricFormatError(f"ARM parameter {name} out of range")
+            return (values << (fraction_bits - exponent)).astype(np.float64)
+
+        one = float(1 << WEIGHT_FRACTION_BITS)
+        eye = np.eye(ARM_WIDTH) * one
+        # row-vector convention: activations (n, 16) @ weights.T
+        self.w1 = (fixed("w1", WEIGHT_FRACTION_BITS).reshape(ARM_WIDTH, -1) + eye).T.copy()
+        self.w2 = (fixed("w2", WEIGHT_FRACTION_BITS).reshape(ARM_WIDTH, -1) + eye).T.copy()
+        self.w_out = fixed("w_out", WEIGHT_FRACTION_BITS).reshape(2, -1).T.copy()
+        self.w_linear = fixed("w_linear", WEIGHT_FRACTION_BITS).reshape(2, -1).T.copy()
+        self.b1 = fixed("b1", BIAS_FRACTION_BITS)
+        self.b2 = fixed("b2", BIAS_FRACTION_BITS)
+        self.b_out = fixed("b_out", BIAS_FRACTION_BITS)
+
+    def __call__(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, 16) integer contexts (any numeric dtype holding integers) ->
+        (mean, raw log-scale) with 8 fractional bits, int64."""
+        shift = float(1 << WEIGHT_FRACTION_BITS)
+        x = np.asarray(contexts, dtype=np.float64) * shift
+        h = np.floor((x @ self.w1 + self.b1) / shift)
+        h = np.clip(h, 0.0, HIDDEN_CLAMP)
+        h = np.floor((h @ self.w2 + self.b2) / shift)
+        h = np.clip(h, 0.0, HIDDEN_CLAMP)
+        out = h @ self.w_out + x @ self.w_linear + self.b_out
+        out = np.floor(out / float(1 << (BIAS_FRACTION_BITS - OUTPUT_FRACTION_BITS)))
+        out = out.astype(np.int64)
+        return out[:, 0], out[:, 1]
+
+
+assert math.log2(HIDDEN_CLAMP) + math.log2(MAX_ABS_PARAMETER) + WEIGHT_FRACTION_BITS + 4 < 53
