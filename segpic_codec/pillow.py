@@ -39,7 +39,7 @@ MIME = "image/x-spic"
 # save options handed to the codec (those of `segpic encode`); Pillow plugins
 # ignore the options they do not know, so do we (e.g. exif from a generic pipeline)
 SAVE_OPTIONS = ("quality", "bpp", "grid", "model", "weights", "device", "exact", "steps",
-                "time_limit", "preset", "regions", "region_count", "roi")
+                "time_limit", "preset", "regions", "region_count", "contours", "roi")
 
 # ImageFile._Tile is a named tuple from Pillow 11 on; older Pillow takes a plain tuple
 _tile = getattr(ImageFile, "_Tile", lambda *fields: fields)
@@ -159,7 +159,7 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     """Encode `im` into `fp`. Options (as `segpic encode`): codec ("segpic", the
     default, or "moric"), quality (the codec's scale, segpic 1 to 6) or bpp, and the
     codec's own (segpic: grid, model, weights, exact; moric: steps, time_limit,
-    preset, regions, region_count, roi; both: device). Modes other than RGB are
+    preset, regions, region_count, contours, roi; both: device). Modes other than RGB are
     converted first, as `segpic encode` does: alpha dropped (RGBA, LA, PA), gray,
     palette and CMYK expanded to RGB, 16-bit gray scaled to 8 bits."""
     from . import codecs

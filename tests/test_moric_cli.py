@@ -149,6 +149,33 @@ def test_region_flags(png, tmp_path):
     r = run("encode", png, tmp_path / "c.spic", "--codec", "moric", "--regions", "none",
             "--region-count", "3")
     assert r.exit_code == 2 and "--region-count applies to --regions auto" in r.output
+    r = run("encode", png, tmp_path / "c.spic", "--codec", "moric", "--regions", "none",
+            "--contours", "lossy")
+    assert r.exit_code == 2 and "--contours applies to files with regions" in r.output
+    r = run("encode", png, tmp_path / "c.spic", "--codec", "moric", "--contours", "exact")
+    assert r.exit_code == 2 and "'exact' is not one of" in r.output
+    assert not (tmp_path / "c.spic").exists()
+
+
+def test_contour_modes(tmp_path):
+    """--contours lossless keeps a disc's outline exactly; lossy codes a C* polygon."""
+    y, x = np.mgrid[:48, :64]
+    disc = ((y - 24) ** 2 + (x - 30) ** 2 < 18 ** 2).astype(np.uint8)
+    Image.fromarray(disc).save(tmp_path / "disc.png")
+    Image.fromarray(random_image(48, 64, seed=2)).save(tmp_path / "in.png")
+    outlines, sizes = {}, {}
+    for mode in ("lossless", "lossy"):
+        spic = tmp_path / f"{mode}.spic"
+        r = run("encode", tmp_path / "in.png", spic, "--codec", "moric", "--steps", "2",
+                "--regions", tmp_path / "disc.png", "--contours", mode)
+        assert r.exit_code == 0, r.output
+        info = json.loads(run("info", spic, "--json").stdout)
+        sizes[mode] = {s["name"]: s["bytes"] for s in info["streams"]}["contours"]
+        assert run("decode", spic, tmp_path / f"{mode}.png", "--region", "1").exit_code == 0
+        outlines[mode] = np.asarray(Image.open(tmp_path / f"{mode}.png"))[..., 3] > 0
+    assert np.array_equal(outlines["lossless"], disc > 0)
+    assert not np.array_equal(outlines["lossy"], disc > 0)
+    assert sizes["lossy"] < sizes["lossless"]
 
 
 @pytest.mark.parametrize("make, message", [

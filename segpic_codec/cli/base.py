@@ -149,6 +149,12 @@ def codec_options(func):
                              "integer label image of the same size.")(func)
     func = click.option("--region-count", type=click.IntRange(1, 16), default=None,
                         help="moric: regions of --regions auto [default: 3].")(func)
+    func = click.option("--contours", type=click.Choice(["auto", "lossless", "lossy"]),
+                        default=None,
+                        help="moric: how region outlines are coded: lossy C* polygons "
+                             "where they save bits (auto; default), exact crack chains "
+                             "(lossless; the default for --roi), or C* wherever a polygon "
+                             "exists (lossy).")(func)
     func = click.option("--roi", type=click.Path(path_type=Path), default=None,
                         metavar="MASK.png",
                         help="moric: code only this object (nonzero pixels of the mask); "
@@ -173,7 +179,7 @@ def strip_option(func):
 CODEC_OPTIONS = {
     "segpic": {"loader": ("weights", "model"), "encode": ("grid",), "optimises": False},
     "moric": {"loader": ("steps", "time_limit", "preset"),
-              "encode": ("regions", "region_count", "roi"), "optimises": True},
+              "encode": ("regions", "region_count", "contours", "roi"), "optimises": True},
 }
 
 

@@ -117,7 +117,7 @@ def batch(src: Path, dst: Path, decode_mode: bool, force: bool, jobs: int | None
           bpp: float | None, codec: str, steps: int | None, time_limit: float | None,
           preset: str | None, grid: int | None, model: str | None, weights: Path | None,
           device: str, regions: str | None, region_count: int | None,
-          roi: Path | None, strip: bool) -> None:
+          contours: str | None, roi: Path | None, strip: bool) -> None:
     """Encode a folder tree of images into the same tree of .spic files (or --decode).
 
     Outputs are written to a temporary file (.NAME.PID.XXXXXXXX.part beside the
@@ -142,7 +142,8 @@ def batch(src: Path, dst: Path, decode_mode: bool, force: bool, jobs: int | None
     options = BatchOptions(decode=decode_mode, codec=codec, device=device, quality=quality,
                            bpp=bpp, weights=weights, model=model, grid=grid, steps=steps,
                            time_limit=time_limit, preset=preset, regions=regions,
-                           region_count=region_count, roi=roi, strip=strip,
+                           region_count=region_count, contours=contours, roi=roi,
+                           strip=strip,
                            test_exit=exit_hook_names())
     coders = Coders()
     runner = make_runner(executor, jobs, address, coders)  # no Ray: one error, up front

@@ -47,6 +47,7 @@ class BatchOptions:
     preset: str | None = None
     regions: str | None = None
     region_count: int | None = None
+    contours: str | None = None
     roi: Path | None = None
     strip: bool = False  # leave the metadata out
     test_exit: tuple[str, ...] = ()
@@ -56,7 +57,7 @@ class BatchOptions:
                                  weights=self.weights, steps=self.steps,
                                  time_limit=self.time_limit, preset=self.preset,
                                  regions=self.regions, region_count=self.region_count,
-                                 roi=self.roi)
+                                 contours=self.contours, roi=self.roi)
 
 
 @dataclass(frozen=True)

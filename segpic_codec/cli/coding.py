@@ -38,7 +38,8 @@ from .base import (
 def encode(src: Path, dst: Path, quality: float | None, bpp: float | None, codec: str,
            steps: int | None, time_limit: float | None, preset: str | None, grid: int | None,
            model: str | None, weights: Path | None, device: str, regions: str | None,
-           region_count: int | None, roi: Path | None, strip: bool) -> None:
+           region_count: int | None, contours: str | None, roi: Path | None,
+           strip: bool) -> None:
     """Encode an image (PNG, JPEG, ...) into a .spic file.
 
     The image is turned upright by its EXIF orientation; its ICC profile, EXIF and
@@ -51,7 +52,7 @@ def encode(src: Path, dst: Path, quality: float | None, bpp: float | None, codec
     check_output(dst)
     setup = EncoderSetup(codec, device, grid=grid, model=model, weights=weights, steps=steps,
                          time_limit=time_limit, preset=preset, regions=regions,
-                         region_count=region_count, roi=roi)
+                         region_count=region_count, contours=contours, roi=roi)
     if setup.optimises:
         from .progress import OptimisationProgress  # rich.progress: not for `segpic info`
 

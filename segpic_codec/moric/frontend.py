@@ -63,6 +63,7 @@ class MoricEncoder:
         regions = options.pop("regions", None) or "auto"
         region_count = options.pop("region_count", None)
         roi = options.pop("roi", None)
+        contours = options.pop("contours", None)
         if options:
             raise CodecError(f"moric takes no option {', '.join(sorted(options))}")
         quality = DEFAULT_QUALITY if quality is None else quality
@@ -77,6 +78,11 @@ class MoricEncoder:
                 raise CodecError("--roi codes one object: it does not take --regions or "
                                  "--region-count")
             kwargs["roi"] = _object_mask(roi, pixels)
+        if contours is not None:
+            if regions == "none" and roi is None:
+                raise CodecError("--contours applies to files with regions (not --regions "
+                                 "none)")
+            kwargs["contour_mode"] = contours
         if self.preset is not None:
             kwargs["preset"] = self.preset
         encoded = codec.encode(pixels, quality=quality, device=self.device,
