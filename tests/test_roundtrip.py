@@ -98,7 +98,7 @@ def test_decode_in_fresh_process_is_bit_exact(tiny_weights, tmp_path):
     assert np.array_equal(np.load(out), result.reconstruction)
 
 
-def test_banded_transforms_equal_whole(tiny_codec):
+def test_banded_transforms_equal_whole(tiny_codec, monkeypatch):
     """The 4K-memory bands (model.BAND_ROWS) compute the unbanded result: in
     float64 (the decoder's precision) up to the last bit of rounding, which the
     matrix kernels chosen for different band sizes may order differently. Encoder
@@ -122,6 +122,14 @@ def test_banded_transforms_equal_whole(tiny_codec):
 
         assert same(model_module._banded(net.g_s1, mid, 16, 16, step_out=4), net.g_s1(mid))
         assert same(model_module._banded(net.g_a1, x, 16, 16, step_in=4), net.g_a1(x))
+        # g_s1's up blocks in bands of 8 rows at 1/4 resolution (the float32 path's
+        # memory bound); a margin of one row would miss the transposed convolutions'
+        # reach, two cover it
+        monkeypatch.setattr(model_module, "TAIL_POSITIONS", 8 * 32)
+        monkeypatch.setattr(model_module, "TAIL_MIN_ROWS", 8)
+        assert same(model_module._BandedTail(net.g_s1)(mid), net.g_s1(mid))
+        monkeypatch.setattr(model_module, "TAIL_MARGIN", 1)
+        assert not same(model_module._BandedTail(net.g_s1)(mid), net.g_s1(mid))
         assert same(net.rat_decoder.forward_banded(mid, protos, part, 16),
                     net.rat_decoder(mid, protos, part))
 
