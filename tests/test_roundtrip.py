@@ -99,7 +99,7 @@ def test_decode_in_fresh_process_is_bit_exact(tiny_weights, tmp_path):
 
 
 def test_banded_transforms_equal_whole(tiny_codec, monkeypatch):
-    """The 4K-memory bands (model.BAND_ROWS) compute the unbanded result: in
+    """The 4K-memory bands (bands.BAND_ROWS) compute the unbanded result: in
     float64 (the decoder's precision) up to the last bit of rounding, which the
     matrix kernels chosen for different band sizes may order differently. Encoder
     and decoder band the same image the same way, so they still agree exactly."""
@@ -107,7 +107,7 @@ def test_banded_transforms_equal_whole(tiny_codec, monkeypatch):
 
     import torch
 
-    from segpic_codec.segpic import model as model_module
+    from segpic_codec.segpic import bands
     from segpic_codec.segpic.regions import grid_partition
 
     net = copy.deepcopy(tiny_codec.model).double()
@@ -120,16 +120,22 @@ def test_banded_transforms_equal_whole(tiny_codec, monkeypatch):
         def same(a, b):
             return torch.allclose(a, b, rtol=0, atol=1e-12)
 
-        assert same(model_module._banded(net.g_s1, mid, 16, 16, step_out=4), net.g_s1(mid))
-        assert same(model_module._banded(net.g_a1, x, 16, 16, step_in=4), net.g_a1(x))
+        assert same(bands.banded(net.g_s1, mid, 16, 16, step_out=4), net.g_s1(mid))
+        assert same(bands.banded(net.g_a1, x, 16, 16, step_in=4), net.g_a1(x))
         # g_s1's up blocks in bands of 8 rows at 1/4 resolution (the float32 path's
         # memory bound); a margin of one row would miss the transposed convolutions'
         # reach, two cover it
-        monkeypatch.setattr(model_module, "TAIL_POSITIONS", 8 * 32)
-        monkeypatch.setattr(model_module, "TAIL_MIN_ROWS", 8)
-        assert same(model_module._BandedTail(net.g_s1)(mid), net.g_s1(mid))
-        monkeypatch.setattr(model_module, "TAIL_MARGIN", 1)
-        assert not same(model_module._BandedTail(net.g_s1)(mid), net.g_s1(mid))
+        monkeypatch.setattr(bands, "TAIL_POSITIONS", 8 * 32)
+        monkeypatch.setattr(bands, "TAIL_MIN_ROWS", 8)
+        assert same(bands.up_blocks_in_bands(net.g_s1, mid), net.g_s1(mid))
+        assert same(bands.down_blocks_in_bands(net.g_a1, x), net.g_a1(x))
+        assert same(bands.rat_in_bands(net.rat_decoder, mid, protos, part, 80, True),
+                    net.rat_decoder(mid, protos, part))
+        monkeypatch.setattr(bands, "TAIL_MARGIN", 1)
+        assert not same(bands.up_blocks_in_bands(net.g_s1, mid), net.g_s1(mid))
+        assert not same(bands.down_blocks_in_bands(net.g_a1, x), net.g_a1(x))
+        assert not same(bands.rat_in_bands(net.rat_decoder, mid, protos, part, 80, True),
+                        net.rat_decoder(mid, protos, part))
         assert same(net.rat_decoder.forward_banded(mid, protos, part, 16),
                     net.rat_decoder(mid, protos, part))
 
@@ -150,7 +156,7 @@ def test_banded_shifted_windows_equal_whole():
     window boundaries and the rolled-in pieces at a band's edges stay in its margin."""
     import torch
 
-    from segpic_codec.segpic import model as model_module
+    from segpic_codec.segpic import bands
     from segpic_codec.segpic.model import SegPIC
 
     torch.manual_seed(5)
@@ -160,10 +166,10 @@ def test_banded_shifted_windows_equal_whole():
             p.add_(0.05 * torch.randn_like(p))
         x = torch.rand(1, 3, 320, 128, dtype=torch.float64)
         mid = torch.randn(1, net.config.N, 80, 32, dtype=torch.float64)
-        for rows, margin in ((16, 16), (model_module.BAND_ROWS, model_module.BAND_MARGIN)):
-            a = model_module._banded(net.g_s1, mid, rows, margin, step_out=4)
+        for rows, margin in ((16, 16), (bands.BAND_ROWS, bands.BAND_MARGIN)):
+            a = bands.banded(net.g_s1, mid, rows, margin, step_out=4)
             assert torch.allclose(a, net.g_s1(mid), rtol=0, atol=1e-12)
-            b = model_module._banded(net.g_a1, x, rows, margin, step_in=4)
+            b = bands.banded(net.g_a1, x, rows, margin, step_in=4)
             assert torch.allclose(b, net.g_a1(x), rtol=0, atol=1e-12)
 
 

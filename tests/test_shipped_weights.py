@@ -105,3 +105,22 @@ def test_version_1_files_decode_to_the_same_pixels(path, tmp_path):
     # the default float32 synthesis: within one level
     fast = codecs.decode(data, device="cpu").astype(np.int16)
     assert np.abs(fast - expected).max() <= 1
+
+
+def test_loaded_codec_frees_what_coding_does_not_read():
+    """Codec.load keeps one copy of the entropy-parameter synthesis (float64) and
+    refuses to run the network's training forward with the float32 one freed."""
+    import torch
+
+    from segpic_codec.segpic.model import CODING_COPIES
+
+    codec = Codec.load(device="cpu")
+    net = codec.model
+    for name in CODING_COPIES:
+        assert all(p.numel() == 0 for p in net.get_submodule(name).parameters())
+    assert net.hyperprior.h_a[0].weight.numel() > 0  # the encoder's analysis stays
+    with pytest.raises(RuntimeError, match="coding only"):
+        net(torch.zeros(1, 3, 64, 64), 0.0)
+    net.invalidate_coding_state()
+    with pytest.raises(RuntimeError, match="coding only"):
+        net._coding()

@@ -83,7 +83,10 @@ class Codec:
         if model is not None and manifest["model"] != model:
             raise WeightsError(f"weights at {path} are for model {manifest['model']!r}, "
                                f"not {model!r}")
-        return cls(net, manifest["weights_id"], dev, exact=exact)
+        codec = cls(net, manifest["weights_id"], dev, exact=exact)
+        if isinstance(net, SegPIC):  # (a LevelSet does it as it loads each level)
+            net.coding_only()  # frees the float32 weights that coding does not read
+        return codec
 
     @classmethod
     def from_model(cls, model: SegPIC, weights_id: str = "00000000",

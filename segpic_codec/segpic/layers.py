@@ -140,6 +140,9 @@ class ResidualUnit(nn.Module):
         return F.gelu(x + self.net(x))
 
 
+ATTENTION_CHUNK_WINDOWS = 96  # windows per attention call in float32 inference
+
+
 class WindowSelfAttention(nn.Module):
     """Multi-head self-attention inside windows, with a learned relative position
     bias. With `shift` (Swin's shifted windows, what the authors' SegPIC uses with
@@ -187,6 +190,20 @@ class WindowSelfAttention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
         return self.proj(out.transpose(1, 2).reshape(t.shape[0], n, c)).view(*lead, n, c)
 
+    def _attend_in_chunks(self, t: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """`_attend` over (B, rows, cols, ws*ws, C) windows. Float32 inference goes
+        a few rows of windows at a time: the attention weights of all windows at
+        once (heads x (ws*ws)^2 per window) were the largest tensor of a Kodak
+        decode. Windows are independent, so this is the same computation; the
+        float64 (exact) path keeps its single call."""
+        rows = max(1, ATTENTION_CHUNK_WINDOWS // max(1, t.shape[0] * t.shape[2]))
+        if not inference() or t.dtype != torch.float32 or t.shape[1] <= rows:
+            return self._attend(t, bias)
+        out = torch.empty_like(t)
+        for r0 in range(0, t.shape[1], rows):
+            out[:, r0:r0 + rows] = self._attend(t[:, r0:r0 + rows], bias)
+        return out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         ws, s = self.window, self.shift
@@ -197,7 +214,7 @@ class WindowSelfAttention(nn.Module):
         t = t.view(b, c, h // ws, ws, w // ws, ws).permute(0, 2, 4, 3, 5, 1)
         t = t.reshape(b, h // ws, w // ws, ws * ws, c)
         bias = self.rel_bias[:, self.rel_index]  # (heads, ws*ws, ws*ws)
-        out = self._attend(t, bias)
+        out = self._attend_in_chunks(t, bias)
         if s:
             # windows on the last row / column hold pieces that the roll wrapped
             # around: redo them with the mask (the others need none)

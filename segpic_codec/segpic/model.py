@@ -34,6 +34,14 @@ from torch import nn
 
 from ..entropy.entropy_models import DiscreteFactorized, ScaleTable, float64_copy
 from ..entropy.range_coding import GAUSSIAN_RANGE, decode_gaussian, encode_gaussian
+from .bands import (
+    BAND_MARGIN,
+    band_rows,
+    banded,
+    down_blocks_in_bands,
+    rat_in_bands,
+    up_blocks_in_bands,
+)
 from .charm import ChannelARCodec
 from .config import ModelConfig
 from .densities import MedianFactorizedDensity
@@ -54,73 +62,10 @@ def _only_present(log_likelihoods: torch.Tensor, partition: Partition) -> torch.
                        torch.zeros_like(log_likelihoods))
 
 
-# The full-resolution stages (pixels <-> 1/4 resolution) and the RATs at 1/4
-# resolution run in horizontal bands of rows at 1/4 resolution, so a 4K image never
-# has full-resolution activations (or per-pixel RAT kernels) in memory all at once.
-# Bands and margins are multiples of the attention window (8), so windows fall where
-# they fall without banding; the margin covers the stages' receptive fields
-# (residual units, 5x5 and transposed convolutions). The result equals the unbanded
-# computation up to float rounding (tests/test_roundtrip.py); banding depends only
-# on the image size (and `exact`), so encoder and decoder agree exactly.
-# The exact (float64) synthesis keeps the bands of BAND_ROWS rows that every earlier
-# version used, so that it reproduces their pixels bit for bit; everything else uses
-# bands of at least BAND_ROWS rows and at most BAND_POSITIONS positions at 1/4
-# resolution: a Kodak image (192 x 128 at 1/4) is one band, with no margins computed
-# twice.
-BAND_ROWS = 64
-BAND_MARGIN = 16
-BAND_POSITIONS = 192 * 128
-
-
-def band_rows(width: int, exact: bool = False) -> int:
-    """Rows (at 1/4 resolution) per band of a map `width` positions wide at 1/4
-    resolution."""
-    if exact:
-        return BAND_ROWS
-    return max(BAND_ROWS, BAND_POSITIONS // max(1, width) // 8 * 8)
-
-
-def _banded(stage: nn.Module, x: torch.Tensor, rows: int, margin: int, step_in: int = 1,
-            step_out: int = 1) -> torch.Tensor:
-    """stage(x) computed in horizontal bands. Bands are counted in units of the
-    1/4-resolution grid: a unit is `step_in` rows of x and `step_out` rows of the
-    output. Exact when the margin covers the stage's receptive field."""
-    h = x.shape[2] // step_in
-    if h <= rows:
-        return stage(x)
-    pieces = []
-    for r0 in range(0, h, rows):
-        r1 = min(h, r0 + rows)
-        a0, a1 = max(0, r0 - margin), min(h, r1 + margin)
-        out = stage(x[:, :, a0 * step_in : a1 * step_in])
-        pieces.append(out[:, :, (r0 - a0) * step_out : (r1 - a0) * step_out])
-    return torch.cat(pieces, dim=2)
-
-
-# The last two up blocks of g_s1 (1/4 -> 1/2 -> full resolution) hold the largest
-# activations: a SAL at 1/2 resolution makes 2N channels there, a GDN squares N
-# channels at full resolution. Outside the exact path, on a map that is one band
-# (above), they run in bands of about TAIL_POSITIONS positions at 1/4 resolution
-# (4 bands for a Kodak image), which cuts the decoder's peak memory by about 110 MB
-# (803 -> 690 MB for kodim23, whole process); the 5x5 transposed convolutions
-# reach one row beyond each band at either stage, so a margin of 2 rows at 1/4
-# resolution makes the bands exact up to float rounding.
-TAIL_POSITIONS = 192 * 32
-TAIL_MIN_ROWS = 16
-TAIL_MARGIN = 2
-
-
-class _BandedTail(nn.Module):
-    """g_s1 with its up blocks run in bands (see TAIL_POSITIONS)."""
-
-    def __init__(self, g_s1: nn.Sequential):
-        super().__init__()
-        self.head, self.tail = g_s1[:1], g_s1[1:]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = max(TAIL_MIN_ROWS, TAIL_POSITIONS // max(1, x.shape[3]))
-        return _banded(self.tail, self.head(x), rows, TAIL_MARGIN, step_out=4)
-
+# float32 modules that coding reads only through their float64 copies (the
+# entropy-parameter synthesis; the hyperprior's analysis stays, the encoder runs it)
+CODING_COPIES = ("charm", "hyperprior.h_s_means", "hyperprior.h_s_scales",
+                 "hyperprior.rat_means", "hyperprior.rat_scales")
 
 # the modules of the synthesis transform (y^ -> pixels), keys of CodingState.synthesis
 SYNTHESIS_MODULES = ("transform_prototypes", "y_gain", "g_s0", "rat_decoder", "g_s1")
@@ -174,12 +119,16 @@ class SegPIC(nn.Module):
                                           c.hyper_upsample, c.median_offsets, c.gain_units)
         self.charm = ChannelARCodec(c.M, c.num_slices, c.max_support_slices, c.charm_hidden)
         self._coding_state: CodingState | None = None
+        self._coding_only = False
 
     # ------------------------------------------------------------------ training
     def forward(self, x: torch.Tensor, q: float, masks: torch.Tensor | None = None,
                 grid: int = 4) -> dict:
         """x in [0, 1], (B, 3, H, W) with H, W multiples of 64; q a gain index in
         [0, num_qualities - 1]; masks (B, H, W) integer label maps or None (grid)."""
+        if self._coding_only:
+            raise RuntimeError("this network was loaded for coding only (Codec.load); "
+                               "load its weights with weights.load_weights to run it")
         b, _, H, W = x.shape
         y1 = self.g_a1(x)
         part_mid = self._partition(masks, b, H // 4, W // 4, grid, x.device)
@@ -225,10 +174,24 @@ class SegPIC(nn.Module):
         return mask_partition(masks, h, w)
 
     # -------------------------------------------------------------- bitstream
+    def coding_only(self) -> None:
+        """Build the coding state now and free the float32 weights that coding never
+        reads once they have float64 copies (CODING_COPIES: 27 MB of `small`'s 57):
+        for a network loaded only to code (`Codec.load`). It can then neither train,
+        nor run `forward`, nor move to another device."""
+        self._coding()
+        for name in CODING_COPIES:
+            for p in self.get_submodule(name).parameters():
+                p.data = p.data.new_empty(0)
+        self._coding_only = True
+
     def _coding(self) -> CodingState:
         """Derived state for the bitstream path, built on first use per device."""
         dev = self.device
         if self._coding_state is None or self._coding_state.device != dev:
+            if self._coding_only:
+                raise RuntimeError("a network loaded for coding only cannot rebuild its "
+                                   "coding state (new weights or another device)")
             entropy = nn.ModuleDict({
                 "entropy_prototypes": self.entropy_prototypes,
                 "hyperprior": self.hyperprior,
@@ -286,11 +249,13 @@ class SegPIC(nn.Module):
         # analysis side (encoder only, any precision): symbols of p', y, p, z; the
         # transforms run channels-last (faster convolutions on the CPU)
         x = x.contiguous(memory_format=torch.channels_last)
-        y1 = _banded(self.g_a1, x, rows, BAND_MARGIN, step_in=4)
+        one_band = H // 4 <= rows  # then smaller bands bound the memory
+        y1 = down_blocks_in_bands(self.g_a1, x) if one_band else banded(
+            self.g_a1, x, rows, BAND_MARGIN, step_in=4)
         p1_sym = st.p_transform.clamp(self.transform_prototypes.analyze(
             masked_average_pool(y1, part_mid), q))
         p1_hat = self.transform_prototypes.synthesize(p1_sym, q)
-        y = self.g_a2(self.rat_encoder.forward_banded(y1, p1_hat, part_mid, rows))
+        y = self.g_a2(rat_in_bands(self.rat_encoder, y1, p1_hat, part_mid, rows, one_band))
         # back to contiguous NCHW: the float64 entropy-parameter path below must see
         # the layout the decoder's has (another layout sums in another order)
         y = y.contiguous()
@@ -374,7 +339,8 @@ class SegPIC(nn.Module):
             y_hat = y_hat.contiguous(memory_format=torch.channels_last)
         mid = net.g_s0(y_hat)
         rows = band_rows(mid.shape[3], exact)
-        mid = net.rat_decoder.forward_banded(mid, p1_hat, part_mid, rows)
-        if exact or mid.shape[2] > rows:  # larger maps: the bands above bound the memory
-            return _banded(net.g_s1, mid, rows, BAND_MARGIN, step_out=4)
-        return _BandedTail(net.g_s1)(mid)
+        small_bands = not exact and mid.shape[2] <= rows  # else the bands above bound it
+        mid = rat_in_bands(net.rat_decoder, mid, p1_hat, part_mid, rows, small_bands)
+        if not small_bands:
+            return banded(net.g_s1, mid, rows, BAND_MARGIN, step_out=4)
+        return up_blocks_in_bands(net.g_s1, mid)

@@ -1,0 +1,94 @@
+"""Horizontal bands: the large stages of the transforms, computed a band of rows
+at a time so that their activations never exist for the whole image at once.
+Torch modules in, the same result out (up to float rounding; exact when the
+margins cover the stages' reach, which tests/test_roundtrip.py checks)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .regions import Partition
+
+# The full-resolution stages (pixels <-> 1/4 resolution) and the RATs at 1/4
+# resolution run in horizontal bands of rows at 1/4 resolution, so a 4K image never
+# has full-resolution activations (or per-pixel RAT kernels) in memory all at once.
+# Bands and margins are multiples of the attention window (8), so windows fall where
+# they fall without banding; the margin covers the stages' receptive fields
+# (residual units, 5x5 and transposed convolutions). The result equals the unbanded
+# computation up to float rounding (tests/test_roundtrip.py); banding depends only
+# on the image size (and `exact`), so encoder and decoder agree exactly.
+# The exact (float64) synthesis keeps the bands of BAND_ROWS rows that every earlier
+# version used, so that it reproduces their pixels bit for bit; everything else uses
+# bands of at least BAND_ROWS rows and at most BAND_POSITIONS positions at 1/4
+# resolution: a Kodak image (192 x 128 at 1/4) is one band, with no margins computed
+# twice.
+BAND_ROWS = 64
+BAND_MARGIN = 16
+BAND_POSITIONS = 192 * 128
+
+
+def band_rows(width: int, exact: bool = False) -> int:
+    """Rows (at 1/4 resolution) per band of a map `width` positions wide at 1/4
+    resolution."""
+    if exact:
+        return BAND_ROWS
+    return max(BAND_ROWS, BAND_POSITIONS // max(1, width) // 8 * 8)
+
+
+def banded(stage: nn.Module, x: torch.Tensor, rows: int, margin: int, step_in: int = 1,
+            step_out: int = 1) -> torch.Tensor:
+    """stage(x) computed in horizontal bands. Bands are counted in units of the
+    1/4-resolution grid: a unit is `step_in` rows of x and `step_out` rows of the
+    output. Exact when the margin covers the stage's receptive field."""
+    h = x.shape[2] // step_in
+    if h <= rows:
+        return stage(x)
+    pieces = []
+    for r0 in range(0, h, rows):
+        r1 = min(h, r0 + rows)
+        a0, a1 = max(0, r0 - margin), min(h, r1 + margin)
+        out = stage(x[:, :, a0 * step_in : a1 * step_in])
+        pieces.append(out[:, :, (r0 - a0) * step_out : (r1 - a0) * step_out])
+    return torch.cat(pieces, dim=2)
+
+
+# The last two up blocks of g_s1 (1/4 -> 1/2 -> full resolution) hold the largest
+# activations: a SAL at 1/2 resolution makes 2N channels there, a GDN squares N
+# channels at full resolution. Outside the exact path, on a map that is one band
+# (above), they run in bands of about TAIL_POSITIONS positions at 1/4 resolution
+# (4 bands for a Kodak image), which cuts the decoder's peak memory by about 110 MB
+# (803 -> 690 MB for kodim23, whole process); the 5x5 transposed convolutions
+# reach one row beyond each band at either stage, so a margin of 2 rows at 1/4
+# resolution makes the bands exact up to float rounding.
+# The same bands serve the other large stages of such maps: the RATs' per-pixel
+# kernels (k*k times their input; the CTL, DKG and DPSConv reach 2 rows) and, in
+# the encoder, g_a1's two down blocks (full -> 1/4 resolution, reaching 6 pixel
+# rows, so 2 rows at 1/4 resolution).
+TAIL_POSITIONS = 192 * 32
+TAIL_MIN_ROWS = 16
+TAIL_MARGIN = 2
+
+
+def tail_rows(width: int) -> int:
+    """Rows (at 1/4 resolution) of the small bands of a map `width` positions wide."""
+    return max(TAIL_MIN_ROWS, TAIL_POSITIONS // max(1, width))
+
+
+def up_blocks_in_bands(g_s1: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """g_s1(x) with its up blocks run in small bands (see TAIL_POSITIONS)."""
+    return banded(g_s1[1:], g_s1[:1](x), tail_rows(x.shape[3]), TAIL_MARGIN, step_out=4)
+
+
+def down_blocks_in_bands(g_a1: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """g_a1(x) with its down blocks run in small bands (see TAIL_POSITIONS)."""
+    head = banded(g_a1[:2], x, tail_rows(x.shape[3] // 4), TAIL_MARGIN, step_in=4)
+    return g_a1[2:](head)
+
+
+def rat_in_bands(rat: nn.Module, x: torch.Tensor, prototypes: torch.Tensor, partition: Partition,
+         rows: int, small_bands: bool) -> torch.Tensor:
+    """The RAT in the bands of `rows` rows, or in small ones (see TAIL_POSITIONS)."""
+    if small_bands:
+        return rat.forward_banded(x, prototypes, partition, tail_rows(x.shape[3]), TAIL_MARGIN)
+    return rat.forward_banded(x, prototypes, partition, rows)
