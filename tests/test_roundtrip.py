@@ -99,7 +99,7 @@ def test_decode_in_fresh_process_is_bit_exact(tiny_weights, tmp_path):
 
 
 def test_banded_transforms_equal_whole(tiny_codec, monkeypatch):
-    """The 4K-memory bands (bands.BAND_ROWS) compute the unbanded result: in
+    """The 4K-memory bands (`bands`) compute the unbanded result: in
     float64 (the decoder's precision) up to the last bit of rounding, which the
     matrix kernels chosen for different band sizes may order differently. Encoder
     and decoder band the same image the same way, so they still agree exactly."""
@@ -122,20 +122,25 @@ def test_banded_transforms_equal_whole(tiny_codec, monkeypatch):
 
         assert same(bands.banded(net.g_s1, mid, 16, 16, step_out=4), net.g_s1(mid))
         assert same(bands.banded(net.g_a1, x, 16, 16, step_in=4), net.g_a1(x))
-        # g_s1's up blocks in bands of 8 rows at 1/4 resolution (the float32 path's
-        # memory bound); a margin of one row would miss the transposed convolutions'
-        # reach, two cover it
+        # the float32 path's bands: 16 rows for the attention, 8 for the rest (as
+        # if a 4K image); each margin is what its stages reach, and one row less
+        # is not enough
         monkeypatch.setattr(bands, "TAIL_POSITIONS", 8 * 32)
         monkeypatch.setattr(bands, "TAIL_MIN_ROWS", 8)
-        assert same(bands.up_blocks_in_bands(net.g_s1, mid), net.g_s1(mid))
-        assert same(bands.down_blocks_in_bands(net.g_a1, x), net.g_a1(x))
-        assert same(bands.rat_in_bands(net.rat_decoder, mid, protos, part, 80, True),
-                    net.rat_decoder(mid, protos, part))
+        whole = (net.g_s1(mid), net.g_a1(x), net.rat_decoder(mid, protos, part))
+
+        def in_bands():
+            return (bands.synthesis_g_s1(net.g_s1, mid, 16, exact=False),
+                    bands.analysis_g_a1(net.g_a1, x, 16),
+                    bands.rat_in_bands(net.rat_decoder, mid, protos, part, 16, exact=False))
+
+        assert [same(a, b) for a, b in zip(in_bands(), whole, strict=True)] == [True] * 3
         monkeypatch.setattr(bands, "TAIL_MARGIN", 1)
-        assert not same(bands.up_blocks_in_bands(net.g_s1, mid), net.g_s1(mid))
-        assert not same(bands.down_blocks_in_bands(net.g_a1, x), net.g_a1(x))
-        assert not same(bands.rat_in_bands(net.rat_decoder, mid, protos, part, 80, True),
-                        net.rat_decoder(mid, protos, part))
+        assert [same(a, b) for a, b in zip(in_bands(), whole, strict=True)] == [False] * 3
+        monkeypatch.setattr(bands, "TAIL_MARGIN", 2)
+        # window attention bands keep whole windows: no margin is the next choice
+        monkeypatch.setattr(bands, "WAM_MARGIN", 0)
+        assert [same(a, b) for a, b in zip(in_bands(), whole, strict=True)][:2] == [False] * 2
         assert same(net.rat_decoder.forward_banded(mid, protos, part, 16),
                     net.rat_decoder(mid, protos, part))
 
@@ -171,6 +176,11 @@ def test_banded_shifted_windows_equal_whole():
             assert torch.allclose(a, net.g_s1(mid), rtol=0, atol=1e-12)
             b = bands.banded(net.g_a1, x, rows, margin, step_in=4)
             assert torch.allclose(b, net.g_a1(x), rtol=0, atol=1e-12)
+        # the float32 path's bands: the attention with a margin of one window
+        a = bands.synthesis_g_s1(net.g_s1, mid, 16, exact=False)
+        assert torch.allclose(a, net.g_s1(mid), rtol=0, atol=1e-12)
+        b = bands.analysis_g_a1(net.g_a1, x, 16)
+        assert torch.allclose(b, net.g_a1(x), rtol=0, atol=1e-12)
 
 
 def test_fixed_rate_levels_roundtrip(tmp_path):

@@ -53,21 +53,24 @@ def banded(stage: nn.Module, x: torch.Tensor, rows: int, margin: int, step_in: i
     return torch.cat(pieces, dim=2)
 
 
-# The last two up blocks of g_s1 (1/4 -> 1/2 -> full resolution) hold the largest
-# activations: a SAL at 1/2 resolution makes 2N channels there, a GDN squares N
-# channels at full resolution. Outside the exact path, on a map that is one band
-# (above), they run in bands of about TAIL_POSITIONS positions at 1/4 resolution
-# (4 bands for a Kodak image), which cuts the decoder's peak memory by about 110 MB
-# (803 -> 690 MB for kodim23, whole process); the 5x5 transposed convolutions
-# reach one row beyond each band at either stage, so a margin of 2 rows at 1/4
-# resolution makes the bands exact up to float rounding.
-# The same bands serve the other large stages of such maps: the RATs' per-pixel
-# kernels (k*k times their input; the CTL, DKG and DPSConv reach 2 rows) and, in
-# the encoder, g_a1's two down blocks (full -> 1/4 resolution, reaching 6 pixel
-# rows, so 2 rows at 1/4 resolution).
+# Within those bands, three stages hold the largest activations: the last two
+# up blocks of g_s1 (a SAL at 1/2 resolution makes 2N channels, a GDN squares N
+# channels at full resolution), the encoder's two down blocks, and the RATs'
+# per-pixel kernels (k*k times their input). Outside the exact path they run in
+# small bands of about TAIL_POSITIONS positions at 1/4 resolution (4 bands for a
+# Kodak image) with small margins: the 5x5 (transposed) convolutions reach one row
+# beyond a band at each of the two stages, 6 pixel rows for the down blocks, and
+# the RAT's CTL, DKG and DPSConv 2 rows, so 2 rows at 1/4 resolution make those
+# bands exact up to float rounding. The window-attention modules at 1/4
+# resolution then run alone in the large bands with a margin of one window
+# (WAM_MARGIN; bands keep whole windows, so margins are multiples of 8): their
+# residual units reach 3 rows each side, a shifted window's wrapped-around rows 4. Together: about 175 MB less at the peak of a Kodak
+# decode, and margins that no longer add half the work to a 4K image's
+# full-resolution stages (BAND_MARGIN is 16 rows on 64).
 TAIL_POSITIONS = 192 * 32
 TAIL_MIN_ROWS = 16
 TAIL_MARGIN = 2
+WAM_MARGIN = 8
 
 
 def tail_rows(width: int) -> int:
@@ -75,20 +78,27 @@ def tail_rows(width: int) -> int:
     return max(TAIL_MIN_ROWS, TAIL_POSITIONS // max(1, width))
 
 
-def up_blocks_in_bands(g_s1: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """g_s1(x) with its up blocks run in small bands (see TAIL_POSITIONS)."""
-    return banded(g_s1[1:], g_s1[:1](x), tail_rows(x.shape[3]), TAIL_MARGIN, step_out=4)
+def synthesis_g_s1(g_s1: nn.Sequential, x: torch.Tensor, rows: int, exact: bool
+                   ) -> torch.Tensor:
+    """g_s1(x) (1/4 resolution -> pixels): the window attention in bands of `rows`,
+    the up blocks in small bands; with `exact`, the bands every earlier version used
+    (the float64 path's pixels are bit for bit theirs)."""
+    if exact:
+        return banded(g_s1, x, rows, BAND_MARGIN, step_out=4)
+    attended = banded(g_s1[:1], x, rows, WAM_MARGIN)
+    return banded(g_s1[1:], attended, tail_rows(x.shape[3]), TAIL_MARGIN, step_out=4)
 
 
-def down_blocks_in_bands(g_a1: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """g_a1(x) with its down blocks run in small bands (see TAIL_POSITIONS)."""
+def analysis_g_a1(g_a1: nn.Sequential, x: torch.Tensor, rows: int) -> torch.Tensor:
+    """g_a1(x) (pixels -> 1/4 resolution): the down blocks in small bands, the
+    window attention in bands of `rows`."""
     head = banded(g_a1[:2], x, tail_rows(x.shape[3] // 4), TAIL_MARGIN, step_in=4)
-    return g_a1[2:](head)
+    return banded(g_a1[2:], head, rows, WAM_MARGIN)
 
 
-def rat_in_bands(rat: nn.Module, x: torch.Tensor, prototypes: torch.Tensor, partition: Partition,
-         rows: int, small_bands: bool) -> torch.Tensor:
-    """The RAT in the bands of `rows` rows, or in small ones (see TAIL_POSITIONS)."""
-    if small_bands:
-        return rat.forward_banded(x, prototypes, partition, tail_rows(x.shape[3]), TAIL_MARGIN)
-    return rat.forward_banded(x, prototypes, partition, rows)
+def rat_in_bands(rat: nn.Module, x: torch.Tensor, prototypes: torch.Tensor,
+                 partition: Partition, rows: int, exact: bool) -> torch.Tensor:
+    """A RAT at 1/4 resolution in small bands (with `exact`, the earlier bands)."""
+    if exact:
+        return rat.forward_banded(x, prototypes, partition, rows)
+    return rat.forward_banded(x, prototypes, partition, tail_rows(x.shape[3]), TAIL_MARGIN)

@@ -34,14 +34,7 @@ from torch import nn
 
 from ..entropy.entropy_models import DiscreteFactorized, ScaleTable, float64_copy
 from ..entropy.range_coding import GAUSSIAN_RANGE, decode_gaussian, encode_gaussian
-from .bands import (
-    BAND_MARGIN,
-    band_rows,
-    banded,
-    down_blocks_in_bands,
-    rat_in_bands,
-    up_blocks_in_bands,
-)
+from .bands import analysis_g_a1, band_rows, rat_in_bands, synthesis_g_s1
 from .charm import ChannelARCodec
 from .config import ModelConfig
 from .densities import MedianFactorizedDensity
@@ -249,13 +242,11 @@ class SegPIC(nn.Module):
         # analysis side (encoder only, any precision): symbols of p', y, p, z; the
         # transforms run channels-last (faster convolutions on the CPU)
         x = x.contiguous(memory_format=torch.channels_last)
-        one_band = H // 4 <= rows  # then smaller bands bound the memory
-        y1 = down_blocks_in_bands(self.g_a1, x) if one_band else banded(
-            self.g_a1, x, rows, BAND_MARGIN, step_in=4)
+        y1 = analysis_g_a1(self.g_a1, x, rows)
         p1_sym = st.p_transform.clamp(self.transform_prototypes.analyze(
             masked_average_pool(y1, part_mid), q))
         p1_hat = self.transform_prototypes.synthesize(p1_sym, q)
-        y = self.g_a2(rat_in_bands(self.rat_encoder, y1, p1_hat, part_mid, rows, one_band))
+        y = self.g_a2(rat_in_bands(self.rat_encoder, y1, p1_hat, part_mid, rows, False))
         # back to contiguous NCHW: the float64 entropy-parameter path below must see
         # the layout the decoder's has (another layout sums in another order)
         y = y.contiguous()
@@ -339,8 +330,5 @@ class SegPIC(nn.Module):
             y_hat = y_hat.contiguous(memory_format=torch.channels_last)
         mid = net.g_s0(y_hat)
         rows = band_rows(mid.shape[3], exact)
-        small_bands = not exact and mid.shape[2] <= rows  # else the bands above bound it
-        mid = rat_in_bands(net.rat_decoder, mid, p1_hat, part_mid, rows, small_bands)
-        if not small_bands:
-            return banded(net.g_s1, mid, rows, BAND_MARGIN, step_out=4)
-        return up_blocks_in_bands(net.g_s1, mid)
+        mid = rat_in_bands(net.rat_decoder, mid, p1_hat, part_mid, rows, exact)
+        return synthesis_g_s1(net.g_s1, mid, rows, exact)
