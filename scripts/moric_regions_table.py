@@ -7,7 +7,9 @@ published per-image curve, and the share of the contour stream in each file.
         bench/results/moric-regions-cpu/n1-1k.jsonl \
         --anchor ../shared/anchors/kodak/per_image/coolchic-v50.tsv
 
-Only images measured at every quality in both files are compared.
+Any two variants compare the same way: `--labels "N=3 3k,N=3 1k"` names them
+(e.g. the same partition at two step budgets). Only images measured at every
+quality in both files are compared.
 """
 
 from __future__ import annotations
@@ -52,15 +54,18 @@ def main() -> None:
     parser.add_argument("regions", type=Path, help="JSON lines of the N = 3 runs")
     parser.add_argument("single", type=Path, help="JSON lines of the N = 1 runs")
     parser.add_argument("--anchor", type=Path, default=None)
+    parser.add_argument("--labels", default="N=3,N=1",
+                        help="names of the two variants, comma separated")
     parser.add_argument("--pixels", type=int, default=768 * 512,
                         help="pixels per image (every Kodak image has 393,216)")
     args = parser.parse_args()
+    first, second = args.labels.split(",")
     many, one = load(args.regions), load(args.single)
     anchors = anchor_curves(args.anchor)
     images = sorted(i for i in many if i in one
                     and [r["quality"] for r in many[i]] == [r["quality"] for r in one[i]])
-    print("| image | steps | N=3 vs N=1 | N=3 vs Cool-Chic 5.0 | N=1 vs Cool-Chic 5.0 | "
-          "contour share of the file, by quality |")
+    print(f"| image | steps | {first} vs {second} | {first} vs Cool-Chic 5.0 | "
+          f"{second} vs Cool-Chic 5.0 | contour share of the file ({first}), by quality |")
     print("|---|--:|--:|--:|--:|---|")
     collected: dict[str, list[float]] = {"n3_vs_n1": [], "n3_vs_cc": [], "n1_vs_cc": []}
     for image in images:
@@ -74,11 +79,12 @@ def main() -> None:
         shares = ", ".join(f"q{r['quality']:g}: "
                            f"{100 * 8 * r['contour_bytes'] / (r['bpp'] * args.pixels):.2f}%"
                            for r in a)
-        print(f"| {image} | {a[0]['steps']} | {_pct(vs_one)} | {_pct(vs_cc3)} | "
+        steps = "/".join(sorted({str(r["steps"]) for r in a + b}, key=int))
+        print(f"| {image} | {steps} | {_pct(vs_one)} | {_pct(vs_cc3)} | "
               f"{_pct(vs_cc1)} | {shares} |")
-        print("|   points N=3 |  | " + "; ".join(f"{r['bpp']:.3f} bpp {r['psnr']:.2f} dB"
+        print(f"|   points {first} |  | " + "; ".join(f"{r['bpp']:.3f} bpp {r['psnr']:.2f} dB"
                                                for r in a) + " | | | |")
-        print("|   points N=1 |  | " + "; ".join(f"{r['bpp']:.3f} bpp {r['psnr']:.2f} dB"
+        print(f"|   points {second} |  | " + "; ".join(f"{r['bpp']:.3f} bpp {r['psnr']:.2f} dB"
                                                for r in b) + " | | | |")
     if len(images) > 1:
         means = {k: (float(np.mean(v)) if v else None) for k, v in collected.items()}

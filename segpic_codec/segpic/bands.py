@@ -44,13 +44,26 @@ def banded(stage: nn.Module, x: torch.Tensor, rows: int, margin: int, step_in: i
     h = x.shape[2] // step_in
     if h <= rows:
         return stage(x)
-    pieces = []
+    result = None  # filled band by band: no list of pieces to concatenate (twice the map)
     for r0 in range(0, h, rows):
         r1 = min(h, r0 + rows)
         a0, a1 = max(0, r0 - margin), min(h, r1 + margin)
         out = stage(x[:, :, a0 * step_in : a1 * step_in])
-        pieces.append(out[:, :, (r0 - a0) * step_out : (r1 - a0) * step_out])
-    return torch.cat(pieces, dim=2)
+        piece = out[:, :, (r0 - a0) * step_out : (r1 - a0) * step_out]
+        if result is None:
+            result = empty_like_rows(out, h * step_out)
+        result[:, :, r0 * step_out : r1 * step_out] = piece
+    return result
+
+
+def empty_like_rows(t: torch.Tensor, rows: int) -> torch.Tensor:
+    """An uninitialised tensor like `t` (dtype, device, channels-last or not) with
+    `rows` rows."""
+    channels_last = t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) \
+        and not t.is_contiguous()
+    return torch.empty((t.shape[0], t.shape[1], rows, t.shape[3]), dtype=t.dtype,
+                       device=t.device, memory_format=torch.channels_last if channels_last
+                       else torch.contiguous_format)
 
 
 # Within those bands, three stages hold the largest activations: the last two
@@ -64,9 +77,10 @@ def banded(stage: nn.Module, x: torch.Tensor, rows: int, margin: int, step_in: i
 # bands exact up to float rounding. The window-attention modules at 1/4
 # resolution then run alone in the large bands with a margin of one window
 # (WAM_MARGIN; bands keep whole windows, so margins are multiples of 8): their
-# residual units reach 3 rows each side, a shifted window's wrapped-around rows 4. Together: about 175 MB less at the peak of a Kodak
-# decode, and margins that no longer add half the work to a 4K image's
-# full-resolution stages (BAND_MARGIN is 16 rows on 64).
+# residual units reach 3 rows each side, a shifted window's wrapped-around rows 4.
+# Together they lower the peak of a Kodak decode by over 100 MB, and the margins
+# no longer add half the work to a 4K image's full-resolution stages (BAND_MARGIN
+# is 16 rows on 64).
 TAIL_POSITIONS = 192 * 32
 TAIL_MIN_ROWS = 16
 TAIL_MARGIN = 2
@@ -78,15 +92,16 @@ def tail_rows(width: int) -> int:
     return max(TAIL_MIN_ROWS, TAIL_POSITIONS // max(1, width))
 
 
-def synthesis_g_s1(g_s1: nn.Sequential, x: torch.Tensor, rows: int, exact: bool
-                   ) -> torch.Tensor:
-    """g_s1(x) (1/4 resolution -> pixels): the window attention in bands of `rows`,
-    the up blocks in small bands; with `exact`, the bands every earlier version used
-    (the float64 path's pixels are bit for bit theirs)."""
-    if exact:
-        return banded(g_s1, x, rows, BAND_MARGIN, step_out=4)
-    attended = banded(g_s1[:1], x, rows, WAM_MARGIN)
-    return banded(g_s1[1:], attended, tail_rows(x.shape[3]), TAIL_MARGIN, step_out=4)
+def attention_in_bands(g_s1: nn.Sequential, x: torch.Tensor, rows: int) -> torch.Tensor:
+    """g_s1's first stage, its window attention (at 1/4 resolution), in bands of
+    `rows`; `up_blocks_in_bands` does the rest. Two calls, so that the caller can
+    let go of x in between (at 4K, 265 MB)."""
+    return banded(g_s1[:1], x, rows, WAM_MARGIN)
+
+
+def up_blocks_in_bands(g_s1: nn.Sequential, attended: torch.Tensor) -> torch.Tensor:
+    """The rest of g_s1 (1/4 resolution -> pixels) in small bands."""
+    return banded(g_s1[1:], attended, tail_rows(attended.shape[3]), TAIL_MARGIN, step_out=4)
 
 
 def analysis_g_a1(g_a1: nn.Sequential, x: torch.Tensor, rows: int) -> torch.Tensor:

@@ -238,8 +238,11 @@ def _to_tensor(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def _to_pixels(x_hat: torch.Tensor, h: int, w: int) -> np.ndarray:
+    """The synthesis' output -> (h, w, 3) uint8. Works in place: x_hat is the
+    caller's to give up (a 4K image's is 100 MB, and each out-of-place step
+    another 100)."""
     # NaN/inf (only a hostile stream can make the synthesis overflow) would be cast
     # to uint8 in a device-dependent way; pin them so every device agrees.
-    x = torch.nan_to_num(x_hat[0, :, :h, :w], nan=0.0, posinf=1.0, neginf=0.0)
-    x = x.clamp(0, 1).mul(255).round().to(torch.uint8)
+    x = torch.nan_to_num_(x_hat[0, :, :h, :w], nan=0.0, posinf=1.0, neginf=0.0)
+    x = x.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
     return np.ascontiguousarray(x.permute(1, 2, 0).cpu().numpy())

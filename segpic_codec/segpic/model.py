@@ -34,7 +34,15 @@ from torch import nn
 
 from ..entropy.entropy_models import DiscreteFactorized, ScaleTable, float64_copy
 from ..entropy.range_coding import GAUSSIAN_RANGE, decode_gaussian, encode_gaussian
-from .bands import analysis_g_a1, band_rows, rat_in_bands, synthesis_g_s1
+from .bands import (
+    BAND_MARGIN,
+    analysis_g_a1,
+    attention_in_bands,
+    band_rows,
+    banded,
+    rat_in_bands,
+    up_blocks_in_bands,
+)
 from .charm import ChannelARCodec
 from .config import ModelConfig
 from .densities import MedianFactorizedDensity
@@ -247,6 +255,7 @@ class SegPIC(nn.Module):
             masked_average_pool(y1, part_mid), q))
         p1_hat = self.transform_prototypes.synthesize(p1_sym, q)
         y = self.g_a2(rat_in_bands(self.rat_encoder, y1, p1_hat, part_mid, rows, False))
+        del x, y1  # the largest maps of the analysis: not kept through the synthesis
         # back to contiguous NCHW: the float64 entropy-parameter path below must see
         # the layout the decoder's has (another layout sums in another order)
         y = y.contiguous()
@@ -331,4 +340,7 @@ class SegPIC(nn.Module):
         mid = net.g_s0(y_hat)
         rows = band_rows(mid.shape[3], exact)
         mid = rat_in_bands(net.rat_decoder, mid, p1_hat, part_mid, rows, exact)
-        return synthesis_g_s1(net.g_s1, mid, rows, exact)
+        if exact:  # the bands every earlier version used: their pixels, bit for bit
+            return banded(net.g_s1, mid, rows, BAND_MARGIN, step_out=4)
+        mid = attention_in_bands(net.g_s1, mid, rows)  # (rebinding frees the input)
+        return up_blocks_in_bands(net.g_s1, mid)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .bands import empty_like_rows
 from .layers import conv1x1, inference
 from .regions import Partition, expand_prototypes
 
@@ -100,10 +101,6 @@ class RegionAdaptiveTransform(nn.Module):
             band = Partition(partition.labels[:, a0:a1], partition.num_regions)
             part = self._filtered(x[:, :, a0:a1], prototypes, band)
             if out is None:
-                layout = (torch.channels_last if part.is_contiguous(
-                    memory_format=torch.channels_last) and not part.is_contiguous()
-                    else torch.contiguous_format)
-                out = torch.empty((part.shape[0], part.shape[1], h, part.shape[3]),
-                                  dtype=part.dtype, device=part.device, memory_format=layout)
+                out = empty_like_rows(part, h)
             out[:, :, r0:r1] = part[:, :, r0 - a0 : r1 - a0]
         return self._finish(x, out)
