@@ -22,7 +22,7 @@ from .regions import Partition
 # version used, so that it reproduces their pixels bit for bit; everything else uses
 # bands of at least BAND_ROWS rows and at most BAND_POSITIONS positions at 1/4
 # resolution: a Kodak image (192 x 128 at 1/4) is one band, with no margins computed
-# twice.
+# twice (only the small bands below have margins there).
 BAND_ROWS = 64
 BAND_MARGIN = 16
 BAND_POSITIONS = 192 * 128
