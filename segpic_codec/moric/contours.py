@@ -69,7 +69,7 @@ MODES = ("auto", "lossless", "lossy")
 # runs nearly free to code, so the bound cannot come from the stream's size: it
 # is EDGES_PER_SIDE per row and column of the image, 3.5x the longest
 # boundaries of the ground-truth masks in ../shared/data/train (18 per row and
-# column). At 768x512 that is 82k edges, about a second of decoding.
+# column). At 768x512 that is 82k edges: 80k of them decoded in 0.2 s here.
 EDGES_PER_SIDE = 64
 CHAIN_EDGES = 4  # a chain's fixed cost (the smallest crack chain has 4 edges)
 
@@ -254,18 +254,14 @@ def _edges(chains: list) -> int:
     return sum(_chain_edges(method, chain) for _, method, chain in chains)
 
 
-def _within_budget(chains: list, painted: list[_Component], mode: str, max_dilation: int,
-                   height: int, width: int) -> list:
+def _within_budget(chains: list, plans: list, height: int, width: int) -> list:
     """The chains, made to fit the decoder's edge budget: crack chains are
-    replaced by C* polygons (a few times fewer steps) where the mode allows;
-    a partition whose boundaries are still too long is refused."""
-    limit = edge_budget(height, width)
-    if _edges(chains) > limit and mode != "lossless":
-        lossy = []
-        for (label, method, chain), c in zip(chains, painted, strict=True):
-            plan = _plan_cstar(c, height, width, max_dilation) if method == CRACK else None
-            lossy.append((label, CSTAR, plan[0]) if plan is not None else (label, method, chain))
-        chains = lossy
+    replaced by their C* polygons (`plans`, None where there is none or the mode
+    is lossless; a few times fewer steps); a partition whose boundaries are
+    still too long is refused."""
+    if _edges(chains) > edge_budget(height, width):
+        chains = [(label, CSTAR, plan[0]) if plan is not None else (label, method, chain)
+                  for (label, method, chain), plan in zip(chains, plans, strict=True)]
     return _checked(chains, height, width)
 
 
@@ -291,15 +287,13 @@ def encode_partition(labels: np.ndarray, mode: str = "auto", *,
     painted, base = _analyse(labels, mode)
     lossless = [(c.label, CRACK, c) for c in painted]
     chains = list(lossless)
-    if mode != "lossless":
-        for i, c in enumerate(painted):
-            plan = _plan_cstar(c, height, width, max_dilation)
-            if plan is None:
-                continue
-            if mode == "lossy" or plan[1] <= LOSSY_GAIN * CrackCoder().bits(
-                    c.turns.tolist(), height, width):
-                chains[i] = (c.label, CSTAR, plan[0])
-    chains = _within_budget(chains, painted, mode, max_dilation, height, width)
+    plans = [None if mode == "lossless" else _plan_cstar(c, height, width, max_dilation)
+             for c in painted]
+    for i, (c, plan) in enumerate(zip(painted, plans, strict=True)):
+        if plan is not None and (mode == "lossy" or plan[1] <= LOSSY_GAIN * CrackCoder().bits(
+                c.turns.tolist(), height, width)):
+            chains[i] = (c.label, CSTAR, plan[0])
+    chains = _within_budget(chains, plans, height, width)
     while True:
         data = _write(chains, regions, base, height, width)
         decoded = _decode(data, height, width, regions, check=False)
