@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .arm_integer import IntegerArm
+from .arm_integer import ARM_WIDTH, IntegerArm
 from .canvas import CONTEXT_OFFSETS, NUM_GRIDS, Canvas
 from .expgolomb import BitReader
 from .latent_stream import decode_latents, latent_bits
 from .layout import KINDS, MODULES, Header
 from .roi import kept_latents
 
-ARM_WIDTH = 16
 LSN_WEIGHTS = (6, 27)  # w_in (3 x 2), w_res (3 x 3 x 3)
 LSN_BIASES = (3, 9)  # b_in, b_res
 # the Arm's parameters of each kind, in stream order (`arm.Arm`)
