@@ -89,6 +89,9 @@ def box_codec(fmt: str, crop: np.ndarray, inside: np.ndarray, quality: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=4)
+    parser.add_argument("--skip", type=int, default=0,
+                        help="leave out the first SKIP of those images (to finish a stopped "
+                             "run; join the point lines with --from-points)")
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--qualities", type=float, nargs="+", default=[1.0, 2.5, 3.8, 4.7])
     parser.add_argument("--train", type=Path, default=TRAIN)
@@ -110,7 +113,7 @@ def main() -> None:
 
     pillow_heif.register_heif_opener()
     points = []
-    for path, mask in pick_images(args.train, args.images):
+    for path, mask in pick_images(args.train, args.images)[args.skip:]:
         pixels = np.asarray(Image.open(path).convert("RGB"))
         total = mask.size
         crop, inside, box = boxed(pixels, mask)
