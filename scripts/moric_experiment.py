@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--tag", default="")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    # as codec.encode: one intra-op thread, a second core through twocore
+    # as codec.encode: one intra-op thread, a second core through cpu_loss
     torch.set_num_threads(1)
     pixels = load(args.image, args.crop)
     h, w = pixels.shape[:2]

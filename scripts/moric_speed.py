@@ -46,8 +46,8 @@ def step_times(pixels: np.ndarray, mode: str, features: int, repeats: int,
             if i >= 3:  # the first steps allocate
                 times.append(time.perf_counter() - start)
     finally:
-        if opt.two_core is not None:
-            opt.two_core.close()
+        if opt.cpu_loss is not None:
+            opt.cpu_loss.close()
     return times
 
 

@@ -132,3 +132,17 @@ def test_upsampling_backward_matches_autograd():
         assert torch.autograd.gradcheck(lambda a, t, d=dim: _Upsample1d.apply(a, t, d),
                                         (x, taps))
         torch.testing.assert_close(_Upsample1d.apply(x, taps, dim), upsample_1d(x, taps, dim))
+
+
+@pytest.mark.parametrize("height,width", [(5, 7), (1, 4), (3, 1)])
+def test_conv3x3_backward_matches_autograd(height, width):
+    from segpic_codec.moric.synthesis import _Conv3x3Replicate
+
+    torch.manual_seed(4)
+    image = torch.randn(1, 3, height, width, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(3, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_Conv3x3Replicate.apply, (image, weight, bias))
+    plain = torch.nn.functional.conv2d(
+        torch.nn.functional.pad(image, (1, 1, 1, 1), mode="replicate"), weight, bias)
+    torch.testing.assert_close(_Conv3x3Replicate.apply(image, weight, bias), plain)

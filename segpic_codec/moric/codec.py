@@ -132,7 +132,7 @@ def _one_intra_op_thread() -> Iterator[int]:
 
     MoRIC's tensors are small (a few channels): PyTorch gains little by splitting
     each operation, and on a busy machine every split waits for the slowest
-    thread. The encoder uses a second core its own way (see `twocore`)."""
+    thread. The encoder uses a second core its own way (see `cpu_loss`)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

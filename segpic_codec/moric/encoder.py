@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .cpu_loss import CpuLoss
 from .model import Architecture, MoricModel
 from .recipe import Recipe
 from .soap import Soap
-from .twocore import TwoCoreLoss
 
 
 @dataclass
@@ -89,9 +89,9 @@ class Optimisation:
         regions = 1 if labels is None else int(labels.max()) + 1
         self.arch = Architecture(recipe.features, recipe.activation, regions)
         self.generator = torch.Generator(device=target.device).manual_seed(seed)
-        # rate and distortion on two threads (see twocore); the caller sets one
-        # intra-op thread
-        self.two_core = TwoCoreLoss() if two_core and target.device.type == "cpu" else None
+        # on a CPU, rate and distortion in cache-sized pieces, on two threads
+        # with two_core (see cpu_loss); the caller sets one intra-op thread
+        self.cpu_loss = CpuLoss(2 if two_core else 1) if target.device.type == "cpu" else None
 
     # -- building blocks -------------------------------------------------
     def new_candidate(self, index: int) -> tuple[MoricModel, torch.optim.Optimizer]:
@@ -124,11 +124,12 @@ class Optimisation:
     def mse_and_bits(self, model: MoricModel, mode: str, temperature: float, noise: float,
                      backward: bool) -> tuple[Tensor, Tensor]:
         """Loss terms; with backward=True, the gradients of the loss too."""
-        if self.two_core is not None:
-            q = model.latents.quantized(mode, temperature, noise, self.generator)
+        if self.cpu_loss is not None:
+            with torch.set_grad_enabled(backward):
+                q = model.latents.quantized(mode, temperature, noise, self.generator)
             if mode == "hard":  # round() passes no gradient: skip that work
                 q = q.detach()
-            return self.two_core(model, q, self.target, self.lmbda / self.num_pixels, backward)
+            return self.cpu_loss(model, q, self.target, self.lmbda / self.num_pixels, backward)
         with torch.set_grad_enabled(backward):
             mse, bits = model(self.target, mode, temperature, noise, self.generator)
             if backward:
@@ -233,8 +234,8 @@ class Optimisation:
         try:
             return self._run()
         finally:
-            if self.two_core is not None:
-                self.two_core.close()
+            if self.cpu_loss is not None:
+                self.cpu_loss.close()
 
     def _run(self) -> tuple[MoricModel, Evaluation]:
         try:

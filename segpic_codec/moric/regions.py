@@ -59,7 +59,7 @@ class RegionMap:
         self.regions = regions
         self.only = only
         self.device = device
-        self._whole: RegionSplit | None = None
+        self._splits: dict[tuple[int, int], RegionSplit] = {}  # by band of rows
 
     @classmethod
     def single(cls, height: int, width: int) -> RegionMap:
@@ -74,15 +74,13 @@ class RegionMap:
         """The split of rows [r0, r1) (None when trivial)."""
         if self.trivial:
             return None
-        height = self.labels.shape[0]
-        r1 = height if r1 is None else r1
-        if (r0, r1) == (0, height):
-            if self._whole is None:
-                self._whole = RegionSplit.from_labels(self.labels, self.regions,
-                                                      self.only).to(self.device)
-            return self._whole
-        return RegionSplit.from_labels(self.labels[r0:r1], self.regions,
-                                       self.only).to(self.device)
+        r1 = self.labels.shape[0] if r1 is None else r1
+        split = self._splits.get((r0, r1))
+        if split is None:  # the training asks for the same bands at every step
+            split = RegionSplit.from_labels(self.labels[r0:r1], self.regions,
+                                            self.only).to(self.device)
+            self._splits[(r0, r1)] = split
+        return split
 
     def to(self, device: torch.device | str) -> RegionMap:
         return RegionMap(self.labels, self.regions, self.only, device)
