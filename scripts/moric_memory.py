@@ -43,8 +43,8 @@ def child(mode: str, workdir: Path, steps: int, threads: int) -> None:
     else:
         data = np.load(workdir / "coded.npz")
         h, w = np.load(workdir / "pixels.npy", mmap_mode="r").shape[:2]
-        codec.decode(data["payload"].tobytes(), [data[f"s{i}"].tobytes() for i in range(8)],
-                     w, h)
+        streams = [data[f"s{i}"].tobytes() for i in range(len(data.files) - 1)]
+        codec.decode(data["payload"].tobytes(), streams, w, h)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"mode": mode, "peak_gib": round(peak_kib / 2**20, 3),
                       "seconds": round(time.perf_counter() - start, 1)}))

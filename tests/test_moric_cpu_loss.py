@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from segpic_codec.moric import banded
+from segpic_codec.moric import banded, cpu_loss
 from segpic_codec.moric.cpu_loss import CpuLoss
 from segpic_codec.moric.model import Architecture, MoricModel
 
@@ -63,6 +63,7 @@ def _reference(model: MoricModel, target: torch.Tensor, rate_weight: float):
 @pytest.mark.parametrize("workers", [1, 2])
 def test_cpu_loss_equals_one_autograd_graph(monkeypatch, regions, object_only, mode, workers):
     monkeypatch.setattr(banded, "BAND_PIXELS", WIDTH * 5)  # 6 bands with halos
+    monkeypatch.setattr(cpu_loss, "MIN_BAND_ROWS", 1)
     model = _model(regions, object_only)
     target = torch.rand(3, HEIGHT * WIDTH, generator=torch.Generator().manual_seed(3))
     if object_only:
@@ -104,6 +105,7 @@ def one_intra_op_thread():
 def test_two_threads_give_the_same_gradients_every_time(monkeypatch, one_intra_op_thread):
     """Pieces are taken by whichever thread is free, but summed in a fixed order."""
     monkeypatch.setattr(banded, "BAND_PIXELS", WIDTH * 3)
+    monkeypatch.setattr(cpu_loss, "MIN_BAND_ROWS", 1)
     model = _model(3)
     target = torch.rand(3, HEIGHT * WIDTH, generator=torch.Generator().manual_seed(4))
     one, two = CpuLoss(1), CpuLoss(2)

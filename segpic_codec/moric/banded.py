@@ -22,9 +22,9 @@ HALO = 2  # two 3x3 layers
 BAND_PIXELS = 1 << 15
 
 
-def bands(height: int, width: int) -> list[tuple[int, int, int, int]]:
+def bands(height: int, width: int, min_rows: int = 4) -> list[tuple[int, int, int, int]]:
     """[(first row, end row, first input row, end input row)]."""
-    rows = max(4, BAND_PIXELS // max(width, 1))
+    rows = max(min_rows, BAND_PIXELS // max(width, 1))
     out = []
     for r0 in range(0, height, rows):
         r1 = min(height, r0 + rows)

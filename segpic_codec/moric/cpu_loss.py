@@ -40,6 +40,11 @@ from torch import Tensor, nn
 from .banded import bands
 from .model import MoricModel
 
+# rows per band at least: on a wide image the 2 + 2 halo rows of a band of
+# banded.BAND_PIXELS would otherwise be half the work (and their gradients,
+# kept until the end of the step, a lot of memory)
+MIN_BAND_ROWS = 16
+
 
 class _Band:
     """One band's results: its squared error and, with gradients, those of the
@@ -97,7 +102,7 @@ class _Step:
         self.main_thread = threading.get_ident()
         self.replica = replica
         self.height, self.width = model.height, model.width
-        self.bands = bands(self.height, self.width)
+        self.bands = bands(self.height, self.width, min_rows=MIN_BAND_ROWS)
         self.scale = 1.0 / (3 * model.drawn_pixels)  # squared error -> mse
         self.synthesis_params = list(model.synthesis.parameters())
         self.arm_params = list(model.arm.parameters())
@@ -179,7 +184,7 @@ class _Step:
             top, own = (r0 - i0) * w, (r1 - i0) * w
             # own rows belong to this band alone: no other thread writes them
             self.grad_dense[:, r0 * w: r1 * w] = g[:, top:own]
-            halo = (g[:, :top], g[:, own:])
+            halo = (g[:, :top].clone(), g[:, own:].clone())  # not views: g is freed
         return _Band(sse.detach(), grads, halo)
 
     # -- the sums, in a fixed order ------------------------------------------
