@@ -132,21 +132,26 @@ class Canvas:
         keep: (numel,) bool, the latents that are coded (all when None).
         """
         cols = self.shape[1]
-        rows_all, cols_all, waves = [], [], []
+        # int32 work arrays where they fit: on a 4K image these are 11 M entries each
+        small = np.int32 if self.numel < 2**31 else np.int64
+        flat = np.empty(self.num_latents, np.int64)
+        wave = np.empty(self.num_latents, small)
+        start = 0
         for (rows, width), (r0, c0) in zip(self.sizes, self.origins, strict=True):
-            r = np.repeat(np.arange(rows, dtype=np.int64), width)
-            c = np.tile(np.arange(width, dtype=np.int64), rows)
-            rows_all.append(r + r0)
-            cols_all.append(c + c0)
-            waves.append(c + WAVE_SLOPE * r)
-        r = np.concatenate(rows_all)
-        c = np.concatenate(cols_all)
-        wave = np.concatenate(waves)
+            r = np.arange(rows, dtype=small)[:, None]
+            c = np.arange(width, dtype=small)[None, :]
+            end = start + rows * width
+            flat[start:end].reshape(rows, width)[:] = (r + r0).astype(np.int64) * cols + c + c0
+            wave[start:end].reshape(rows, width)[:] = c + WAVE_SLOPE * r
+            start = end
         grid = self.grid_of_latent
-        order = np.lexsort((r, grid, wave))
+        # within one grid and one wave, the canvas index grows with the row
+        # (cols > WAVE_SLOPE), so it orders the positions as the row does
+        order = np.lexsort((flat, grid, wave))
         if keep is not None:
-            order = order[keep[(r * cols + c)[order]]]
+            order = order[keep[flat[order]]]
         wave_sorted = wave[order]
         num_waves = int(wave_sorted[-1]) + 1 if wave_sorted.size else 0
         wave_starts = np.searchsorted(wave_sorted, np.arange(num_waves + 1))
-        return (r * cols + c)[order], wave_starts, grid[order]
+        del wave_sorted
+        return flat[order], wave_starts, grid[order]
