@@ -32,7 +32,7 @@ def bands(height: int, width: int, min_rows: int = 4) -> list[tuple[int, int, in
     return out
 
 
-def _band_image(synthesis: Synthesis, z_band: Tensor, coords: Tensor, width: int,
+def band_image(synthesis: Synthesis, z_band: Tensor, coords: Tensor, width: int,
                 band: tuple[int, int, int, int], regions: RegionMap) -> Tensor:
     """Image rows [r0, r1) from the dense latents of input rows [i0, i1)."""
     r0, r1, i0, i1 = band
@@ -51,7 +51,7 @@ def synthesize(synthesis: Synthesis, z: Tensor, coords: Tensor, height: int, wid
         if band[1] <= first or band[0] >= end:
             continue
         r0, r1, i0, i1 = band
-        out[:, r0 * width: r1 * width] = _band_image(
+        out[:, r0 * width: r1 * width] = band_image(
             synthesis, z[:, i0 * width: i1 * width], coords, width, band, regions)
     return out
 
@@ -63,7 +63,7 @@ class _BandedSquaredError(torch.autograd.Function):
         total = z.new_zeros(())
         for band in bands(height, width):
             r0, r1, i0, i1 = band
-            image = _band_image(synthesis, z[:, i0 * width: i1 * width], coords, width, band,
+            image = band_image(synthesis, z[:, i0 * width: i1 * width], coords, width, band,
                                 regions)
             total += torch.sum((image - target[:, r0 * width: r1 * width]) ** 2)
         ctx.save_for_backward(z, coords, target)
@@ -83,7 +83,7 @@ class _BandedSquaredError(torch.autograd.Function):
             r0, r1, i0, i1 = band
             with torch.enable_grad():
                 z_band = z[:, i0 * width: i1 * width].detach().requires_grad_(want_z)
-                image = _band_image(synthesis, z_band, coords, width, band, ctx.regions)
+                image = band_image(synthesis, z_band, coords, width, band, ctx.regions)
                 error = image - target[:, r0 * width: r1 * width]
                 loss = torch.sum(error * error) * grad_total
                 inputs = ([z_band] if want_z else []) + params

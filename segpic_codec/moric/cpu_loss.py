@@ -37,7 +37,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import torch
 from torch import Tensor, nn
 
-from .banded import bands
+from .banded import band_image, bands
 from .model import MoricModel
 
 # rows per band at least: on a wide image the 2 + 2 halo rows of a band of
@@ -164,9 +164,8 @@ class _Step:
             else self.replica
         params = list(synthesis.parameters())  # in the same order as the model's
         with torch.set_grad_enabled(self.backward):
-            image = synthesis(
-                z, self.model.coords[:, r0 * w: r1 * w], i1 - i0, w, crop=(r0 - i0, i1 - r1),
-                split=self.model.regions.split(r0, r1))
+            image = band_image(synthesis, z, self.model.coords, w, (r0, r1, i0, i1),
+                               self.model.regions)
             error = (image - self.target[:, r0 * w: r1 * w]).reshape(-1)
             sse = torch.dot(error, error)
             if not self.backward:
