@@ -32,6 +32,7 @@ import torch
 from ..codecs import EncodeResult
 from ..devices import select_device
 from ..errors import CodecError, SegpicError
+from ..heap import release_free_memory
 from ..limits import MAX_DIMENSION
 from . import layout as stream_layout
 from .config import CONFIGS, DEFAULT_CONFIG, padded_size
@@ -86,6 +87,7 @@ class Codec:
         codec = cls(net, manifest["weights_id"], dev, exact=exact)
         if isinstance(net, SegPIC):  # (a LevelSet does it as it loads each level)
             net.coding_only()  # frees the float32 weights that coding does not read
+        release_free_memory()  # the file's half-precision tensors and those weights
         return codec
 
     @classmethod
@@ -233,7 +235,10 @@ def _pad(pixels: np.ndarray) -> np.ndarray:
 
 
 def _to_tensor(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
-    x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None]
+    # (1, 3, H, W) in channels-last memory with a batch stride of H*W*3: a permuted
+    # (H, W, 3) view has batch stride 3, which oneDNN does not take for channels-last,
+    # so every analysis convolution ran in the slower NCHW layout
+    x = torch.from_numpy(np.ascontiguousarray(pixels))[None].permute(0, 3, 1, 2)
     return x.to(device=device, dtype=torch.float32).div_(255.0)
 
 
