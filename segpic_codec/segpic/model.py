@@ -46,6 +46,7 @@ from .bands import (
 )
 from .charm import ChannelARCodec
 from .config import ModelConfig
+from .conv_bands import band_convolutions
 from .densities import MedianFactorizedDensity
 from .hyperprior import HyperpriorCodec
 from .layers import DownBlock, UpBlock, WindowAttentionModule, conv1x1
@@ -201,7 +202,7 @@ class SegPIC(nn.Module):
             })
             self._coding_state = CodingState(
                 device=dev,
-                entropy=float64_copy(entropy),
+                entropy=band_convolutions(float64_copy(entropy)),
                 p_transform=DiscreteFactorized(self.transform_prototypes.density),
                 p_entropy=DiscreteFactorized(self.entropy_prototypes.density),
                 z=DiscreteFactorized(self.hyperprior.density),

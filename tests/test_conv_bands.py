@@ -1,0 +1,63 @@
+"""The float64 entropy convolutions in bands of rows equal the whole ones bit for bit
+(segpic/conv_bands.py): files made before the banding decode to the same symbols."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from segpic_codec.segpic import conv_bands
+from segpic_codec.segpic.conv_bands import RowBandedConv2d, band_convolutions
+
+
+def _pair(cin: int, cout: int, k: int, seed: int) -> tuple[nn.Conv2d, nn.Conv2d]:
+    torch.manual_seed(seed)
+    plain = nn.Conv2d(cin, cout, k, padding=k // 2).double()
+    banded = nn.Conv2d(cin, cout, k, padding=k // 2).double()
+    banded.load_state_dict(plain.state_dict())
+    band_convolutions(banded)
+    return plain, banded
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("cin,cout,k,h,w", [
+    (256, 64, 3, 37, 29),   # ChARM's widest input, an odd map
+    (64, 48, 3, 20, 31),    # a hidden ChARM layer
+    (160, 160, 3, 9, 50),   # the hyperprior RAT's 3x3
+    (12, 5, 5, 23, 17),     # a 5x5 kernel
+    (8, 8, 3, 1, 40),       # one row
+    (8, 8, 3, 200, 1),      # one column (bands of MIN_BAND_POSITIONS rows)
+    (8, 8, 3, 130, 1),      # ... and a thin last band, joined to the one before
+])
+def test_banded_equals_whole_bit_for_bit(monkeypatch, threads, cin, cout, k, h, w):
+    # small band sizes, so that these small maps are cut into several bands
+    # (1-row bands included) as a 4K image's are
+    monkeypatch.setattr(conv_bands, "BAND_ABOVE_BYTES", 0)
+    plain, banded = _pair(cin, cout, k, seed=cin + h)
+    x = torch.randn(1, cin, h, w, dtype=torch.float64)
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            for band_bytes in (1, 3 * cin * k * k * w * 8, 1 << 20):
+                monkeypatch.setattr(conv_bands, "IM2COL_BYTES", band_bytes)
+                if band_bytes < 1 << 20 and h * w >= 2 * conv_bands.MIN_BAND_POSITIONS:
+                    assert conv_bands.band_rows(banded, x) < h  # really in bands
+                assert torch.equal(banded(x), plain(x))
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_small_maps_run_whole_and_only_same_convolutions_are_banded():
+    plain, banded = _pair(256, 64, 3, seed=0)
+    kodak = torch.zeros(1, 256, 32, 48, dtype=torch.float64)  # 28 MB of im2col
+    assert conv_bands.band_rows(banded, kodak) == 32
+    big = torch.zeros(1, 256, 135, 240, dtype=torch.float64)  # a 4K image's latents
+    assert 1 <= conv_bands.band_rows(banded, big) < 135
+    net = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 1),
+                        nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.Conv2d(4, 4, 3),
+                        nn.Conv2d(4, 8, 3, padding=1, groups=4))
+    band_convolutions(net)
+    assert [type(m) is RowBandedConv2d for m in net] == [True, False, False, False, True]
+    assert set(net.state_dict()) == {f"{i}.{p}" for i in range(5) for p in ("weight", "bias")}
