@@ -143,6 +143,17 @@ class ResidualUnit(nn.Module):
 ATTENTION_CHUNK_WINDOWS = 96  # windows per attention call in float32 inference
 
 
+def _attention_with_bias(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                         bias: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) + bias) v, the sums of F.scaled_dot_product_attention's
+    CPU path for a float mask, without its checks for fully masked rows (isneginf,
+    all, where over every attention weight): 5x faster on the 8x8 windows of a
+    Kodak image (12 -> 2.5 ms per 96 windows, 2 threads), and no row here is ever
+    fully masked (the shifted-window mask is -100, not -inf)."""
+    attn = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1))
+    return torch.matmul(attn.add_(bias).softmax(-1), v)
+
+
 class WindowSelfAttention(nn.Module):
     """Multi-head self-attention inside windows, with a learned relative position
     bias. With `shift` (Swin's shifted windows, what the authors' SegPIC uses with
@@ -187,7 +198,10 @@ class WindowSelfAttention(nn.Module):
         t = t.reshape(-1, n, c)
         qkv = self.qkv(t).view(t.shape[0], n, 3, self.heads, c // self.heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
+        if inference() and q.dtype == torch.float32:
+            out = _attention_with_bias(q, k, v, bias.to(q.dtype))
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
         return self.proj(out.transpose(1, 2).reshape(t.shape[0], n, c)).view(*lead, n, c)
 
     def _attend_in_chunks(self, t: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
