@@ -6,10 +6,17 @@ tens-of-megabyte activations of a band come from the heap and stay resident
 when freed. A process's peak (resident) memory is then the sum of every
 stage's leftovers rather than the largest stage. `release_free_memory()` calls
 `malloc_trim(0)`, which returns the free pages (top of the heap and whole
-pages inside it) at a cost of a few milliseconds; the codecs call it where one
-large stage ends and the next begins. Lowering the mmap threshold for good
-would do the same continuously, but the page faults of every large allocation
-cost a quarter of a Kodak decode on the 2-core machine (measured).
+pages inside it) at a cost of a few milliseconds; the codecs call
+`between_stages()` where one large stage ends and the next begins.
+
+That is free in a process that codes one image (every page is faulted in once
+anyway) and lowers a Kodak decode's peak from about 635 to 565 MB
+(scripts/segpic_process_times.py). In a process that codes image after image
+(the benchmark, the Python API in a loop) the next stage faults the returned
+pages in again, about 10 % of a Kodak decode; so it is off unless turned on,
+and the CLI turns it on (`enable_between_stages`). Lowering glibc's mmap
+threshold for good would do the same continuously, but the page faults of every
+large allocation cost a quarter of a Kodak decode on the 2-core machine.
 
 Elsewhere than glibc (macOS, Windows, musl) this is a no-op.
 """
@@ -21,6 +28,20 @@ import ctypes.util
 import sys
 from collections.abc import Callable
 from functools import lru_cache
+
+_between_stages = False
+
+
+def enable_between_stages(enabled: bool = True) -> None:
+    """Make `between_stages()` release memory (the CLI does, for its whole process)."""
+    global _between_stages
+    _between_stages = enabled
+
+
+def between_stages() -> None:
+    """Where a codec's large stage ends: release freed memory if enabled."""
+    if _between_stages:
+        release_free_memory()
 
 
 @lru_cache(maxsize=1)

@@ -239,3 +239,16 @@ def test_release_free_memory_is_safe_to_call():
     from segpic_codec.heap import release_free_memory
 
     assert release_free_memory() is sys.platform.startswith("linux")
+
+
+def test_between_stages_releases_only_when_enabled(monkeypatch):
+    from segpic_codec import heap
+
+    calls = []
+    monkeypatch.setattr(heap, "release_free_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(heap, "_between_stages", False)
+    heap.between_stages()
+    assert calls == []
+    heap.enable_between_stages()
+    heap.between_stages()
+    assert calls == [1]

@@ -32,7 +32,7 @@ import torch
 from ..codecs import EncodeResult
 from ..devices import select_device
 from ..errors import CodecError, SegpicError
-from ..heap import release_free_memory
+from ..heap import between_stages
 from ..limits import MAX_DIMENSION
 from . import layout as stream_layout
 from .config import CONFIGS, DEFAULT_CONFIG, padded_size
@@ -87,7 +87,7 @@ class Codec:
         codec = cls(net, manifest["weights_id"], dev, exact=exact)
         if isinstance(net, SegPIC):  # (a LevelSet does it as it loads each level)
             net.coding_only()  # frees the float32 weights that coding does not read
-        release_free_memory()  # the file's half-precision tensors and those weights
+        between_stages()  # the file's half-precision tensors and those weights
         return codec
 
     @classmethod

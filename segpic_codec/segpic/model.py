@@ -34,7 +34,7 @@ from torch import nn
 
 from ..entropy.entropy_models import DiscreteFactorized, ScaleTable, float64_copy
 from ..entropy.range_coding import GAUSSIAN_RANGE, decode_gaussian, encode_gaussian
-from ..heap import release_free_memory
+from ..heap import between_stages
 from .bands import (
     BAND_MARGIN,
     analysis_g_a1,
@@ -258,7 +258,7 @@ class SegPIC(nn.Module):
         p1_hat = self.transform_prototypes.synthesize(p1_sym, q)
         y = self.g_a2(rat_in_bands(self.rat_encoder, y1, p1_hat, part_mid, rows, False))
         del x, y1  # the largest maps of the analysis: not kept through the synthesis
-        release_free_memory()
+        between_stages()
         # back to contiguous NCHW: the float64 entropy-parameter path below must see
         # the layout the decoder's has (another layout sums in another order)
         y = y.contiguous()
@@ -324,7 +324,7 @@ class SegPIC(nn.Module):
             sym = decode_gaussian(streams.y_streams[i], st.scales.stds(scale))
             sym = torch.from_numpy(sym.astype(np.float64)).view(shape)
             decoded.append(st.entropy["charm"].finish_slice(i, means, decoded, sym + mu))
-        release_free_memory()  # the entropy path's buffers, before the synthesis' own
+        between_stages()  # the entropy path's buffers, before the synthesis' own
         return self._synthesize(decoded, p1_sym, part_mid, q, exact)
 
     def _synthesize(self, decoded: list[torch.Tensor], p1_sym: torch.Tensor,
@@ -344,9 +344,9 @@ class SegPIC(nn.Module):
         mid = net.g_s0(y_hat)
         rows = band_rows(mid.shape[3], exact)
         mid = rat_in_bands(net.rat_decoder, mid, p1_hat, part_mid, rows, exact)
-        release_free_memory()
+        between_stages()
         if exact:  # the bands every earlier version used: their pixels, bit for bit
             return banded(net.g_s1, mid, rows, BAND_MARGIN, step_out=4)
         mid = attention_in_bands(net.g_s1, mid, rows)  # (rebinding frees the input)
-        release_free_memory()
+        between_stages()
         return up_blocks_in_bands(net.g_s1, mid)
