@@ -43,7 +43,7 @@ def test_banded_equals_whole_bit_for_bit(monkeypatch, threads, cin, cout, k, h, 
             for band_bytes in (1, 3 * cin * k * k * w * 8, 1 << 20):
                 monkeypatch.setattr(conv_bands, "IM2COL_BYTES", band_bytes)
                 if band_bytes < 1 << 20 and h * w >= 2 * conv_bands.MIN_BAND_POSITIONS:
-                    assert conv_bands.band_rows(banded, x) < h  # really in bands
+                    assert conv_bands.rows_per_band(banded, x) < h  # really in bands
                 assert torch.equal(banded(x), plain(x))
     finally:
         torch.set_num_threads(old)
@@ -52,9 +52,9 @@ def test_banded_equals_whole_bit_for_bit(monkeypatch, threads, cin, cout, k, h, 
 def test_small_maps_run_whole_and_only_same_convolutions_are_banded():
     plain, banded = _pair(256, 64, 3, seed=0)
     kodak = torch.zeros(1, 256, 32, 48, dtype=torch.float64)  # 28 MB of im2col
-    assert conv_bands.band_rows(banded, kodak) == 32
+    assert conv_bands.rows_per_band(banded, kodak) == 32
     big = torch.zeros(1, 256, 135, 240, dtype=torch.float64)  # a 4K image's latents
-    assert 1 <= conv_bands.band_rows(banded, big) < 135
+    assert 1 <= conv_bands.rows_per_band(banded, big) < 135
     net = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 1),
                         nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.Conv2d(4, 4, 3),
                         nn.Conv2d(4, 8, 3, padding=1, groups=4))

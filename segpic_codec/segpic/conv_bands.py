@@ -41,7 +41,7 @@ class RowBandedConv2d(nn.Conv2d):
     bands of rows; made from an existing one by `band_convolutions`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = band_rows(self, x)
+        rows = rows_per_band(self, x)
         h = x.shape[2]
         if rows >= h:
             return super().forward(x)
@@ -59,7 +59,7 @@ class RowBandedConv2d(nn.Conv2d):
         return out
 
 
-def band_rows(conv: nn.Conv2d, x: torch.Tensor) -> int:
+def rows_per_band(conv: nn.Conv2d, x: torch.Tensor) -> int:
     """Output rows per band for input `x`: all of them if the whole im2col is at most
     BAND_ABOVE_BYTES, else as many as keep a band's near IM2COL_BYTES."""
     per_row = (conv.in_channels // conv.groups) * conv.kernel_size[0] * conv.kernel_size[1] \
