@@ -3,8 +3,9 @@
     python scripts/moric_rd.py /work/shared/data/kodak/kodim23.png --quality 4 \
         --steps 2400 --threads 2 --out results/moric_rd.jsonl
 
-bpp counts the MoRIC payload and all its streams (not the container's few
-bytes). PSNR is RGB PSNR of what `decode` returns, checked equal to the
+bpp is 8 x the size of the real .spic file (container frame included) over
+the pixels; `--save-dir` keeps the files (IMAGE-qQ-STEPS-REGIONS.spic). PSNR is
+RGB PSNR of what `decode` returns from the file's bytes, checked equal to the
 encoder's reconstruction.
 """
 
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from segpic_codec import container
 from segpic_codec.moric import codec
 
 ANCHOR = Path("/work/shared/anchors/kodak/per_image/coolchic-v50.tsv")
@@ -65,6 +67,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--regions", default="auto", help="auto | none (see --regions)")
     parser.add_argument("--region-count", type=int, default=3)
+    parser.add_argument("--save-dir", type=Path, default=None, help="keep the .spic files here")
     parser.add_argument("--verbose", action="store_true", help="print progress every 100 steps")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -89,13 +92,20 @@ def main() -> None:
                                time_limit=args.time_limit, preset=args.preset,
                                device=args.device, seed=args.seed, progress=progress,
                                regions=args.regions, region_count=args.region_count)
+            data = container.pack("moric", w, h, enc.payload, enc.streams)
+            if args.save_dir:
+                args.save_dir.mkdir(parents=True, exist_ok=True)
+                name = f"{path.stem}-q{quality:g}-{enc.steps}-{args.regions}.spic"
+                (args.save_dir / name).write_bytes(data)
             start = time.perf_counter()
-            decoded = codec.decode(enc.payload, enc.streams, w, h)
+            frame = container.read_frame(data)
+            decoded = codec.decode(frame.payload, container.split_streams(data, frame), w, h)
             decode_seconds = time.perf_counter() - start
-            size = len(enc.payload) + sum(len(s) for s in enc.streams)
+            size = len(data)
             row = {
                 "image": path.stem, "quality": quality, "preset": args.preset,
                 "steps": enc.steps, "threads": args.threads, "bpp": size * 8 / (h * w),
+                "file_bytes": size,
                 "psnr": psnr(decoded, pixels), "encode_s": round(enc.seconds, 1),
                 "decode_s": round(decode_seconds, 3),
                 "params_bytes": len(enc.streams[0]),
