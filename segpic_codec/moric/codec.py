@@ -202,7 +202,7 @@ def _finalise(model: MoricModel, target: torch.Tensor, lmbda: float, contour_str
     if model.arch.regions > 1:
         streams.append(contour_stream)
     streams += encode_latents(arm, flat, model.canvas, low, high, model.keep)
-    fields = {"coding": {k: (c.exponent, c.order) for k, c in coding.items()},
+    fields = {"coding": {k: (c.exponent, c.model) for k, c in coding.items()},
               "latent_low": low, "latent_high": high}
     reconstruction = _reconstruct(model, flat)
     if model.object_only:
@@ -316,8 +316,9 @@ def decode(payload: bytes, streams: list[bytes], width: int, height: int,
 
 def _check_stream_sizes(streams: list[bytes], width: int, height: int) -> None:
     """Reject streams longer than any encoder writes, before parsing them: the
-    parameters take ~2 kB (at most 96 bits per value), a latent at most 24
-    bits (constriction's smallest probability is 2**-24)."""
+    parameters take ~2 kB (at most 96 bits per value exp-Golomb coded, 24 range
+    coded), a latent at most 24 bits (constriction's smallest probability is
+    2**-24)."""
     if len(streams[0]) > MAX_PARAMETER_BYTES:
         raise MoricFormatError(f"corrupt MoRIC file ({len(streams[0])}-byte parameter stream)")
     if len(streams) > 1 + NUM_GRIDS and len(streams[1]) > 4 * width * height + 64:
@@ -341,7 +342,7 @@ def _decode(header: layout.Header, streams: list[bytes], width: int, height: int
     arch = Architecture(header.features, header.activation, header.regions)
     model = MoricModel(height, width, arch, labels=labels, object_only=header.object_only)
     coding = {k: GroupCoding(e, o) for k, (e, o) in header.coding.items()}
-    integers = decode_parameters(streams[0], model.sent_modules(), coding)
+    integers = decode_parameters(streams[0], model.sent_modules(), coding, header.range_coded)
     arm = IntegerArm(integers["arm"])
     flat = decode_latents(arm, streams[header.latent_streams], model.canvas, header.latent_low,
                           header.latent_high, model.keep)

@@ -4,10 +4,13 @@ Imports no torch, so `segpic info` stays fast.
     payload (big-endian, 32 bytes):
         version u8 | quality*1000 u16 | preset u8 | steps u32 | flags u8
         | GMN features u8 | activation u8 | regions u8
-          (flags: bit 0 interrupted, bit 1 object only: region 0 not coded)
+          (flags: bit 0 interrupted, bit 1 object only: region 0 not coded,
+           bit 2 parameters range coded)
         | latent low i16 | latent high i16
         | per (module, kind) in arm, upsampling, gmn, lsn x weight, bias:
-          step exponent u8, exp-Golomb order u8
+          step exponent u8, model u8 (with flag bit 2 the Laplace scale index
+          of `param_stream`, without it the order of the exp-Golomb code that
+          files written before range-coded parameters use)
     streams: parameters, then latents of grid 0 (full resolution) .. grid 6
 
 Version 1 codes one region. Version 2 (written when there are 2..16 regions)
@@ -36,6 +39,7 @@ MAX_FEATURES = 64
 MAX_REGIONS = 16
 MAX_EXPONENT = 24
 MAX_ORDER = 15
+NUM_SCALES = 160  # Laplace scales of the range-coded parameters (`param_stream`)
 MAX_LATENT = 256
 _FIXED = struct.Struct(">BHBIBBBBhh")
 SIZE = _FIXED.size + 2 * len(MODULES) * len(KINDS)
@@ -52,10 +56,12 @@ class Header:
     regions: int
     latent_low: int
     latent_high: int
-    # (module, kind) -> (step exponent, exp-Golomb order)
+    # (module, kind) -> (step exponent, Laplace scale index or exp-Golomb order)
     coding: dict[tuple[str, str], tuple[int, int]]
     # single-object coding: region 0 is not coded (version 2 only)
     object_only: bool = False
+    # parameters range coded (`param_stream`), not exp-Golomb coded
+    range_coded: bool = True
 
     @property
     def num_streams(self) -> int:
@@ -75,7 +81,8 @@ def pack(header: Header) -> bytes:
     preset = header.preset if header.preset in PRESET_NAMES else "custom"
     fixed = _FIXED.pack(header.version, round(header.quality * 1000), PRESET_NAMES.index(preset),
                         min(header.steps, 2**32 - 1),
-                        int(header.interrupted) | int(header.object_only) << 1, header.features,
+                        int(header.interrupted) | int(header.object_only) << 1
+                        | int(header.range_coded) << 2, header.features,
                         ACTIVATIONS.index(header.activation), header.regions,
                         header.latent_low, header.latent_high)
     tail = bytes(v for m in MODULES for k in KINDS for v in header.coding[(m, k)])
@@ -100,14 +107,16 @@ def unpack(payload: bytes) -> Header:
     checks = [
         (1000 <= quality <= 6000, f"quality {quality / 1000}"),
         (preset < len(PRESET_NAMES), f"preset id {preset}"),
-        (flags <= 1 or (flags <= 3 and version != SINGLE_REGION_VERSION), f"flags {flags}"),
+        (flags <= 7 and not (flags & 2 and version == SINGLE_REGION_VERSION),
+         f"flags {flags}"),
         (1 <= features <= MAX_FEATURES, f"{features} GMN features"),
         (activation < len(ACTIVATIONS), f"activation id {activation}"),
         (regions == 1 if version == SINGLE_REGION_VERSION else 2 <= regions <= MAX_REGIONS,
          f"{regions} regions for version {version}"),
         (-MAX_LATENT <= low <= high < MAX_LATENT, f"latent range [{low}, {high}]"),
         (all(e <= MAX_EXPONENT for e in tail[0::2]), "parameter quantisation step"),
-        (all(k <= MAX_ORDER for k in tail[1::2]), "exp-Golomb order"),
+        (all(m < NUM_SCALES for m in tail[1::2]) if flags & 4 else
+         all(m <= MAX_ORDER for m in tail[1::2]), "parameter model"),
     ]
     for ok, what in checks:
         if not ok:
@@ -115,7 +124,8 @@ def unpack(payload: bytes) -> Header:
     pairs = iter(zip(tail[0::2], tail[1::2], strict=True))
     coding = {(m, k): next(pairs) for m in MODULES for k in KINDS}
     return Header(quality / 1000, PRESET_NAMES[preset], steps, bool(flags & 1), features,
-                  ACTIVATIONS[activation], regions, low, high, coding, bool(flags & 2))
+                  ACTIVATIONS[activation], regions, low, high, coding, bool(flags & 2),
+                  bool(flags & 4))
 
 
 def describe(payload: bytes) -> dict:

@@ -3,8 +3,10 @@
 Each module (ARM, upsampling, GMN, LSN) has one quantisation step for its
 weights and one for its biases, both powers of two (2**-e), chosen greedily,
 module after module, to minimise D + lambda * (R_latents + R_parameters). The
-quantised integers are coded with signed exp-Golomb codes whose order is
-chosen per (module, kind); steps and orders go in the header.
+quantised integers are range coded under one quantised Laplace per (module,
+kind) (`param_stream`); steps and Laplace scales go in the header. Files
+written before that (header flag bit 2 clear) hold signed exp-Golomb codes
+with one order per group instead; they still decode.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from torch import nn
 
 from .arm_integer import BIAS_FRACTION_BITS, MAX_ABS_PARAMETER, WEIGHT_FRACTION_BITS
 from .errors import MoricFormatError
-from .expgolomb import BitReader, BitWriter, best_order, code_length
+from .expgolomb import BitReader
+from .param_stream import best_scale, decode_groups, encode_groups
 
 MODULES = ("arm", "upsampling", "gmn", "lsn")
 KINDS = ("weight", "bias")
@@ -31,7 +34,9 @@ START_EXPONENT = {"weight": 8, "bias": 10}  # where the step search begins
 @dataclass
 class GroupCoding:
     exponent: int  # step 2**-exponent
-    order: int  # exp-Golomb order
+    # the Laplace scale index (`param_stream`); in files without range-coded
+    # parameters, the exp-Golomb order
+    model: int
 
 
 def is_bias(name: str) -> bool:
@@ -67,13 +72,18 @@ def quantized_integers(params: list[nn.Parameter], exponent: int, limit: float |
     return out
 
 
-def group_bits(integers: list[torch.Tensor]) -> tuple[int, int]:
-    """(order, bits) of the best exp-Golomb code for these integers."""
-    flat = np.concatenate([t.reshape(-1).cpu().numpy() for t in integers]) if integers else \
+def _flat(integers: list[torch.Tensor]) -> np.ndarray:
+    return np.concatenate([t.reshape(-1).cpu().numpy() for t in integers]) if integers else \
         np.zeros(0, dtype=np.int64)
+
+
+def group_bits(integers: list[torch.Tensor]) -> tuple[int, float]:
+    """(Laplace scale index, bits) of the cheapest model for these integers
+    (infinite bits beyond what the stream can hold)."""
+    flat = _flat(integers)
     if flat.size == 0:
-        return 0, 0
-    return best_order(flat)
+        return 0, 0.0
+    return best_scale(flat)
 
 
 def _assign(params: list[nn.Parameter], integers: list[torch.Tensor], exponent: int) -> None:
@@ -99,11 +109,14 @@ def _search_group(module: str, kind: str, params: list[nn.Parameter],
             for p in params:
                 p.data.copy_(originals[id(p)])
             integers = quantized_integers(params, exponent, _limit(module, kind, exponent))
-            order, bits = group_bits(integers)
+            model, bits = group_bits(integers)
+            if bits == float("inf"):  # values beyond MAX_VALUE_BITS: not codable
+                tried[exponent] = (bits, model, integers)
+                return bits
             _assign(params, integers, exponent)
             mse, latent_bits = evaluate(module)
             loss = mse + lmbda * (latent_bits + bits + other_bits) / num_pixels
-            tried[exponent] = (loss, order, integers)
+            tried[exponent] = (loss, model, integers)
         return tried[exponent][0]
 
     best = min(max(START_EXPONENT[kind], allowed[0]), allowed[-1])
@@ -115,8 +128,8 @@ def _search_group(module: str, kind: str, params: list[nn.Parameter],
             else:
                 misses += 1
             e += direction
-    _, order, integers = tried[best]
-    return best, order, integers
+    _, model, integers = tried[best]
+    return best, model, integers
 
 
 def search_steps(modules: dict[str, nn.Module],
@@ -129,74 +142,59 @@ def search_steps(modules: dict[str, nn.Module],
     groups = parameter_groups(modules)
     originals = {id(p): p.detach().clone() for _, _, params in groups for p in params}
     chosen: dict[tuple[str, str], GroupCoding] = {}
-    bits_of: dict[tuple[str, str], int] = {}
+    bits_of: dict[tuple[str, str], float] = {}
     for module, kind, params in groups:
         other = sum(b for key, b in bits_of.items() if key != (module, kind))
-        exponent, order, integers = _search_group(module, kind, params, originals, evaluate,
+        exponent, model, integers = _search_group(module, kind, params, originals, evaluate,
                                                   lmbda, num_pixels, other)
         _assign(params, integers, exponent)
-        chosen[(module, kind)] = GroupCoding(exponent, order)
+        chosen[(module, kind)] = GroupCoding(exponent, model)
         bits_of[(module, kind)] = group_bits(integers)[1]
     return chosen
-
-
-def quantize_with(modules: dict[str, nn.Module], coding: dict[tuple[str, str], GroupCoding]
-                  ) -> None:
-    """Quantise every group with given steps (and refresh the best orders)."""
-    for module, kind, params in parameter_groups(modules):
-        c = coding[(module, kind)]
-        integers = quantized_integers(params, c.exponent, _limit(module, kind, c.exponent))
-        _assign(params, integers, c.exponent)
-        c.order = group_bits(integers)[0]
 
 
 def encode_parameters(modules: dict[str, nn.Module],
                       coding: dict[tuple[str, str], GroupCoding]) -> bytes:
     """The parameter stream of already quantised modules."""
-    writer = BitWriter()
+    groups = []
     for module, kind, params in parameter_groups(modules):
         c = coding[(module, kind)]
-        integers = quantized_integers(params, c.exponent, None)
-        flat = np.concatenate([t.reshape(-1).cpu().numpy() for t in integers]) if integers \
-            else np.zeros(0, dtype=np.int64)
-        writer.write_signed(flat, c.order)
-    return writer.getvalue()
-
-
-def parameter_bits(modules: dict[str, nn.Module],
-                   coding: dict[tuple[str, str], GroupCoding]) -> int:
-    total = 0
-    for module, kind, params in parameter_groups(modules):
-        c = coding[(module, kind)]
-        integers = quantized_integers(params, c.exponent, None)
-        if integers:
-            total += code_length(np.concatenate([t.reshape(-1).cpu().numpy()
-                                                 for t in integers]), c.order)
-    return total
+        groups.append((_flat(quantized_integers(params, c.exponent, None)), c.model))
+    return encode_groups(groups)
 
 
 def decode_parameters(data: bytes, modules: dict[str, nn.Module],
-                      coding: dict[tuple[str, str], GroupCoding]
+                      coding: dict[tuple[str, str], GroupCoding], range_coded: bool = True
                       ) -> dict[str, dict[str, tuple[np.ndarray, int]]]:
-    """Read the parameter stream into `modules` (in place, as float values).
+    """Read the parameter stream into `modules` (in place, as float values);
+    `range_coded` False reads the exp-Golomb stream of older files.
 
     Returns, per module, {parameter name: (integers, exponent)} for the exact
     integer ARM."""
-    reader = BitReader(data)
+    groups = parameter_groups(modules)
+    for module, kind, _ in groups:
+        if not 0 <= coding[(module, kind)].exponent <= MAX_EXPONENT:
+            raise MoricFormatError("bad quantisation step "
+                                   f"2^-{coding[(module, kind)].exponent} in MoRIC header")
+    if range_coded:
+        flats = iter(decode_groups(data, [(sum(p.numel() for p in params),
+                                           coding[(module, kind)].model)
+                                          for module, kind, params in groups]))
+    else:
+        reader = BitReader(data)
+        flats = iter([reader.read_signed(sum(p.numel() for p in params),
+                                         coding[(module, kind)].model)
+                      for module, kind, params in groups])
+        reader.check_end()
+    names = {id(p): n for m in MODULES for n, p in modules[m].named_parameters()}
     integers: dict[str, dict[str, tuple[np.ndarray, int]]] = {m: {} for m in MODULES}
-    for module in MODULES:
-        named = list(modules[module].named_parameters())
-        for kind in KINDS:
-            c = coding[(module, kind)]
-            if not 0 <= c.exponent <= MAX_EXPONENT:
-                raise MoricFormatError(f"bad quantisation step 2^-{c.exponent} in MoRIC header")
-            for name, p in named:
-                if is_bias(name) != (kind == "bias"):
-                    continue
-                values = reader.read_signed(p.numel(), c.order)
-                integers[module][name] = (values.reshape(tuple(p.shape)), c.exponent)
-                with torch.no_grad():
-                    p.copy_(torch.from_numpy(values.astype(np.float64) * 2.0**-c.exponent)
-                            .reshape(p.shape).to(p.dtype))
-    reader.check_end()
+    for module, kind, params in groups:
+        flat, exponent, start = next(flats), coding[(module, kind)].exponent, 0
+        for p in params:
+            values = flat[start:start + p.numel()].reshape(tuple(p.shape))
+            start += p.numel()
+            integers[module][names[id(p)]] = (values, exponent)
+            with torch.no_grad():
+                p.copy_(torch.from_numpy(values.astype(np.float64) * 2.0**-exponent)
+                        .reshape(p.shape).to(p.dtype))
     return integers

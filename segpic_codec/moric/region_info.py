@@ -2,8 +2,9 @@
 pixels, its contour chains and their bits, the bits of its LSN in the
 parameter stream, and its share of the latent bits.
 
-The parameter stream is a sequence of exp-Golomb values grouped by (module,
-kind) (`param_quant`); the counts below follow the networks' shapes
+The parameter stream holds the values grouped by (module, kind), range coded
+(`param_stream`) or, in older files, exp-Golomb coded (`param_quant`); the
+counts below follow the networks' shapes
 (`tests/test_moric_regions.py` checks them against the modules). The LSNs'
 values come region after region within each group, so each region's share
 of the stream is exact. The latents are shared (the GMN is global): each
@@ -22,6 +23,7 @@ from .canvas import CONTEXT_OFFSETS, NUM_GRIDS, Canvas
 from .expgolomb import BitReader
 from .latent_stream import decode_latents, latent_bits
 from .layout import KINDS, MODULES, Header
+from .param_stream import decode_groups, information_bits
 from .roi import kept_latents
 
 LSN_WEIGHTS = (6, 27)  # w_in (3 x 2), w_res (3 x 3 x 3)
@@ -46,26 +48,40 @@ def parameter_counts(features: int, regions: int) -> dict[tuple[str, str], list[
 
 
 def read_parameters(header: Header, parameters: bytes
-                    ) -> tuple[list[int], dict[str, tuple[np.ndarray, int]]]:
+                    ) -> tuple[list[float], dict[str, tuple[np.ndarray, int]]]:
     """(bits of each region's LSN in the parameter stream, the ARM's integer
-    parameters for `IntegerArm`)."""
-    reader = BitReader(parameters)
+    parameters for `IntegerArm`). In a range-coded stream a value's bits are
+    its information content under its group's Laplace."""
     counts = parameter_counts(header.features, header.regions)
-    bits = [0] * header.regions
+    groups = [(m, k) for m in MODULES for k in KINDS]
+    if header.range_coded:
+        flats = decode_groups(parameters, [(sum(counts[g]), header.coding[g][1])
+                                           for g in groups])
+    else:
+        reader = BitReader(parameters)
+        flats = []
+    bits = [0.0] * header.regions
     arm: dict[str, tuple[np.ndarray, int]] = {}
-    position = 0
-    for module in MODULES:
-        for kind in KINDS:
-            exponent, order = header.coding[(module, kind)]
-            sizes = counts[(module, kind)]
-            per_region = len(sizes) // header.regions if module == "lsn" else 0
-            for i, size in enumerate(sizes):
-                values = reader.read_signed(size, order)
-                if module == "arm":
-                    arm[ARM_NAMES[kind][i]] = (values, exponent)
-                if module == "lsn":
-                    bits[i // per_region] += reader.position - position
+    for g, (module, kind) in enumerate(groups):
+        exponent, model = header.coding[(module, kind)]
+        sizes = counts[(module, kind)]
+        per_region = len(sizes) // header.regions if module == "lsn" else 0
+        if header.range_coded:
+            value_bits = information_bits(flats[g], model)
+        start = 0
+        for i, size in enumerate(sizes):
+            if header.range_coded:
+                values = flats[g][start:start + size]
+                cost = float(value_bits[start:start + size].sum())
+            else:
                 position = reader.position
+                values = reader.read_signed(size, model)
+                cost = float(reader.position - position)
+            start += size
+            if module == "arm":
+                arm[ARM_NAMES[kind][i]] = (values, exponent)
+            if module == "lsn":
+                bits[i // per_region] += cost
     return bits, arm
 
 
@@ -121,7 +137,7 @@ def describe_regions(header: Header, streams: list[bytes], width: int, height: i
                     "share": round(float(pixels[r]) / (width * height), 4),
                     "coded": coded, "contour_chains": chains.get(r, (0, 0.0))[0],
                     "contour_bits": round(float(chains.get(r, (0, 0.0))[1]), 1),
-                    "lsn_bits": lsn[r]})
+                    "lsn_bits": round(lsn[r], 1)})
         if shares is not None:
             out[-1]["latent_bits"] = round(float(shares[r]), 1)
     return out
