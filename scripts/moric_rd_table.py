@@ -7,6 +7,11 @@ MoRIC issue sets targets for.
     python scripts/moric_rd_table.py bench/results/moric-kodak4/gpu-1k \
         bench/results/moric-kodak4/gpu-3k --anchors ../shared/anchors/kodak \
         --plot bench/results/moric-kodak4/rd.png
+
+`--points FILE.jsonl ...` adds MoRIC curves from `scripts/moric_rd.py` lines
+(CPU encodes of one image at a time): one curve per (steps, regions), each
+point the mean bpp and mean PSNR over the images at one quality, as
+`segpic bench` averages; a quality missing for any image is an error.
 """
 
 from __future__ import annotations
@@ -27,11 +32,42 @@ def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{v:+.1f}%"
 
 
+def curves_from_points(files: list[Path], images: list[str], label: str) -> dict[str, dict]:
+    """bench-style results, {key: {name, steps, results: {bpp, psnr-rgb}}}, from
+    moric_rd.py lines, averaged over `images` at each quality."""
+    rows = [json.loads(line) for f in files for line in f.read_text().splitlines() if line]
+    groups: dict[tuple[int, str], dict[float, dict[str, dict]]] = {}
+    for r in rows:
+        if r["image"] in images:
+            group = groups.setdefault((r["steps"], r.get("regions_asked", "none")), {})
+            group.setdefault(r["quality"], {})[r["image"]] = r
+    out = {}
+    for (steps, regions), by_quality in sorted(groups.items()):
+        for quality, per_image in by_quality.items():
+            missing = sorted(set(images) - set(per_image))
+            if missing:
+                raise SystemExit(f"--points: {steps} steps, regions {regions}, quality "
+                                 f"{quality:g}: no point for {', '.join(missing)}")
+        qualities = sorted(by_quality)
+        regions_name = "one region" if regions == "none" else f"regions {regions}"
+        out[f"moric-{steps}-{regions}-{label}"] = {
+            "name": f"MoRIC ({steps // 1000}k steps, {regions_name}, {label})",
+            "steps": steps,
+            "results": {m: [sum(by_quality[q][i][key] for i in images) / len(images)
+                            for q in qualities]
+                        for m, key in (("bpp", "bpp"), ("psnr-rgb", "psnr"))},
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+")
     parser.add_argument("--anchors", type=Path, required=True)
     parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument("--points", type=Path, nargs="*", default=[],
+                        help="moric_rd.py JSON lines, added as MoRIC curves")
+    parser.add_argument("--label", default="CPU", help="what sets the --points curves apart")
     args = parser.parse_args()
     results: dict[str, dict] = {}
     images: list[str] | None = None
@@ -50,6 +86,7 @@ def main() -> None:
                 raise SystemExit(f"{f}: other rates or PSNRs than the same codec in an "
                                  "earlier run")
             results.setdefault(f.stem, d)
+    results.update(curves_from_points(args.points, images or [], args.label))
     anchors = load_anchors(args.anchors)
     anchors.update(per_image_anchors(args.anchors, images or []))
     moric = sorted((k for k in results if k.startswith("moric")),
