@@ -7,6 +7,10 @@ bpp is 8 x the size of the real .spic file (container frame included) over
 the pixels; `--save-dir` keeps the files (IMAGE-qQ-STEPS-REGIONS.spic). PSNR is
 RGB PSNR of what `decode` returns from the file's bytes, checked equal to the
 encoder's reconstruction.
+
+`--set key=value ...` overrides fields of the preset's recipe (as in
+`moric_experiment.py`, e.g. `--set features=16`) for every encode of the run;
+the rows record them under "set".
 """
 
 from __future__ import annotations
@@ -15,14 +19,17 @@ import argparse
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from moric_experiment import parse_overrides  # scripts/, beside this one
 from PIL import Image
 
 from segpic_codec import container
 from segpic_codec.moric import codec
+from segpic_codec.moric.recipe import PRESETS
 
 ANCHOR = Path("/work/shared/anchors/kodak/per_image/coolchic-v50.tsv")
 
@@ -68,9 +75,12 @@ def main() -> None:
     parser.add_argument("--regions", default="auto", help="auto | none (see --regions)")
     parser.add_argument("--region-count", type=int, default=3)
     parser.add_argument("--save-dir", type=Path, default=None, help="keep the .spic files here")
+    parser.add_argument("--set", nargs="*", default=[], help="recipe overrides key=value")
     parser.add_argument("--verbose", action="store_true", help="print progress every 100 steps")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.set:  # the encoder reads the preset's recipe from PRESETS
+        PRESETS[args.preset] = replace(PRESETS[args.preset], **parse_overrides(args.set))
 
     def progress(info: dict) -> None:
         if args.verbose and info["step"] % 100 == 0:
@@ -113,6 +123,8 @@ def main() -> None:
                 "contour_bytes": len(enc.streams[1]) if enc.regions > 1 else 0,
                 "exact": bool(np.array_equal(decoded, enc.reconstruction)),
             }
+            if args.set:
+                row["set"] = args.set
             row.update(anchor_comparison(path.stem, row["bpp"], row["psnr"]))
             print(json.dumps(row), flush=True)
             if args.out:
