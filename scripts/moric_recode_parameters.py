@@ -20,8 +20,7 @@ import numpy as np
 
 from segpic_codec import container
 from segpic_codec.moric import codec, layout
-from segpic_codec.moric.expgolomb import BitReader
-from segpic_codec.moric.param_stream import best_scale, encode_groups
+from segpic_codec.moric.param_stream import best_scale, encode_groups, read_groups
 from segpic_codec.moric.region_info import parameter_counts
 
 
@@ -32,16 +31,11 @@ def recode(data: bytes) -> tuple[bytes, dict]:
     if header.range_coded:
         raise SystemExit("already range coded")
     counts = parameter_counts(header.features, header.regions)
-    reader = BitReader(streams[0])
-    groups, coding = [], {}
-    for module in layout.MODULES:
-        for kind in layout.KINDS:
-            exponent, order = header.coding[(module, kind)]
-            values = reader.read_signed(sum(counts[(module, kind)]), order)
-            scale = best_scale(values)[0]
-            groups.append((values, scale))
-            coding[(module, kind)] = (exponent, scale)
-    reader.check_end()
+    keys = [(m, k) for m in layout.MODULES for k in layout.KINDS]
+    flats = read_groups(streams[0], [(sum(counts[g]), header.coding[g][1]) for g in keys],
+                        range_coded=False)
+    groups = [(values, best_scale(values)[0]) for values in flats]
+    coding = {g: (header.coding[g][0], scale) for g, (_, scale) in zip(keys, groups, strict=True)}
     new_header = dataclasses.replace(header, coding=coding, range_coded=True)
     new_streams = [encode_groups(groups)] + streams[1:]
     out = container.pack("moric", frame.width, frame.height, layout.pack(new_header),

@@ -1,6 +1,6 @@
-"""Signed exponential-Golomb codes for the quantised network parameters
-(Cool-Chic 5's choice: pure integer arithmetic, so every machine parses the
-same values). Torch-free."""
+"""Signed exponential-Golomb codes: the network parameters of MoRIC files
+written before range-coded parameters (`param_stream`), which still decode.
+The writer is kept for tests that make such streams. Torch-free."""
 
 from __future__ import annotations
 
@@ -26,12 +26,6 @@ def code_length(values: np.ndarray, order: int) -> int:
     bit_length += (u >> bit_length) > 0
     bit_length -= (u >> np.maximum(bit_length - 1, 0)) == 0
     return int(np.sum(2 * bit_length - 1 - order))
-
-
-def best_order(values: np.ndarray) -> tuple[int, int]:
-    """(order, bits) minimising the code length of `values`."""
-    return min(((k, code_length(values, k)) for k in range(MAX_ORDER + 1)),
-               key=lambda kv: kv[1])
 
 
 class BitWriter:

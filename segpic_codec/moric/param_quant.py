@@ -20,8 +20,7 @@ from torch import nn
 
 from .arm_integer import BIAS_FRACTION_BITS, MAX_ABS_PARAMETER, WEIGHT_FRACTION_BITS
 from .errors import MoricFormatError
-from .expgolomb import BitReader
-from .param_stream import best_scale, decode_groups, encode_groups
+from .param_stream import best_scale, encode_groups, read_groups
 
 MODULES = ("arm", "upsampling", "gmn", "lsn")
 KINDS = ("weight", "bias")
@@ -176,16 +175,9 @@ def decode_parameters(data: bytes, modules: dict[str, nn.Module],
         if not 0 <= coding[(module, kind)].exponent <= MAX_EXPONENT:
             raise MoricFormatError("bad quantisation step "
                                    f"2^-{coding[(module, kind)].exponent} in MoRIC header")
-    if range_coded:
-        flats = iter(decode_groups(data, [(sum(p.numel() for p in params),
-                                           coding[(module, kind)].model)
-                                          for module, kind, params in groups]))
-    else:
-        reader = BitReader(data)
-        flats = iter([reader.read_signed(sum(p.numel() for p in params),
-                                         coding[(module, kind)].model)
-                      for module, kind, params in groups])
-        reader.check_end()
+    flats = iter(read_groups(data, [(sum(p.numel() for p in params),
+                                     coding[(module, kind)].model)
+                                    for module, kind, params in groups], range_coded))
     names = {id(p): n for m in MODULES for n, p in modules[m].named_parameters()}
     integers: dict[str, dict[str, tuple[np.ndarray, int]]] = {m: {} for m in MODULES}
     for module, kind, params in groups:

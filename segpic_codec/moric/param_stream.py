@@ -23,6 +23,7 @@ import constriction
 import numpy as np
 
 from .errors import MoricFormatError
+from .expgolomb import BitReader
 from .pmf_table import exp_deterministic
 
 MAX_VALUE_BITS = 15  # |value| < 2**15: the encoder's step search keeps to it
@@ -134,4 +135,17 @@ def decode_groups(data: bytes, groups: list[tuple[int, int]]) -> list[np.ndarray
         raise MoricFormatError(f"corrupt MoRIC parameter stream ({exc})") from None
     if not decoder.maybe_exhausted():
         raise MoricFormatError("corrupt MoRIC parameter stream (trailing data)")
+    return out
+
+
+def read_groups(data: bytes, groups: list[tuple[int, int]], range_coded: bool
+                ) -> list[np.ndarray]:
+    """[(count, model)] in stream order -> the integers of each group, from a
+    range-coded stream (model: scale index) or from the exp-Golomb stream of an
+    older file (model: order); MoricFormatError on a corrupt stream."""
+    if range_coded:
+        return decode_groups(data, groups)
+    reader = BitReader(data)
+    out = [reader.read_signed(count, order) for count, order in groups]
+    reader.check_end()
     return out

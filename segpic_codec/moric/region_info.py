@@ -20,10 +20,10 @@ import numpy as np
 
 from .arm_integer import ARM_WIDTH, IntegerArm
 from .canvas import CONTEXT_OFFSETS, NUM_GRIDS, Canvas
-from .expgolomb import BitReader
+from .expgolomb import code_length
 from .latent_stream import decode_latents, latent_bits
 from .layout import KINDS, MODULES, Header
-from .param_stream import decode_groups, information_bits
+from .param_stream import information_bits, read_groups
 from .roi import kept_latents
 
 LSN_WEIGHTS = (6, 27)  # w_in (3 x 2), w_res (3 x 3 x 3)
@@ -51,37 +51,30 @@ def read_parameters(header: Header, parameters: bytes
                     ) -> tuple[list[float], dict[str, tuple[np.ndarray, int]]]:
     """(bits of each region's LSN in the parameter stream, the ARM's integer
     parameters for `IntegerArm`). In a range-coded stream a value's bits are
-    its information content under its group's Laplace."""
+    its information content under its group's Laplace; in an exp-Golomb one,
+    its code's length."""
     counts = parameter_counts(header.features, header.regions)
     groups = [(m, k) for m in MODULES for k in KINDS]
-    if header.range_coded:
-        flats = decode_groups(parameters, [(sum(counts[g]), header.coding[g][1])
-                                           for g in groups])
-    else:
-        reader = BitReader(parameters)
-        flats = []
+    flats = read_groups(parameters, [(sum(counts[g]), header.coding[g][1]) for g in groups],
+                        header.range_coded)
     bits = [0.0] * header.regions
     arm: dict[str, tuple[np.ndarray, int]] = {}
-    for g, (module, kind) in enumerate(groups):
+    for (module, kind), flat in zip(groups, flats, strict=True):
         exponent, model = header.coding[(module, kind)]
         sizes = counts[(module, kind)]
         per_region = len(sizes) // header.regions if module == "lsn" else 0
-        if header.range_coded:
-            value_bits = information_bits(flats[g], model)
+        # per value: a Laplace's bits depend on the whole group (its largest value)
+        value_bits = information_bits(flat, model) if header.range_coded else None
         start = 0
         for i, size in enumerate(sizes):
-            if header.range_coded:
-                values = flats[g][start:start + size]
-                cost = float(value_bits[start:start + size].sum())
-            else:
-                position = reader.position
-                values = reader.read_signed(size, model)
-                cost = float(reader.position - position)
-            start += size
+            values = flat[start:start + size]
             if module == "arm":
                 arm[ARM_NAMES[kind][i]] = (values, exponent)
             if module == "lsn":
-                bits[i // per_region] += cost
+                bits[i // per_region] += (float(value_bits[start:start + size].sum())
+                                          if value_bits is not None
+                                          else code_length(values, model))
+            start += size
     return bits, arm
 
 
