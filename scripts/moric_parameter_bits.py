@@ -1,0 +1,63 @@
+"""Where a MoRIC file's bits go: per (module, kind) group of the parameter
+stream, its values, step and bits (information content under the group's
+Laplace in a range-coded file, code lengths in an older exp-Golomb one), and
+each share of the whole file. One JSON line per file.
+
+    python scripts/moric_parameter_bits.py files/*.spic [--out bits.jsonl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from segpic_codec import container
+from segpic_codec.moric import layout
+from segpic_codec.moric.expgolomb import code_length
+from segpic_codec.moric.param_stream import information_bits, read_groups
+from segpic_codec.moric.region_info import parameter_counts
+
+
+def parameter_bits(data: bytes) -> dict:
+    frame = container.read_frame(data)
+    streams = container.split_streams(data, frame)
+    header = layout.unpack(frame.payload)
+    counts = parameter_counts(header.features, header.regions, header.arm_contexts)
+    keys = [(m, k) for m in layout.MODULES for k in layout.KINDS]
+    flats = read_groups(streams[0], [(sum(counts[g]), header.coding[g][1]) for g in keys],
+                        header.range_coded)
+    file_bits = 8 * len(data)
+    groups = {}
+    for (module, kind), values in zip(keys, flats, strict=True):
+        exponent, model = header.coding[(module, kind)]
+        bits = (float(information_bits(values, model).sum()) if header.range_coded
+                else float(code_length(values, model)))
+        groups[f"{module}.{kind}"] = {"values": int(values.size), "step_exponent": exponent,
+                                      "bits": round(bits, 1),
+                                      "file_share": round(bits / file_bits, 5)}
+    return {"file_bytes": len(data), "arm_contexts": header.arm_contexts,
+            "regions": header.regions, "range_coded": header.range_coded,
+            "parameter_bytes": len(streams[0]),
+            "parameter_share": round(8 * len(streams[0]) / file_bits, 5), "groups": groups}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    for path in args.files:
+        row = {"file": path.name, **parameter_bits(path.read_bytes())}
+        line = json.dumps(row)
+        print(line)
+        if args.out:
+            with args.out.open("a") as f:
+                f.write(line + "\n")
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    main()
