@@ -30,7 +30,7 @@ def recode(data: bytes) -> tuple[bytes, dict]:
     header = layout.unpack(frame.payload)
     if header.range_coded:
         raise SystemExit("already range coded")
-    counts = parameter_counts(header.features, header.regions, header.arm_contexts)
+    counts = parameter_counts(header.features, header.regions)
     keys = [(m, k) for m in layout.MODULES for k in layout.KINDS]
     flats = read_groups(streams[0], [(sum(counts[g]), header.coding[g][1]) for g in keys],
                         range_coded=False)

@@ -56,32 +56,6 @@ def test_round_trip_matches_reconstruction(encoded, size, regions):
     assert info["regions"] == regions
 
 
-
-def test_small_arm_round_trip(monkeypatch):
-    """A recipe with the 8-context ARM: flag bit 3 in the header, about a
-    quarter of the ARM's parameters, and an exact decode."""
-    from dataclasses import replace
-
-    from segpic_codec.moric import recipe
-    from segpic_codec.moric.region_info import parameter_counts
-
-    pixels = _image(20, 33, seed=2)
-    sizes = {}
-    for contexts in (16, 8):
-        monkeypatch.setitem(recipe.PRESETS, "medium",
-                            replace(recipe.PRESETS["medium"], arm_contexts=contexts))
-        enc = codec.encode(pixels, quality=2.0, steps=12, seed=1, regions="none")
-        header = layout.unpack(enc.payload)
-        assert header.arm_contexts == contexts and layout.describe(enc.payload)[
-            "arm_contexts"] == contexts
-        assert bool(enc.payload[8] & 8) == (contexts == 8)  # the flags byte
-        np.testing.assert_array_equal(codec.decode(enc.payload, enc.streams, 33, 20),
-                                      enc.reconstruction)
-        sizes[contexts] = sum(parameter_counts(24, 1, contexts)[("arm", "weight")])
-    assert sizes == {16: 576, 8: 160}
-    with pytest.raises(ValueError):
-        layout.pack(replace(header, arm_contexts=12))
-
 def test_decode_is_thread_independent(tmp_path):
     """An image large enough to be encoded on two threads: a fresh process with
     one thread everywhere decodes exactly the encoder's reconstruction."""

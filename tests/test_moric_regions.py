@@ -237,18 +237,17 @@ def test_bad_object_masks(roi, match):
         codec.encode(_image(40, 48), steps=2, roi=roi)
 
 
-@pytest.mark.parametrize("features, regions, contexts", [(24, 1, 16), (16, 3, 16), (8, 16, 16),
-                                                         (24, 3, 8)])
-def test_info_parameter_counts_follow_the_networks(features, regions, contexts):
+@pytest.mark.parametrize("features, regions", [(24, 1), (16, 3), (8, 16)])
+def test_info_parameter_counts_follow_the_networks(features, regions):
     """region_info walks the parameter stream without torch: its sizes must be
     the networks' own."""
     from segpic_codec.moric.param_quant import parameter_groups
     from segpic_codec.moric.region_info import parameter_counts
 
     labels = (np.arange(16 * 16).reshape(16, 16) % regions).astype(np.int32)
-    model = MoricModel(16, 16, Architecture(features, "gelu", regions, contexts),
+    model = MoricModel(16, 16, Architecture(features, "gelu", regions),
                        labels=labels if regions > 1 else None)
-    counts = parameter_counts(features, regions, contexts)
+    counts = parameter_counts(features, regions)
     for module, kind, params in parameter_groups(model.sent_modules()):
         assert counts[(module, kind)] == [p.numel() for p in params], (module, kind)
 

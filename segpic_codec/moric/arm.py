@@ -2,15 +2,13 @@
 exact integer version for coding.
 
 Each latent is modelled by a Laplace whose mean and log-scale an MLP predicts
-from n causal neighbours in the same grid: n = 16 as MoRIC (width 16, two
-residual hidden layers), or n = 8 with width 8, whose parameters cost ~4x fewer
-bits, for low rates (`canvas.ARM_CONTEXTS`). ReLU as in Cool-Chic, so the
-integer version needs no table for the activation; plus Cool-Chic's parallel
-linear "stabiliser" so the mean can follow the neighbours linearly from the
-start.
+from 16 causal neighbours in the same grid (MoRIC: width 16, two residual
+hidden layers; ReLU as in Cool-Chic, so the integer version needs no table for
+the activation; plus Cool-Chic's parallel linear "stabiliser" so the mean can
+follow the neighbours linearly from the start).
 
-Training gathers the neighbours of every latent of every grid with n shifted
-slices of the flattened canvas (see `canvas`), in a channels-first (n, N)
+Training gathers the neighbours of every latent of every grid with 16 shifted
+slices of the flattened canvas (see `canvas`), in a channels-first (16, N)
 layout where each layer is one matrix product.
 
 Coding runs the exact fixed-point version, `arm_integer.IntegerArm` (torch-free).
@@ -22,36 +20,32 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .canvas import ARM_CONTEXTS, CONTEXT_OFFSETS, Canvas
+from .arm_integer import ARM_WIDTH, CONTEXT_SIZE
+from .canvas import Canvas
 from .pmf_table import LOG_SCALE_MAX, LOG_SCALE_MIN, LOG_SCALE_OFFSET, PROBABILITY_FLOOR
 
 
 class Arm(nn.Module):
-    """Float ARM for training, width = number of contexts n (16 or 8).
-    Parameters (all sent): w1, b1, w2, b2 (residual n -> n layers, stored
-    without their identity), w_out, b_out (n -> 2) and w_linear (n -> 2, no
-    bias)."""
+    """Float ARM for training. Parameters (all sent): w1, b1, w2, b2 (residual
+    16 -> 16 layers, stored without their identity), w_out, b_out (16 -> 2) and
+    w_linear (16 -> 2, no bias)."""
 
-    def __init__(self, generator: torch.Generator | None = None,
-                 contexts: int = len(CONTEXT_OFFSETS)):
+    def __init__(self, generator: torch.Generator | None = None):
         super().__init__()
-        if contexts not in ARM_CONTEXTS:
-            raise ValueError(f"an ARM has {' or '.join(map(str, ARM_CONTEXTS))} contexts, "
-                             f"not {contexts}")
-        n = contexts
-        self.w1 = nn.Parameter(torch.zeros(n, n))
-        self.b1 = nn.Parameter(torch.zeros(n))
-        self.w2 = nn.Parameter(torch.zeros(n, n))
-        self.b2 = nn.Parameter(torch.zeros(n))
+        n = CONTEXT_SIZE
+        self.w1 = nn.Parameter(torch.zeros(ARM_WIDTH, n))
+        self.b1 = nn.Parameter(torch.zeros(ARM_WIDTH))
+        self.w2 = nn.Parameter(torch.zeros(ARM_WIDTH, ARM_WIDTH))
+        self.b2 = nn.Parameter(torch.zeros(ARM_WIDTH))
         # Cool-Chic's initialisation: residual layers start as identities, the
         # output layer with small random weights N(0, 1 / out**4)
-        self.w_out = nn.Parameter(torch.randn(2, n, generator=generator) / 4.0)
+        self.w_out = nn.Parameter(torch.randn(2, ARM_WIDTH, generator=generator) / 4.0)
         self.b_out = nn.Parameter(torch.zeros(2))
         self.w_linear = nn.Parameter(torch.zeros(2, n))
-        self.register_buffer("eye", torch.eye(n), persistent=False)
+        self.register_buffer("eye", torch.eye(ARM_WIDTH), persistent=False)
 
     def forward(self, context: Tensor) -> Tensor:
-        """(n, N) contexts -> (2, N) raw outputs (mean, log-scale + 4)."""
+        """(16, N) contexts -> (2, N) raw outputs (mean, log-scale + 4)."""
         h = F.relu(torch.addmm(self.b1[:, None], self.w1 + self.eye, context))
         h = F.relu(torch.addmm(self.b2[:, None], self.w2 + self.eye, h))
         out = torch.addmm(self.b_out[:, None], self.w_out, h)
@@ -59,7 +53,7 @@ class Arm(nn.Module):
 
 
 def gather_contexts(flat_canvas: Tensor, canvas: Canvas) -> Tensor:
-    """(n, M) contexts of canvas positions query_range[0] .. query_range[1] - 1."""
+    """(16, M) contexts of canvas positions query_range[0] .. query_range[1] - 1."""
     start, stop = canvas.query_range
     return torch.stack([flat_canvas[start + o: stop + o] for o in canvas.offsets.tolist()])
 
@@ -94,6 +88,6 @@ def canvas_rate_bits(arm: Arm, quantized_canvas: Tensor, canvas: Canvas,
     return laplace_rate_bits(x, raw[0], raw[1])
 
 
-def arm_macs_per_latent(contexts: int = len(CONTEXT_OFFSETS)) -> int:
-    return 2 * contexts * contexts + 4 * contexts  # two n x n layers, two n -> 2
+def arm_macs_per_latent() -> int:
+    return CONTEXT_SIZE * ARM_WIDTH + ARM_WIDTH * ARM_WIDTH + 2 * ARM_WIDTH + 2 * CONTEXT_SIZE
 

@@ -17,6 +17,8 @@ import numpy as np
 
 from .errors import MoricFormatError
 
+CONTEXT_SIZE = 16
+ARM_WIDTH = 16
 WEIGHT_FRACTION_BITS = 16
 BIAS_FRACTION_BITS = 32
 OUTPUT_FRACTION_BITS = 8
@@ -29,8 +31,7 @@ class IntegerArm:
     """The ARM in exact fixed point, built from the quantised parameters.
 
     `parameters` maps each Arm parameter name to (integer values, exponent): the
-    real value is integer * 2**-exponent. The width n (= number of contexts)
-    follows from w_out's 2 x n values."""
+    real value is integer * 2**-exponent."""
 
     def __init__(self, parameters: dict[str, tuple[np.ndarray, int]]):
         def fixed(name: str, fraction_bits: int) -> np.ndarray:
@@ -43,11 +44,10 @@ class IntegerArm:
             return (values << (fraction_bits - exponent)).astype(np.float64)
 
         one = float(1 << WEIGHT_FRACTION_BITS)
-        n = np.asarray(parameters["w_out"][0]).size // 2
-        eye = np.eye(n) * one
-        # row-vector convention: activations (m, n) @ weights.T
-        self.w1 = (fixed("w1", WEIGHT_FRACTION_BITS).reshape(n, n) + eye).T.copy()
-        self.w2 = (fixed("w2", WEIGHT_FRACTION_BITS).reshape(n, n) + eye).T.copy()
+        eye = np.eye(ARM_WIDTH) * one
+        # row-vector convention: activations (n, 16) @ weights.T
+        self.w1 = (fixed("w1", WEIGHT_FRACTION_BITS).reshape(ARM_WIDTH, -1) + eye).T.copy()
+        self.w2 = (fixed("w2", WEIGHT_FRACTION_BITS).reshape(ARM_WIDTH, -1) + eye).T.copy()
         self.w_out = fixed("w_out", WEIGHT_FRACTION_BITS).reshape(2, -1).T.copy()
         self.w_linear = fixed("w_linear", WEIGHT_FRACTION_BITS).reshape(2, -1).T.copy()
         self.b1 = fixed("b1", BIAS_FRACTION_BITS)
@@ -55,7 +55,7 @@ class IntegerArm:
         self.b_out = fixed("b_out", BIAS_FRACTION_BITS)
 
     def __call__(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(m, n) integer contexts (any numeric dtype holding integers) ->
+        """(n, 16) integer contexts (any numeric dtype holding integers) ->
         (mean, raw log-scale) with 8 fractional bits, int64."""
         shift = float(1 << WEIGHT_FRACTION_BITS)
         x = np.asarray(contexts, dtype=np.float64) * shift

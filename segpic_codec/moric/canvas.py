@@ -36,14 +36,6 @@ CONTEXT_OFFSETS: tuple[tuple[int, int], ...] = (
     (-1, -3), (-1, -2), (-1, -1), (-1, 0), (-1, 1), (-1, 2),
     (0, -3), (0, -2), (0, -1),
 )
-# A small ARM's 8 neighbours: Cool-Chic's 8 nearest in its priority order,
-# listed in CONTEXT_OFFSETS' order (a subset, so the wavefront order holds).
-# Its parameters cost ~4x fewer bits, which pays at low rates (`recipe`).
-SMALL_CONTEXT_OFFSETS: tuple[tuple[int, int], ...] = tuple(
-    o for o in CONTEXT_OFFSETS
-    if o in {(0, -1), (-1, 0), (-1, -1), (-1, 1), (0, -2), (-2, 0), (-3, 0), (0, -3)})
-ARM_CONTEXTS = {len(CONTEXT_OFFSETS): CONTEXT_OFFSETS,
-                len(SMALL_CONTEXT_OFFSETS): SMALL_CONTEXT_OFFSETS}
 TOP = 3  # context rows above
 LEFT = 3  # context columns to the left
 RIGHT = 2  # context columns to the right
@@ -63,7 +55,6 @@ class Canvas:
     height: int
     width: int
     num_grids: int = NUM_GRIDS
-    contexts: int = len(CONTEXT_OFFSETS)  # the ARM's neighbours: a key of ARM_CONTEXTS
 
     @cached_property
     def sizes(self) -> list[tuple[int, int]]:
@@ -93,10 +84,9 @@ class Canvas:
 
     @cached_property
     def offsets(self) -> np.ndarray:
-        """Flat-index shift of each context neighbour, shape (contexts,), int64."""
+        """Flat-index shift of each context neighbour, shape (16,), int64."""
         cols = self.shape[1]
-        return np.array([dr * cols + dc for dr, dc in ARM_CONTEXTS[self.contexts]],
-                        dtype=np.int64)
+        return np.array([dr * cols + dc for dr, dc in CONTEXT_OFFSETS], dtype=np.int64)
 
     @cached_property
     def query_range(self) -> tuple[int, int]:

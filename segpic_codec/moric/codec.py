@@ -278,8 +278,7 @@ def _encode(pixels: np.ndarray, quality: float, steps: int | None, time_limit: f
     header = layout.Header(quality=quality, preset=preset, steps=optimisation.step,
                            interrupted=optimisation.interrupted, features=recipe.features,
                            activation=recipe.activation, regions=model.arch.regions,
-                           object_only=object_only, arm_contexts=model.arch.arm_contexts,
-                           **fields)
+                           object_only=object_only, **fields)
     return MoricEncoded(layout.pack(header), streams, reconstruction, optimisation.step,
                         optimisation.interrupted, time.perf_counter() - start, labels)
 
@@ -340,8 +339,7 @@ def _decode(header: layout.Header, streams: list[bytes], width: int, height: int
             raise MoricFormatError(f"corrupt MoRIC file (the contours hold "
                                    f"{int(labels.max()) + 1} regions, the header "
                                    f"{header.regions})")
-    arch = Architecture(header.features, header.activation, header.regions,
-                        header.arm_contexts)
+    arch = Architecture(header.features, header.activation, header.regions)
     model = MoricModel(height, width, arch, labels=labels, object_only=header.object_only)
     coding = {k: GroupCoding(e, o) for k, (e, o) in header.coding.items()}
     integers = decode_parameters(streams[0], model.sent_modules(), coding, header.range_coded)

@@ -87,8 +87,7 @@ class Optimisation:
         # the decoded partition (H, W), or None for one region
         self.labels = labels
         regions = 1 if labels is None else int(labels.max()) + 1
-        self.arch = Architecture(recipe.features, recipe.activation, regions,
-                                 recipe.arm_contexts)
+        self.arch = Architecture(recipe.features, recipe.activation, regions)
         self.generator = torch.Generator(device=target.device).manual_seed(seed)
         # on a CPU, rate and distortion in cache-sized pieces, on two threads
         # with two_core (see cpu_loss); the caller sets one intra-op thread

@@ -5,7 +5,7 @@ Imports no torch, so `segpic info` stays fast.
         version u8 | quality*1000 u16 | preset u8 | steps u32 | flags u8
         | GMN features u8 | activation u8 | regions u8
           (flags: bit 0 interrupted, bit 1 object only: region 0 not coded,
-           bit 2 parameters range coded, bit 3 small ARM: 8 contexts, width 8)
+           bit 2 parameters range coded)
         | latent low i16 | latent high i16
         | per (module, kind) in arm, upsampling, gmn, lsn x weight, bias:
           step exponent u8, model u8 (with flag bit 2 the Laplace scale index
@@ -35,8 +35,6 @@ ACTIVATIONS = ("relu", "gelu")
 MODULES = ("arm", "upsampling", "gmn", "lsn")
 KINDS = ("weight", "bias")
 NUM_GRIDS = 7
-ARM_CONTEXTS = 16  # the ARM's neighbours without flag bit 3; with it SMALL_ARM_CONTEXTS
-SMALL_ARM_CONTEXTS = 8
 MAX_FEATURES = 64
 MAX_REGIONS = 16
 MAX_EXPONENT = 24
@@ -64,7 +62,6 @@ class Header:
     object_only: bool = False
     # parameters range coded (`param_stream`), not exp-Golomb coded
     range_coded: bool = True
-    arm_contexts: int = ARM_CONTEXTS  # or SMALL_ARM_CONTEXTS
 
     @property
     def num_streams(self) -> int:
@@ -82,13 +79,10 @@ class Header:
 
 def pack(header: Header) -> bytes:
     preset = header.preset if header.preset in PRESET_NAMES else "custom"
-    if header.arm_contexts not in (ARM_CONTEXTS, SMALL_ARM_CONTEXTS):
-        raise ValueError(f"an ARM of {header.arm_contexts} contexts has no header code")
     fixed = _FIXED.pack(header.version, round(header.quality * 1000), PRESET_NAMES.index(preset),
                         min(header.steps, 2**32 - 1),
                         int(header.interrupted) | int(header.object_only) << 1
-                        | int(header.range_coded) << 2
-                        | int(header.arm_contexts == SMALL_ARM_CONTEXTS) << 3, header.features,
+                        | int(header.range_coded) << 2, header.features,
                         ACTIVATIONS.index(header.activation), header.regions,
                         header.latent_low, header.latent_high)
     tail = bytes(v for m in MODULES for k in KINDS for v in header.coding[(m, k)])
@@ -113,7 +107,7 @@ def unpack(payload: bytes) -> Header:
     checks = [
         (1000 <= quality <= 6000, f"quality {quality / 1000}"),
         (preset < len(PRESET_NAMES), f"preset id {preset}"),
-        (flags <= 15 and not (flags & 2 and version == SINGLE_REGION_VERSION),
+        (flags <= 7 and not (flags & 2 and version == SINGLE_REGION_VERSION),
          f"flags {flags}"),
         (1 <= features <= MAX_FEATURES, f"{features} GMN features"),
         (activation < len(ACTIVATIONS), f"activation id {activation}"),
@@ -131,7 +125,7 @@ def unpack(payload: bytes) -> Header:
     coding = {(m, k): next(pairs) for m in MODULES for k in KINDS}
     return Header(quality / 1000, PRESET_NAMES[preset], steps, bool(flags & 1), features,
                   ACTIVATIONS[activation], regions, low, high, coding, bool(flags & 2),
-                  bool(flags & 4), SMALL_ARM_CONTEXTS if flags & 8 else ARM_CONTEXTS)
+                  bool(flags & 4))
 
 
 def describe(payload: bytes) -> dict:
@@ -146,7 +140,6 @@ def describe(payload: bytes) -> dict:
         "regions": h.regions,
         "object_only": h.object_only,
         "synthesis_features": h.features,
-        "arm_contexts": h.arm_contexts,
         "activation": h.activation,
         "latent_range": [h.latent_low, h.latent_high],
     }

@@ -27,7 +27,6 @@ class Architecture:
     features: int = 16  # GMN width F
     activation: str = "gelu"
     regions: int = 1
-    arm_contexts: int = 16  # the ARM's neighbours (and width): 16 or 8
 
 
 # Above this size the synthesis runs in bands of rows (bounded memory; slightly
@@ -56,13 +55,13 @@ class MoricModel(nn.Module):
         self.object_only = object_only
         generator = torch.Generator().manual_seed(seed)
         self.height, self.width, self.arch = height, width, arch
-        self.canvas = Canvas(height, width, contexts=arch.arm_contexts)
+        self.canvas = Canvas(height, width)
         self.keep = kept_latents(self.regions.labels != 0, self.canvas) if object_only else None
         self.latents = LatentCanvas(self.canvas, latent_gain, self.keep)
         # pixels whose error counts: all, or the object's
         self.drawn_pixels = int((self.regions.labels != 0).sum()) if object_only \
             else height * width
-        self.arm = Arm(generator, arch.arm_contexts)
+        self.arm = Arm(generator)
         self.upsampling = Upsampling(self.canvas.num_grids)
         self.synthesis = Synthesis(arch.features, arch.activation, arch.regions, generator)
         start = self.canvas.query_range[0]
@@ -148,7 +147,7 @@ class MoricModel(nn.Module):
     def macs_per_pixel(self) -> dict[str, float]:
         latents_per_pixel = self.canvas.num_latents / (self.height * self.width)
         return {
-            "arm": arm_macs_per_latent(self.arch.arm_contexts) * latents_per_pixel,
+            "arm": arm_macs_per_latent() * latents_per_pixel,
             "upsampling": self.upsampling.macs_per_pixel(self.canvas.num_grids),
             "gmn": float(self.synthesis.gmn.macs_per_pixel()),
             "lsn": float(self.synthesis.lsns[0].macs_per_pixel()),

@@ -53,7 +53,6 @@ class Recipe:
     arm_output_init: float = 1.0  # times Cool-Chic's random initial ARM output weights
     synthesis_init_scale: float = 1.0  # times MoRIC's initial synthesis weights
     features: int = 24  # GMN width
-    arm_contexts: int = 16  # the ARM's neighbours and width: 16 or 8
     activation: str = "gelu"
 
     def warmup_noise(self, lmbda: float) -> float:

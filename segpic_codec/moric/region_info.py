@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .arm_integer import IntegerArm
+from .arm_integer import ARM_WIDTH, IntegerArm
 from .canvas import CONTEXT_OFFSETS, NUM_GRIDS, Canvas
 from .expgolomb import code_length
 from .latent_stream import decode_latents, latent_bits
@@ -32,11 +32,9 @@ LSN_BIASES = (3, 9)  # b_in, b_res
 ARM_NAMES = {"weight": ("w1", "w2", "w_out", "w_linear"), "bias": ("b1", "b2", "b_out")}
 
 
-def parameter_counts(features: int, regions: int, arm_contexts: int = len(CONTEXT_OFFSETS)
-                     ) -> dict[tuple[str, str], list[int]]:
+def parameter_counts(features: int, regions: int) -> dict[tuple[str, str], list[int]]:
     """(module, kind) -> sizes of its parameters, in stream order."""
-    n = w = arm_contexts  # the ARM's width is its number of contexts
-    f = features
+    n, w, f = len(CONTEXT_OFFSETS), ARM_WIDTH, features
     return {
         ("arm", "weight"): [w * n, w * w, 2 * w, 2 * n],
         ("arm", "bias"): [w, w, 2],
@@ -55,7 +53,7 @@ def read_parameters(header: Header, parameters: bytes
     parameters for `IntegerArm`). In a range-coded stream a value's bits are
     its information content under its group's Laplace; in an exp-Golomb one,
     its code's length."""
-    counts = parameter_counts(header.features, header.regions, header.arm_contexts)
+    counts = parameter_counts(header.features, header.regions)
     groups = [(m, k) for m in MODULES for k in KINDS]
     flats = read_groups(parameters, [(sum(counts[g]), header.coding[g][1]) for g in groups],
                         header.range_coded)
@@ -85,7 +83,7 @@ def latent_bits_by_region(header: Header, streams: list[bytes], labels: np.ndarr
     """(regions,) latent bits attributed to each region (decodes the latents)."""
     height, width = labels.shape
     regions = header.regions
-    canvas = Canvas(height, width, contexts=header.arm_contexts)
+    canvas = Canvas(height, width)
     keep = kept_latents(labels != 0, canvas) if header.object_only else None
     integer_arm = IntegerArm(arm)
     low, high = header.latent_low, header.latent_high
