@@ -25,7 +25,7 @@ def parameter_bits(data: bytes) -> dict:
     frame = container.read_frame(data)
     streams = container.split_streams(data, frame)
     header = layout.unpack(frame.payload)
-    counts = parameter_counts(header.features, header.regions, header.arm_contexts)
+    counts = parameter_counts(header.features, header.regions)
     keys = [(m, k) for m in layout.MODULES for k in layout.KINDS]
     flats = read_groups(streams[0], [(sum(counts[g]), header.coding[g][1]) for g in keys],
                         header.range_coded)
@@ -38,7 +38,7 @@ def parameter_bits(data: bytes) -> dict:
         groups[f"{module}.{kind}"] = {"values": int(values.size), "step_exponent": exponent,
                                       "bits": round(bits, 1),
                                       "file_share": round(bits / file_bits, 5)}
-    return {"file_bytes": len(data), "arm_contexts": header.arm_contexts,
+    return {"file_bytes": len(data),
             "regions": header.regions, "range_coded": header.range_coded,
             "parameter_bytes": len(streams[0]),
             "parameter_share": round(8 * len(streams[0]) / file_bits, 5), "groups": groups}
