@@ -17,21 +17,17 @@ import numpy as np
 from segpic_codec import container
 from segpic_codec.moric import layout
 from segpic_codec.moric.expgolomb import code_length
-from segpic_codec.moric.param_stream import information_bits, read_groups
-from segpic_codec.moric.region_info import parameter_counts
+from segpic_codec.moric.param_stream import information_bits
+from segpic_codec.moric.region_info import parameter_group_values
 
 
 def parameter_bits(data: bytes) -> dict:
     frame = container.read_frame(data)
     streams = container.split_streams(data, frame)
     header = layout.unpack(frame.payload)
-    counts = parameter_counts(header.features, header.regions)
-    keys = [(m, k) for m in layout.MODULES for k in layout.KINDS]
-    flats = read_groups(streams[0], [(sum(counts[g]), header.coding[g][1]) for g in keys],
-                        header.range_coded)
     file_bits = 8 * len(data)
     groups = {}
-    for (module, kind), values in zip(keys, flats, strict=True):
+    for (module, kind), values in parameter_group_values(header, streams[0]).items():
         exponent, model = header.coding[(module, kind)]
         bits = (float(information_bits(values, model).sum()) if header.range_coded
                 else float(code_length(values, model)))

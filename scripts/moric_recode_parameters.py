@@ -20,8 +20,8 @@ import numpy as np
 
 from segpic_codec import container
 from segpic_codec.moric import codec, layout
-from segpic_codec.moric.param_stream import best_scale, encode_groups, read_groups
-from segpic_codec.moric.region_info import parameter_counts
+from segpic_codec.moric.param_stream import best_scale, encode_groups
+from segpic_codec.moric.region_info import parameter_group_values
 
 
 def recode(data: bytes) -> tuple[bytes, dict]:
@@ -30,10 +30,8 @@ def recode(data: bytes) -> tuple[bytes, dict]:
     header = layout.unpack(frame.payload)
     if header.range_coded:
         raise SystemExit("already range coded")
-    counts = parameter_counts(header.features, header.regions)
-    keys = [(m, k) for m in layout.MODULES for k in layout.KINDS]
-    flats = read_groups(streams[0], [(sum(counts[g]), header.coding[g][1]) for g in keys],
-                        range_coded=False)
+    values = parameter_group_values(header, streams[0])
+    keys, flats = list(values), list(values.values())
     groups = [(values, best_scale(values)[0]) for values in flats]
     coding = {g: (header.coding[g][0], scale) for g, (_, scale) in zip(keys, groups, strict=True)}
     new_header = dataclasses.replace(header, coding=coding, range_coded=True)

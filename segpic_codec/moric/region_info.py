@@ -47,6 +47,17 @@ def parameter_counts(features: int, regions: int) -> dict[tuple[str, str], list[
     }
 
 
+def parameter_group_values(header: Header, parameters: bytes
+                           ) -> dict[tuple[str, str], np.ndarray]:
+    """Each (module, kind) group's integers, in stream order, from a parameter
+    stream of either coding."""
+    counts = parameter_counts(header.features, header.regions)
+    groups = [(m, k) for m in MODULES for k in KINDS]
+    flats = read_groups(parameters, [(sum(counts[g]), header.coding[g][1]) for g in groups],
+                        header.range_coded)
+    return dict(zip(groups, flats, strict=True))
+
+
 def read_parameters(header: Header, parameters: bytes
                     ) -> tuple[list[float], dict[str, tuple[np.ndarray, int]]]:
     """(bits of each region's LSN in the parameter stream, the ARM's integer
@@ -54,12 +65,9 @@ def read_parameters(header: Header, parameters: bytes
     its information content under its group's Laplace; in an exp-Golomb one,
     its code's length."""
     counts = parameter_counts(header.features, header.regions)
-    groups = [(m, k) for m in MODULES for k in KINDS]
-    flats = read_groups(parameters, [(sum(counts[g]), header.coding[g][1]) for g in groups],
-                        header.range_coded)
     bits = [0.0] * header.regions
     arm: dict[str, tuple[np.ndarray, int]] = {}
-    for (module, kind), flat in zip(groups, flats, strict=True):
+    for (module, kind), flat in parameter_group_values(header, parameters).items():
         exponent, model = header.coding[(module, kind)]
         sizes = counts[(module, kind)]
         per_region = len(sizes) // header.regions if module == "lsn" else 0
