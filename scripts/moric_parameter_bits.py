@@ -12,8 +12,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from segpic_codec import container
 from segpic_codec.moric import layout
 from segpic_codec.moric.expgolomb import code_length
@@ -55,5 +53,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=3)
     main()
