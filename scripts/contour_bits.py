@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from segpic_codec.moric.contours import encode_partition
-from segpic_codec.moric.partition import auto_partition, relabel_first_appearance
+from segpic_codec.moric.contours.partition import auto_partition, relabel_first_appearance
+from segpic_codec.moric.contours.stream import encode_partition
 
 DATA = Path("/work/shared/data")
 

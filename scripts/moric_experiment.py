@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from segpic_codec.moric.encoder import Budget, Optimisation
-from segpic_codec.moric.recipe import PRESETS, quality_to_lambda
+from segpic_codec.moric.training.encoder import Budget, Optimisation
+from segpic_codec.moric.training.recipe import PRESETS, quality_to_lambda
 
 KODAK = Path("/work/shared/data/kodak")
 

@@ -29,7 +29,7 @@ from PIL import Image
 
 from segpic_codec import container
 from segpic_codec.moric import codec
-from segpic_codec.moric.recipe import PRESETS
+from segpic_codec.moric.training.recipe import PRESETS
 
 ANCHOR = Path("/work/shared/anchors/kodak/per_image/coolchic-v50.tsv")
 

@@ -23,9 +23,9 @@ import torch
 from PIL import Image
 
 from segpic_codec.moric import codec
-from segpic_codec.moric.encoder import Budget, Optimisation
-from segpic_codec.moric.partition import auto_partition
-from segpic_codec.moric.recipe import PRESETS
+from segpic_codec.moric.contours.partition import auto_partition
+from segpic_codec.moric.training.encoder import Budget, Optimisation
+from segpic_codec.moric.training.recipe import PRESETS
 
 
 def step_times(pixels: np.ndarray, mode: str, features: int, repeats: int,

@@ -58,9 +58,9 @@ from segpic_codec.errors import SegpicError
 from segpic_codec.image_io import save_png
 from segpic_codec.moric import codec as moric_codec
 from segpic_codec.moric import layout as moric_layout
-from segpic_codec.moric.contour_cstar import ESCAPE, MAX_STEP, CstarChain, CstarCoder
-from segpic_codec.moric.contour_stream import AdaptiveModel, ContourFormatError, Writer, crc8
-from segpic_codec.moric.contours import CSTAR
+from segpic_codec.moric.contours.cstar import ESCAPE, MAX_STEP, CstarChain, CstarCoder
+from segpic_codec.moric.contours.entropy import AdaptiveModel, ContourFormatError, Writer, crc8
+from segpic_codec.moric.contours.stream import CSTAR
 from segpic_codec.segpic import layout as segpic_layout
 from segpic_codec.segpic.codec import Codec
 

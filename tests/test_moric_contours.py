@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from segpic_codec.errors import SegpicError
-from segpic_codec.moric import contours
-from segpic_codec.moric.contour_geometry import (
+from segpic_codec.moric.contours import stream as contour_stream
+from segpic_codec.moric.contours.entropy import ContourFormatError, crc8
+from segpic_codec.moric.contours.geometry import (
     DIRECTIONS,
     UNIT_SHIFT,
     UNIT_X,
@@ -23,10 +24,9 @@ from segpic_codec.moric.contour_geometry import (
     padded_table,
     trace_crack,
 )
-from segpic_codec.moric.contour_stream import ContourFormatError, crc8
-from segpic_codec.moric.contours import decode_partition, encode_partition
+from segpic_codec.moric.contours.partition import check_partition, relabel_first_appearance
+from segpic_codec.moric.contours.stream import decode_partition, encode_partition
 from segpic_codec.moric.errors import MoricArgumentError
-from segpic_codec.moric.partition import check_partition, relabel_first_appearance
 
 
 def blobs(height: int, width: int, regions: int, seed: int) -> np.ndarray:
@@ -150,7 +150,7 @@ def test_decoding_in_a_fresh_process_is_bit_exact(tmp_path):
     data, decoded = encode_partition(labels, "lossy")
     (tmp_path / "s.bin").write_bytes(data)
     script = ("import sys, numpy as np\n"
-              "from segpic_codec.moric.contours import decode_partition\n"
+              "from segpic_codec.moric.contours.stream import decode_partition\n"
               "d = open(sys.argv[1], 'rb').read()\n"
               "np.save(sys.argv[2], decode_partition(d, 96, 128))\n")
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "s.bin"),
@@ -266,11 +266,11 @@ def test_too_long_boundaries_are_refused_before_tracing():
 
 def test_budget_turns_crack_chains_into_cstar_or_refuses(monkeypatch):
     labels = blobs(64, 96, 4, 4)
-    crack_edges = sum(contours._chain_edges(contours.CRACK, c)
-                      for c in contours._analyse(labels, "lossless")[0])
+    crack_edges = sum(contour_stream._chain_edges(contour_stream.CRACK, c)
+                      for c in contour_stream._analyse(labels, "lossless")[0])
     # a budget the exact chains exceed but C* polygons fit
-    monkeypatch.setattr(contours, "EDGES_PER_SIDE", crack_edges // (64 + 96 + 2))
-    assert contours.edge_budget(64, 96) < crack_edges
+    monkeypatch.setattr(contour_stream, "EDGES_PER_SIDE", crack_edges // (64 + 96 + 2))
+    assert contour_stream.edge_budget(64, 96) < crack_edges
     with pytest.raises(MoricArgumentError, match="too long"):
         encode_partition(labels, "lossless")
     data, decoded = encode_partition(labels, "auto")
@@ -281,14 +281,14 @@ def test_decoder_refuses_streams_over_the_edge_budget(monkeypatch):
     # a valid lossless stream of a fragmented map, written past the encoder's
     # check: the decoder stops once the edges exceed the image's budget
     labels = checkerboard(40, 40)
-    painted, base = contours._analyse(labels, "lossy")
-    chains = [(c.label, contours.CRACK, c) for c in painted]
-    data = contours._write(chains, 2, base, 40, 40)
-    assert contours._edges(chains) > contours.edge_budget(40, 40)
+    painted, base = contour_stream._analyse(labels, "lossy")
+    chains = [(c.label, contour_stream.CRACK, c) for c in painted]
+    data = contour_stream._write(chains, 2, base, 40, 40)
+    assert contour_stream._edges(chains) > contour_stream.edge_budget(40, 40)
     start = time.perf_counter()
     with pytest.raises(ContourFormatError, match="corrupt contour stream"):
         decode_partition(data, 40, 40)
     assert time.perf_counter() - start < 2.0
     # the same stream decodes when the budget allows it (so the refusal is the budget's)
-    monkeypatch.setattr(contours, "EDGES_PER_SIDE", 1 << 20)
+    monkeypatch.setattr(contour_stream, "EDGES_PER_SIDE", 1 << 20)
     assert np.array_equal(decode_partition(data, 40, 40), labels)

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from segpic_codec.moric import banded, cpu_loss
-from segpic_codec.moric.cpu_loss import CpuLoss
-from segpic_codec.moric.model import Architecture, MoricModel
+from segpic_codec.moric.networks import banded
+from segpic_codec.moric.networks.model import Architecture, MoricModel
+from segpic_codec.moric.training import cpu_loss
+from segpic_codec.moric.training.cpu_loss import CpuLoss
 
 HEIGHT, WIDTH = 26, 19
 

@@ -12,9 +12,8 @@ from PIL import Image
 
 from segpic_codec import container
 from segpic_codec.moric import codec, layout
-from segpic_codec.moric.errors import MoricFormatError
-from segpic_codec.moric.expgolomb import code_length
-from segpic_codec.moric.param_stream import (
+from segpic_codec.moric.bitstream.expgolomb import code_length
+from segpic_codec.moric.bitstream.param_stream import (
     MAX_VALUE_BITS,
     NUM_SCALES,
     best_scale,
@@ -23,7 +22,8 @@ from segpic_codec.moric.param_stream import (
     group_pmf,
     laplace_scale,
 )
-from segpic_codec.moric.region_info import read_parameters
+from segpic_codec.moric.bitstream.region_info import read_parameters
+from segpic_codec.moric.errors import MoricFormatError
 
 OLD_FILES = Path(__file__).parent / "data" / "moric-v1"
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from segpic_codec.errors import SegpicError
-from segpic_codec.moric.partition import (
+from segpic_codec.moric.contours.partition import (
     PartitionError,
     auto_partition,
     check_partition,

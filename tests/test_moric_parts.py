@@ -7,19 +7,23 @@ import numpy as np
 import pytest
 import torch
 
-from segpic_codec.moric.arm import Arm, canvas_rate_bits
-from segpic_codec.moric.arm_integer import BIAS_FRACTION_BITS, WEIGHT_FRACTION_BITS, IntegerArm
-from segpic_codec.moric.arm_rate import fused_rate_bits
-from segpic_codec.moric.canvas import CONTEXT_OFFSETS, WAVE_SLOPE, Canvas
-from segpic_codec.moric.expgolomb import BitReader, BitWriter, code_length
-from segpic_codec.moric.model import Architecture, MoricModel
-from segpic_codec.moric.pmf_table import (
+from segpic_codec.moric.bitstream.arm_integer import (
+    BIAS_FRACTION_BITS,
+    WEIGHT_FRACTION_BITS,
+    IntegerArm,
+)
+from segpic_codec.moric.bitstream.canvas import CONTEXT_OFFSETS, WAVE_SLOPE, Canvas
+from segpic_codec.moric.bitstream.expgolomb import BitReader, BitWriter, code_length
+from segpic_codec.moric.bitstream.pmf_table import (
     LOG_SCALE_MIN,
     NUM_LOG_SCALES,
     build_table,
     exp_deterministic,
 )
-from segpic_codec.moric.upsampling import _Upsample1d, upsample_1d
+from segpic_codec.moric.networks.arm import Arm, canvas_rate_bits
+from segpic_codec.moric.networks.arm_rate import fused_rate_bits
+from segpic_codec.moric.networks.model import Architecture, MoricModel
+from segpic_codec.moric.networks.upsampling import _Upsample1d, upsample_1d
 
 
 def _random_arm(seed: int) -> tuple[Arm, dict[str, tuple[np.ndarray, int]]]:
@@ -136,7 +140,7 @@ def test_upsampling_backward_matches_autograd():
 
 @pytest.mark.parametrize("height,width", [(5, 7), (1, 4), (3, 1)])
 def test_conv3x3_backward_matches_autograd(height, width):
-    from segpic_codec.moric.synthesis import _Conv3x3Replicate
+    from segpic_codec.moric.networks.synthesis import _Conv3x3Replicate
 
     torch.manual_seed(4)
     image = torch.randn(1, 3, height, width, dtype=torch.float64, requires_grad=True)

@@ -10,8 +10,8 @@ import torch
 from segpic_codec.errors import SegpicError
 from segpic_codec.moric import codec, layout
 from segpic_codec.moric.errors import MoricArgumentError, MoricFormatError
-from segpic_codec.moric.model import Architecture, MoricModel
-from segpic_codec.moric.regions import RegionSplit
+from segpic_codec.moric.networks.model import Architecture, MoricModel
+from segpic_codec.moric.networks.regions import RegionSplit
 
 
 def _image(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -136,8 +136,8 @@ def test_header_and_contours_must_agree(ring):
 def test_banded_synthesis_with_regions_equals_whole(monkeypatch):
     """The large-image path (bands of rows) gives the same image, loss and
     gradients as whole-image tensors, with regions and with a layered decode."""
-    from segpic_codec.moric import banded
-    from segpic_codec.moric import model as model_module
+    from segpic_codec.moric.networks import banded
+    from segpic_codec.moric.networks import model as model_module
 
     labels = _ring_labels(26, 19)
     model = MoricModel(26, 19, Architecture(8, "gelu", 3), labels=labels, seed=3)
@@ -206,7 +206,7 @@ def test_single_object_round_trip(single_object):
 def test_single_object_skips_latents_far_from_it(single_object):
     """Latents that no object pixel needs are not coded: the object-only file
     codes fewer latents, and changing a skipped latent changes no object pixel."""
-    from segpic_codec.moric.roi import kept_latents
+    from segpic_codec.moric.bitstream.roi import kept_latents
 
     _, mask, enc = single_object
     model = MoricModel(40, 48, Architecture(8, "gelu", 2), labels=mask.astype(np.int32),
@@ -241,8 +241,8 @@ def test_bad_object_masks(roi, match):
 def test_info_parameter_counts_follow_the_networks(features, regions):
     """region_info walks the parameter stream without torch: its sizes must be
     the networks' own."""
-    from segpic_codec.moric.param_quant import parameter_groups
-    from segpic_codec.moric.region_info import parameter_counts
+    from segpic_codec.moric.bitstream.param_quant import parameter_groups
+    from segpic_codec.moric.bitstream.region_info import parameter_counts
 
     labels = (np.arange(16 * 16).reshape(16, 16) % regions).astype(np.int32)
     model = MoricModel(16, 16, Architecture(features, "gelu", regions),

@@ -53,6 +53,9 @@ def test_wheel_installs_weights_and_codes_from_anywhere(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     shipped = {Path(n).name for n in names if n.startswith("segpic_codec/shipped_weights/small/")}
     assert _weights_files() <= shipped, names
+    # every module of the source tree, subpackages included (pyproject lists them)
+    sources = {p.relative_to(REPO).as_posix() for p in (REPO / "segpic_codec").rglob("*.py")}
+    assert sources <= set(names), sorted(sources - set(names))
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
                     str(site), str(wheel)], check=True, timeout=600, capture_output=True)

@@ -25,22 +25,22 @@ import numpy as np
 import torch
 
 from . import layout
-from .arm_integer import MAX_ABS_LATENT, IntegerArm
-from .canvas import NUM_GRIDS, grid_sizes
-from .contours import decode_partition, encode_partition
-from .encoder import Budget, Optimisation
-from .errors import MoricArgumentError, MoricFormatError
-from .latent_stream import decode_latents, encode_latents
-from .model import Architecture, MoricModel
-from .param_quant import (
+from .bitstream.arm_integer import MAX_ABS_LATENT, IntegerArm
+from .bitstream.canvas import NUM_GRIDS, grid_sizes
+from .bitstream.latent_stream import decode_latents, encode_latents
+from .bitstream.param_quant import (
     GroupCoding,
     decode_parameters,
     encode_parameters,
     quantized_integers,
     search_steps,
 )
-from .partition import auto_partition, check_partition
-from .recipe import PRESETS, QUALITY_MAX, QUALITY_MIN, quality_to_lambda
+from .contours.partition import auto_partition, check_partition
+from .contours.stream import decode_partition, encode_partition
+from .errors import MoricArgumentError, MoricFormatError
+from .networks.model import Architecture, MoricModel
+from .training.encoder import Budget, Optimisation
+from .training.recipe import PRESETS, QUALITY_MAX, QUALITY_MIN, quality_to_lambda
 
 MAX_SIDE = 1 << 16
 MAX_PIXELS = 1 << 26  # 67 MP; decoding allocates ~ 100 bytes per pixel

@@ -102,7 +102,7 @@ def _partition_source(regions: str | Path | np.ndarray, pixels: np.ndarray
     """"auto", "none", a label array, or a label image file read as labels."""
     if isinstance(regions, np.ndarray) or regions in ("auto", "none"):
         return regions
-    from .partition import load_label_image
+    from .contours.partition import load_label_image
 
     height, width = pixels.shape[:2]
     return load_label_image(regions, height, width)
@@ -115,7 +115,7 @@ def options_given(regions: object) -> bool:
 def _object_mask(roi: str | Path | np.ndarray, pixels: np.ndarray) -> np.ndarray:
     if isinstance(roi, np.ndarray):
         return roi
-    from .partition import load_object_mask
+    from .contours.partition import load_object_mask
 
     height, width = pixels.shape[:2]
     return load_object_mask(roi, height, width)

@@ -15,7 +15,7 @@ Imports no torch, so `segpic info` stays fast.
 
 Version 1 codes one region. Version 2 (written when there are 2..16 regions)
 has the same fields and one more stream after the parameters: the region
-contours (`contours`); the parameters then hold one LSN per region, in
+contours (`contours.stream`); the parameters then hold one LSN per region, in
 region order. One-region files are still written as version 1.
 
 The image size is not stored: the container holds width and height.
@@ -157,7 +157,7 @@ def stream_names(payload: bytes, count: int) -> list[str]:
 def describe_details(frame, streams: list[bytes], level: int = 1) -> dict:
     """The per-region table of `segpic info` (decodes the contours, and at
     level 2 the latents; no torch)."""
-    from .region_info import describe_regions
+    from .bitstream.region_info import describe_regions
 
     header = unpack(frame.payload)
     return {"region_table": describe_regions(header, streams, frame.width, frame.height,

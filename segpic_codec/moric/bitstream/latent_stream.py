@@ -14,9 +14,9 @@ from __future__ import annotations
 import constriction
 import numpy as np
 
+from ..errors import MoricFormatError
 from .arm_integer import IntegerArm
 from .canvas import Canvas
-from .errors import MoricFormatError
 from .pmf_table import build_table, table_indices, window_starts
 
 MAX_ALPHABET = 512

@@ -16,9 +16,9 @@ import math
 import torch
 from torch import Tensor
 
+from ..bitstream.canvas import Canvas
+from ..bitstream.pmf_table import LOG_SCALE_MAX, LOG_SCALE_MIN, LOG_SCALE_OFFSET, PROBABILITY_FLOOR
 from .arm import Arm
-from .canvas import Canvas
-from .pmf_table import LOG_SCALE_MAX, LOG_SCALE_MIN, LOG_SCALE_OFFSET, PROBABILITY_FLOOR
 
 BLOCK = 16384
 _INV_LN2 = 1.0 / math.log(2.0)

@@ -37,8 +37,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import torch
 from torch import Tensor, nn
 
-from .banded import band_image, bands
-from .model import MoricModel
+from ..networks.banded import band_image, bands
+from ..networks.model import MoricModel
 
 # rows per band at least: on a wide image the 2 + 2 halo rows of a band of
 # banded.BAND_PIXELS would otherwise be half the work (and their gradients,

@@ -13,7 +13,7 @@ import math
 import constriction
 import numpy as np
 
-from .errors import MoricFormatError
+from ..errors import MoricFormatError
 
 # constriction is a compiled extension: its submodules are attributes, not importable
 _Categorical = constriction.stream.model.Categorical

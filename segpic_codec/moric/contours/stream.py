@@ -8,9 +8,9 @@ component inside another's hole is painted after it; components of the base
 label that lie in no other component's hole are the canvas and cost nothing.
 
 Each chain is coded one of two ways (a flag per chain):
-  * crack (`contour_crack`): the exact boundary along pixel edges; the
+  * crack (`crack`): the exact boundary along pixel edges; the
     partition comes back bit for bit;
-  * C* (`contour_cstar`): MoRIC's lossy polygonal chain. Its step length is
+  * C* (`cstar`): MoRIC's lossy polygonal chain. Its step length is
     chosen as in the paper: from 5 up until the chain costs at most 0.3 x 3
     bits per contour pixel, with optional dilation of the component (see
     MAX_DILATION).
@@ -33,18 +33,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..limits import too_large
-from .contour_crack import CrackCoder
-from .contour_cstar import GAMMA_BITS, MAX_STEP, CstarChain, CstarCoder, trace_chain
-from .contour_geometry import (
+from ...limits import too_large
+from ..errors import MoricArgumentError
+from .crack import CrackCoder
+from .cstar import GAMMA_BITS, MAX_STEP, CstarChain, CstarCoder, trace_chain
+from .entropy import AdaptiveModel, ContourFormatError, Reader, Writer, crc8
+from .geometry import (
     corners_of_turns,
     fill_polygon,
     label_components,
     padded_table,
     trace_crack,
 )
-from .contour_stream import AdaptiveModel, ContourFormatError, Reader, Writer, crc8
-from .errors import MoricArgumentError
 from .partition import check_partition
 
 FORMAT_VERSION = 1

@@ -13,7 +13,7 @@ runs of equal moves into runs of rank 0 for the entropy coder.
 
 The chain state (direction, spacing, angle history) is integer-only and shared
 by encoder and decoder through `ChainState`, so both build identical vertices.
-Directions index `contour_geometry.DIRECTIONS` (256 per turn).
+Directions index `geometry.DIRECTIONS` (256 per turn).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .contour_geometry import DIRECTIONS, step_table
-from .contour_stream import AdaptiveModel, ContourFormatError, Reader, Writer, uniform_rows
+from .entropy import AdaptiveModel, ContourFormatError, Reader, Writer, uniform_rows
+from .geometry import DIRECTIONS, step_table
 
 STRAIGHT, LEFT, RIGHT, ESCAPE = 0, 1, 2, 3
 TOKENS = 4

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from .errors import MoricFormatError
+from ..errors import MoricFormatError
 
 CONTEXT_SIZE = 16
 ARM_WIDTH = 16

@@ -9,13 +9,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..bitstream.canvas import Canvas
+from ..bitstream.roi import kept_latents
 from .arm import Arm, arm_macs_per_latent, canvas_rate_bits
 from .arm_rate import fused_rate_bits
 from .banded import HALO, squared_error, synthesize
-from .canvas import Canvas
 from .latents import LatentCanvas, QuantizerMode, split_grids
 from .regions import RegionMap
-from .roi import kept_latents
 from .synthesis import Synthesis, pixel_coordinates
 from .upsampling import Upsampling
 

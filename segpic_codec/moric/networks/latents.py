@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .canvas import Canvas
+from ..bitstream.canvas import Canvas
 
 QuantizerMode = Literal["softround", "softround_alone", "ste", "hard"]
 

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import MoricFormatError
 from .arm_integer import BIAS_FRACTION_BITS, MAX_ABS_PARAMETER, WEIGHT_FRACTION_BITS
-from .errors import MoricFormatError
 from .param_stream import best_scale, encode_groups, read_groups
 
 MODULES = ("arm", "upsampling", "gmn", "lsn")

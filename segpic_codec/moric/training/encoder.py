@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..networks.model import Architecture, MoricModel
 from .cpu_loss import CpuLoss
-from .model import Architecture, MoricModel
 from .recipe import Recipe
 from .soap import Soap
 

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .arm_integer import ARM_WIDTH, CONTEXT_SIZE
-from .canvas import Canvas
-from .pmf_table import LOG_SCALE_MAX, LOG_SCALE_MIN, LOG_SCALE_OFFSET, PROBABILITY_FLOOR
+from ..bitstream.arm_integer import ARM_WIDTH, CONTEXT_SIZE
+from ..bitstream.canvas import Canvas
+from ..bitstream.pmf_table import LOG_SCALE_MAX, LOG_SCALE_MIN, LOG_SCALE_OFFSET, PROBABILITY_FLOOR
 
 
 class Arm(nn.Module):

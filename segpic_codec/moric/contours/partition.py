@@ -1,6 +1,6 @@
 """Region partitions for MoRIC: an integer label map (H, W) with labels 0..N-1,
 every label used. Each region gets its own local synthesis network, and the
-contours between regions are coded in the stream (`contours`), so the
+contours between regions are coded in the stream (`contours.stream`), so the
 automatic partition prefers a few large, compact regions.
 
 Two sources: `auto_partition` (unsupervised: SLIC superpixels merged by
@@ -16,7 +16,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from .errors import MoricArgumentError
+from ..errors import MoricArgumentError
 
 MAX_REGIONS = 255  # the contour stream stores the region count in one byte
 SLIC_MAX_PIXELS = 100_000  # SLIC runs on the image downscaled to at most this

@@ -22,7 +22,7 @@ from functools import lru_cache
 import constriction
 import numpy as np
 
-from .errors import MoricFormatError
+from ..errors import MoricFormatError
 from .expgolomb import BitReader
 from .pmf_table import exp_deterministic
 

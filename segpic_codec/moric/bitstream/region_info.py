@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..layout import KINDS, MODULES, Header
 from .arm_integer import ARM_WIDTH, IntegerArm
 from .canvas import CONTEXT_OFFSETS, NUM_GRIDS, Canvas
 from .expgolomb import code_length
 from .latent_stream import decode_latents, latent_bits
-from .layout import KINDS, MODULES, Header
 from .param_stream import information_bits, read_groups
 from .roi import kept_latents
 
@@ -117,7 +117,7 @@ def describe_regions(header: Header, streams: list[bytes], width: int, height: i
     """One dict per region: pixels, share, contour chains and bits, LSN bits,
     and with `latents` its latent bits (decoding the latents takes about a
     second for a Kodak image)."""
-    from .contours import decode_partition
+    from ..contours.stream import decode_partition
 
     if header.regions == 1:
         labels = np.zeros((height, width), dtype=np.int32)

@@ -16,8 +16,8 @@ import math
 
 import numpy as np
 
-from .contour_geometry import HEADING_DX, HEADING_DY, TURN_DELTA, corners_of_turns
-from .contour_stream import AdaptiveModel, ContourFormatError, Reader, Writer
+from .entropy import AdaptiveModel, ContourFormatError, Reader, Writer
+from .geometry import HEADING_DX, HEADING_DY, TURN_DELTA, corners_of_turns
 
 CRACK_ORDER = 4
 CONTEXTS = 3 ** CRACK_ORDER
