@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from . import layout
-from .bitstream.arm_integer import MAX_ABS_LATENT, IntegerArm
-from .bitstream.canvas import NUM_GRIDS, grid_sizes
+from .bitstream.arm_integer import IntegerArm
+from .bitstream.canvas import grid_sizes
 from .bitstream.latent_stream import decode_latents, encode_latents
 from .bitstream.param_quant import (
     GroupCoding,
@@ -38,6 +38,7 @@ from .bitstream.param_quant import (
 from .contours.partition import auto_partition, check_partition
 from .contours.stream import decode_partition, encode_partition
 from .errors import MoricArgumentError, MoricFormatError
+from .file_format import MAX_ABS_LATENT, MAX_CODED_REGIONS, NUM_GRIDS
 from .networks.model import Architecture, MoricModel
 from .training.encoder import Budget, Optimisation
 from .training.recipe import PRESETS, QUALITY_MAX, QUALITY_MIN, quality_to_lambda
@@ -75,15 +76,15 @@ def partition_of(pixels: np.ndarray, regions: str | np.ndarray, region_count: in
         if regions != "auto":
             raise MoricArgumentError(f"regions must be 'auto', 'none' or a label array, "
                                      f"got {regions!r}")
-        if not 1 <= region_count <= layout.MAX_REGIONS:
-            raise MoricArgumentError(f"region count must be 1..{layout.MAX_REGIONS}, "
+        if not 1 <= region_count <= MAX_CODED_REGIONS:
+            raise MoricArgumentError(f"region count must be 1..{MAX_CODED_REGIONS}, "
                                      f"got {region_count}")
         return auto_partition(pixels, region_count)
     labels = np.asarray(regions)
     if labels.shape != (height, width):
         raise MoricArgumentError(f"the region labels are {labels.shape[1::-1]} wide x high, "
                                  f"the image is {width}x{height}")
-    check_partition(labels, layout.MAX_REGIONS)
+    check_partition(labels, MAX_CODED_REGIONS)
     return labels
 
 

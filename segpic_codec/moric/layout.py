@@ -19,62 +19,33 @@ contours (`contours.stream`); the parameters then hold one LSN per region, in
 region order. One-region files are still written as version 1.
 
 The image size is not stored: the container holds width and height.
+The constants these fields use, and the `Header` record, live in `file_format`.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 from .errors import MoricFormatError
+from .file_format import (
+    ACTIVATIONS,
+    FORMAT_VERSION,
+    KINDS,
+    MAX_ABS_LATENT,
+    MAX_CODED_REGIONS,
+    MAX_EXPGOLOMB_ORDER,
+    MAX_EXPONENT,
+    MAX_FEATURES,
+    MODULES,
+    NUM_GRIDS,
+    NUM_SCALES,
+    PRESET_NAMES,
+    SINGLE_REGION_VERSION,
+    Header,
+)
 
-FORMAT_VERSION = 2  # the newest version this build reads
-SINGLE_REGION_VERSION = 1
-PRESET_NAMES = ("custom", "fast", "medium", "slow", "placebo")
-ACTIVATIONS = ("relu", "gelu")
-MODULES = ("arm", "upsampling", "gmn", "lsn")
-KINDS = ("weight", "bias")
-NUM_GRIDS = 7
-MAX_FEATURES = 64
-MAX_REGIONS = 16
-MAX_EXPONENT = 24
-MAX_ORDER = 15
-NUM_SCALES = 160  # Laplace scales of the range-coded parameters (`param_stream`)
-MAX_LATENT = 256
 _FIXED = struct.Struct(">BHBIBBBBhh")
 SIZE = _FIXED.size + 2 * len(MODULES) * len(KINDS)
-
-
-@dataclass
-class Header:
-    quality: float
-    preset: str
-    steps: int
-    interrupted: bool
-    features: int
-    activation: str
-    regions: int
-    latent_low: int
-    latent_high: int
-    # (module, kind) -> (step exponent, Laplace scale index or exp-Golomb order)
-    coding: dict[tuple[str, str], tuple[int, int]]
-    # single-object coding: region 0 is not coded (version 2 only)
-    object_only: bool = False
-    # parameters range coded (`param_stream`), not exp-Golomb coded
-    range_coded: bool = True
-
-    @property
-    def num_streams(self) -> int:
-        return 1 + (self.regions > 1) + NUM_GRIDS
-
-    @property
-    def version(self) -> int:
-        return SINGLE_REGION_VERSION if self.regions == 1 else FORMAT_VERSION
-
-    @property
-    def latent_streams(self) -> slice:
-        """Where the latent grids' streams are in the stream list."""
-        return slice(1 + (self.regions > 1), None)
 
 
 def pack(header: Header) -> bytes:
@@ -111,12 +82,12 @@ def unpack(payload: bytes) -> Header:
          f"flags {flags}"),
         (1 <= features <= MAX_FEATURES, f"{features} GMN features"),
         (activation < len(ACTIVATIONS), f"activation id {activation}"),
-        (regions == 1 if version == SINGLE_REGION_VERSION else 2 <= regions <= MAX_REGIONS,
+        (regions == 1 if version == SINGLE_REGION_VERSION else 2 <= regions <= MAX_CODED_REGIONS,
          f"{regions} regions for version {version}"),
-        (-MAX_LATENT <= low <= high < MAX_LATENT, f"latent range [{low}, {high}]"),
+        (-MAX_ABS_LATENT <= low <= high < MAX_ABS_LATENT, f"latent range [{low}, {high}]"),
         (all(e <= MAX_EXPONENT for e in tail[0::2]), "parameter quantisation step"),
         (all(m < NUM_SCALES for m in tail[1::2]) if flags & 4 else
-         all(m <= MAX_ORDER for m in tail[1::2]), "parameter model"),
+         all(m <= MAX_EXPGOLOMB_ORDER for m in tail[1::2]), "parameter model"),
     ]
     for ok, what in checks:
         if not ok:

@@ -25,7 +25,7 @@ from PIL import Image
 
 from ..image_io import IMAGE_SUFFIXES
 
-MAX_REGIONS = 24
+MAX_MASK_REGIONS = 24  # regions of an unsupervised SegPIC mask (`unsupervised_mask`)
 
 
 def compact_labels(labels: np.ndarray, cap: int = 255) -> np.ndarray:
@@ -35,7 +35,7 @@ def compact_labels(labels: np.ndarray, cap: int = 255) -> np.ndarray:
     return np.minimum(inverse.reshape(np.shape(labels)[:2]), cap).astype(np.uint8)
 
 
-def unsupervised_mask(rgb: np.ndarray, max_regions: int = MAX_REGIONS) -> np.ndarray:
+def unsupervised_mask(rgb: np.ndarray, max_regions: int = MAX_MASK_REGIONS) -> np.ndarray:
     """A class-agnostic label map (H, W) uint8 for an RGB uint8 image."""
     from skimage import graph, segmentation
 

@@ -23,7 +23,6 @@ WEIGHT_FRACTION_BITS = 16
 BIAS_FRACTION_BITS = 32
 OUTPUT_FRACTION_BITS = 8
 MAX_ABS_PARAMETER = 8.0  # keeps the integer products exact in float64
-MAX_ABS_LATENT = 256  # ditto for the contexts
 HIDDEN_CLAMP = float(1 << (WEIGHT_FRACTION_BITS + 12))
 
 

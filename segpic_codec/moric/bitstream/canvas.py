@@ -27,7 +27,8 @@ from functools import cached_property
 
 import numpy as np
 
-NUM_GRIDS = 7
+from ..file_format import NUM_GRIDS
+
 # MoRIC's 16 causal neighbours (row, column) within a 9x9 window: three rows
 # above (reaching two columns to the right) and three pixels to the left.
 CONTEXT_OFFSETS: tuple[tuple[int, int], ...] = (

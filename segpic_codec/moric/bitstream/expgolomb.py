@@ -8,7 +8,6 @@ import numpy as np
 
 from ..errors import MoricFormatError
 
-MAX_ORDER = 15
 MAX_PREFIX = 40  # longest run of leading zeros accepted: values below 2**40
 
 

@@ -19,14 +19,12 @@ import torch
 from torch import nn
 
 from ..errors import MoricFormatError
+from ..file_format import KINDS, MAX_EXPONENT, MODULES
 from .arm_integer import BIAS_FRACTION_BITS, MAX_ABS_PARAMETER, WEIGHT_FRACTION_BITS
 from .param_stream import best_scale, encode_groups, read_groups
 
-MODULES = ("arm", "upsampling", "gmn", "lsn")
-KINDS = ("weight", "bias")
 WEIGHT_EXPONENTS = range(2, 15)
 BIAS_EXPONENTS = range(2, 21)
-MAX_EXPONENT = 24
 START_EXPONENT = {"weight": 8, "bias": 10}  # where the step search begins
 
 

@@ -23,17 +23,17 @@ import constriction
 import numpy as np
 
 from ..errors import MoricFormatError
+from ..file_format import NUM_SCALES
 from .expgolomb import BitReader
 from .pmf_table import exp_deterministic
 
 MAX_VALUE_BITS = 15  # |value| < 2**15: the encoder's step search keeps to it
-NUM_SCALES = 160
 SCALE_STEPS_PER_OCTAVE = 8
 SCALE_MIN_LOG2 = -4
 _LN2 = 0.6931471805599453
 # a floor far below the coder's own leak (constriction gives every symbol at
 # least 2**-24) that keeps every window strictly positive
-PROBABILITY_FLOOR = 2.0**-40
+PARAMETER_PROBABILITY_FLOOR = 2.0**-40
 
 Categorical = constriction.stream.model.Categorical
 Uniform = constriction.stream.model.Uniform
@@ -60,7 +60,7 @@ def group_pmf(index: int, value_bits: int) -> np.ndarray:
     upper = exp_deterministic(-(x + 0.5) / scale)
     lower = np.where(x == 0, 1.0, exp_deterministic(-np.maximum(x - 0.5, 0.0) / scale))
     pmf = np.where(x == 0, 1.0 - upper, 0.5 * (lower - upper))
-    pmf = np.maximum(pmf, PROBABILITY_FLOOR)
+    pmf = np.maximum(pmf, PARAMETER_PROBABILITY_FLOOR)
     pmf.setflags(write=False)
     return pmf
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layout import KINDS, MODULES, Header
+from ..file_format import KINDS, MODULES, NUM_GRIDS, Header
 from .arm_integer import ARM_WIDTH, IntegerArm
-from .canvas import CONTEXT_OFFSETS, NUM_GRIDS, Canvas
+from .canvas import CONTEXT_OFFSETS, Canvas
 from .expgolomb import code_length
 from .latent_stream import decode_latents, latent_bits
 from .param_stream import information_bits, read_groups

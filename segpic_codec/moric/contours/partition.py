@@ -17,8 +17,8 @@ import numpy as np
 from PIL import Image
 
 from ..errors import MoricArgumentError
+from ..file_format import MAX_CODED_REGIONS, MAX_CONTOUR_REGIONS
 
-MAX_REGIONS = 255  # the contour stream stores the region count in one byte
 SLIC_MAX_PIXELS = 100_000  # SLIC runs on the image downscaled to at most this
 SLIC_SEGMENTS = 96
 SLIC_COMPACTNESS = 12.0
@@ -37,7 +37,7 @@ class PartitionError(MoricArgumentError):
     """A label map or label image that is not a usable region partition."""
 
 
-def check_partition(labels: np.ndarray, max_regions: int = 16) -> int:
+def check_partition(labels: np.ndarray, max_regions: int = MAX_CODED_REGIONS) -> int:
     """Validate a partition; returns its number of regions N."""
     arr = np.asarray(labels)
     if arr.ndim != 2 or arr.size == 0:
@@ -72,7 +72,7 @@ def relabel_first_appearance(values: np.ndarray) -> np.ndarray:
 
 
 def load_label_image(path: str | os.PathLike, height: int, width: int,
-                     max_regions: int = 16) -> np.ndarray:
+                     max_regions: int = MAX_CODED_REGIONS) -> np.ndarray:
     """An integer label image (PNG, 8/16/32-bit grey or palette; RGB only with
     at most `max_regions` colours) as labels 0..N-1 in raster order of first
     appearance, checked against the image size."""
@@ -258,8 +258,8 @@ def auto_partition(pixels: np.ndarray, count: int = 3) -> np.ndarray:
     if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8 or pixels.size == 0:
         raise PartitionError(f"auto_partition takes an (H, W, 3) uint8 image, got "
                              f"{pixels.shape} {pixels.dtype}")
-    if not 1 <= count <= MAX_REGIONS:
-        raise PartitionError(f"region count must be 1..{MAX_REGIONS}, got {count}")
+    if not 1 <= count <= MAX_CONTOUR_REGIONS:
+        raise PartitionError(f"region count must be 1..{MAX_CONTOUR_REGIONS}, got {count}")
     height, width = pixels.shape[:2]
     if count == 1 or height * width == 1:
         return np.zeros((height, width), dtype=np.int32)

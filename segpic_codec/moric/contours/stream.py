@@ -35,6 +35,7 @@ import numpy as np
 
 from ...limits import too_large
 from ..errors import MoricArgumentError
+from ..file_format import MAX_CODED_REGIONS, MAX_CONTOUR_REGIONS
 from .crack import CrackCoder
 from .cstar import GAMMA_BITS, MAX_STEP, CstarChain, CstarCoder, trace_chain
 from .entropy import AdaptiveModel, ContourFormatError, Reader, Writer, crc8
@@ -47,10 +48,9 @@ from .geometry import (
 )
 from .partition import check_partition
 
-FORMAT_VERSION = 1
+CONTOUR_STREAM_VERSION = 1
 KIND_SINGLE, KIND_CHAINS = 0, 1
 CRACK, CSTAR = 0, 1
-MAX_REGIONS = 255
 INITIAL_STEP = 5  # the paper's starting step length
 RATE_TARGET = 0.3  # paper: chain bits <= 0.3 x 3 bits x contour pixels
 ERROR_PIXELS = 10  # paper: at most 10 component pixels outside the polygon
@@ -232,7 +232,7 @@ def _plan_cstar(c: _Component, height: int, width: int,
 
 def _seal(kind: int, regions: int, base: int, body: bytes) -> bytes:
     """Header word (version, kind, regions, base, CRC-8 of the rest) + body."""
-    head = (FORMAT_VERSION | kind << 4 | regions << 8 | base << 16).to_bytes(4, "little")
+    head = (CONTOUR_STREAM_VERSION | kind << 4 | regions << 8 | base << 16).to_bytes(4, "little")
     return head[:3] + bytes([crc8(head[:3] + body)]) + body
 
 
@@ -280,7 +280,7 @@ def encode_partition(labels: np.ndarray, mode: str = "auto", *,
     if mode not in MODES:
         raise MoricArgumentError(f"contour mode must be one of {', '.join(MODES)}, got {mode!r}")
     labels = np.asarray(labels)
-    regions = check_partition(labels, MAX_REGIONS)
+    regions = check_partition(labels, MAX_CONTOUR_REGIONS)
     height, width = labels.shape
     if regions == 1:
         return _seal(KIND_SINGLE, 1, 0, b""), np.zeros((height, width), dtype=np.int32)
@@ -312,7 +312,7 @@ def encode_partition(labels: np.ndarray, mode: str = "auto", *,
                                for i, ch in enumerate(chains)], height, width)
 
 
-def decode_partition(data: bytes, height: int, width: int, max_regions: int = 16,
+def decode_partition(data: bytes, height: int, width: int, max_regions: int = MAX_CODED_REGIONS,
                      stats: list[tuple[int, float]] | None = None) -> np.ndarray:
     """The label map (height, width) int32, labels 0..N-1 all used, N <= max_regions.
     `stats` receives (label, bits) per chain, the bits being its information
@@ -334,9 +334,9 @@ def _decode(data: bytes, height: int, width: int, max_regions: int, check: bool,
         raise ContourFormatError("corrupt contour stream (checksum mismatch)")
     head = int.from_bytes(data[:4], "little")
     version, kind, regions, base = head & 15, head >> 4 & 15, head >> 8 & 255, head >> 16 & 255
-    if version != FORMAT_VERSION:
+    if version != CONTOUR_STREAM_VERSION:
         raise ContourFormatError(f"unknown contour stream version {version}")
-    if not 1 <= regions <= min(max_regions, MAX_REGIONS) or base >= regions:
+    if not 1 <= regions <= min(max_regions, MAX_CONTOUR_REGIONS) or base >= regions:
         raise ContourFormatError(f"corrupt contour stream ({regions} regions, base {base}, "
                                  f"at most {max_regions})")
     if kind == KIND_SINGLE:

@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..file_format import NUM_GRIDS
 from .regions import RegionSplit
 
-NUM_LATENTS = 7
 LOCAL_WIDTH = 3
 
 
@@ -101,7 +101,7 @@ class GlobalModulationNetwork(nn.Module):
         super().__init__()
         self.features = features
         self.act = act
-        self.w1 = nn.Parameter(_linear_init(features, NUM_LATENTS, generator))
+        self.w1 = nn.Parameter(_linear_init(features, NUM_GRIDS, generator))
         self.b1 = nn.Parameter(torch.zeros(features))
         self.w2 = nn.Parameter(_linear_init(3, features, generator))
         self.b2 = nn.Parameter(torch.zeros(3))
@@ -155,7 +155,7 @@ class GlobalModulationNetwork(nn.Module):
     def macs_per_pixel(self) -> int:
         f = self.features
         mod = sum(3 * (LOCAL_WIDTH + f + 3 * (k + 1)) for k in range(3))
-        return NUM_LATENTS * f + 3 * f + 2 * 81 + mod
+        return NUM_GRIDS * f + 3 * f + 2 * 81 + mod
 
 
 class LocalSynthesisNetwork(nn.Module):

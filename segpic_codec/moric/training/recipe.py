@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from ..layout import PRESET_NAMES
+from ..file_format import PRESET_NAMES
 
 QUALITY_MIN, QUALITY_MAX = 1.0, 6.0
 LAMBDA_AT_MIN, LAMBDA_AT_MAX = 2e-2, 1e-4
