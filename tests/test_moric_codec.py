@@ -182,3 +182,15 @@ def test_layout_does_not_import_torch():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             cwd=REPO, timeout=60)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_size_limit_is_segpics(encoded, monkeypatch):
+    """MoRIC's encode and decode refuse what `limits.py` refuses, before any work:
+    here SEGPIC_MAX_PIXELS lowered below the 33x20 test image."""
+    _, enc = encoded[(20, 33)]
+    monkeypatch.setenv("SEGPIC_MAX_PIXELS", str(33 * 20 - 1))
+    with pytest.raises(SegpicError, match="cannot encode a 33x20 image"):
+        codec.encode(_image(20, 33), steps=1)
+    _expect_format_error(enc.payload, enc.streams)
+    monkeypatch.setenv("SEGPIC_MAX_PIXELS", str(33 * 20))
+    assert codec.decode(enc.payload, enc.streams, 33, 20).shape == (20, 33, 3)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..limits import MAX_DIMENSION, max_pixels
 from . import layout
 from .bitstream.arm_integer import IntegerArm
 from .bitstream.canvas import grid_sizes
@@ -43,8 +44,6 @@ from .networks.model import Architecture, MoricModel
 from .training.encoder import Budget, Optimisation
 from .training.recipe import PRESETS, QUALITY_MAX, QUALITY_MIN, quality_to_lambda
 
-MAX_SIDE = 1 << 16
-MAX_PIXELS = 1 << 26  # 67 MP; decoding allocates ~ 100 bytes per pixel
 MAX_PARAMETER_BYTES = 1 << 16
 DEFAULT_REGION_COUNT = 3  # the paper's default N
 
@@ -109,7 +108,7 @@ def _check_arguments(pixels: np.ndarray, quality: float, steps: int | None,
             or pixels.dtype != np.uint8:
         raise MoricArgumentError("pixels must be an (H, W, 3) uint8 array")
     h, w = pixels.shape[:2]
-    if h < 1 or w < 1 or h > MAX_SIDE or w > MAX_SIDE or h * w > MAX_PIXELS:
+    if h < 1 or w < 1 or h > MAX_DIMENSION or w > MAX_DIMENSION or h * w > max_pixels():
         raise MoricArgumentError(f"cannot encode a {w}x{h} image with MoRIC")
     if not QUALITY_MIN <= quality <= QUALITY_MAX:
         raise MoricArgumentError(f"quality must be in [{QUALITY_MIN:g}, {QUALITY_MAX:g}], "
@@ -291,7 +290,7 @@ def decode(payload: bytes, streams: list[bytes], width: int, height: int,
     (alpha 0 elsewhere), computed with less synthesis work. A single-object
     file always decodes to RGBA (its object only)."""
     if not (isinstance(width, int) and isinstance(height, int)) or width < 1 or height < 1 \
-            or width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+            or width > MAX_DIMENSION or height > MAX_DIMENSION or width * height > max_pixels():
         raise MoricFormatError(f"bad MoRIC image size {width}x{height}")
     header = layout.unpack(payload)
     if not isinstance(streams, (list, tuple)) or len(streams) != header.num_streams:
