@@ -2,8 +2,20 @@
 
 Every image is encoded by optimising its own small decoder: hierarchical latent
 grids, an autoregressive entropy model (ARM), learned upsampling and a synthesis
-made of a shared Global Modulation Network and Local Synthesis Networks (one
-region for now). The API is `segpic_codec.moric.codec` (`encode`, `decode`);
-`segpic_codec.moric.layout` reads headers without importing torch, so this
-package's `__init__` imports nothing heavy.
+made of a shared Global Modulation Network and one Local Synthesis Network per
+region. The parts:
+
+    codec.py        the API: `encode` (pixels -> payload + streams), `decode`
+    frontend.py     MoRIC behind the codec-neutral API (`segpic_codec.codecs`)
+    layout.py       the header payload and stream order; what `segpic info` shows
+    file_format.py  the format's constants and header record, defined once
+    errors.py       the errors a caller's input can raise
+    networks/       the decoder's networks in torch (latents, ARM, upsampling,
+                    synthesis, regions) and the model that joins them
+    training/       the encoder's optimisation (recipes, loss, SOAP, the loop)
+    bitstream/      the latent canvas, integer ARM, latent and parameter streams
+    contours/       the region partition and its contour stream
+
+`layout`, `file_format`, `contours` and `bitstream` (but `param_quant`) import
+no torch, so `segpic info` stays fast; this `__init__` imports nothing.
 """
