@@ -32,8 +32,8 @@ def curve_styles(measured: Sequence[tuple[str, str]], published: Sequence[str]
     """(colour, marker) of each curve, measured ones first, in drawing order.
     measured: (key, family) per curve; published: anchor stems. A curve gets its
     preferred colour unless an earlier curve has it, else the first spare colour
-    no curve has; markers go in turn, so no two curves share one while the lists
-    last."""
+    that no curve has and no other curve prefers; markers go in turn, so no two
+    curves share one while the lists last."""
     used: set[str] = set()
     styles = []
     wanted = [MEASURED_COLOURS.get(key) or MEASURED_COLOURS.get(family)
@@ -42,10 +42,12 @@ def curve_styles(measured: Sequence[tuple[str, str]], published: Sequence[str]
                for stem in published]
     markers = [MEASURED_MARKERS[i % len(MEASURED_MARKERS)] for i in range(len(measured))]
     markers += [PUBLISHED_MARKERS[i % len(PUBLISHED_MARKERS)] for i in range(len(published))]
+    reserved = {c for c in wanted if c is not None}
     for colour, marker in zip(wanted, markers, strict=True):
         if colour is None or colour in used:
-            colour = next((c for c in SPARE_COLOURS if c not in used),
-                          SPARE_COLOURS[len(used) % len(SPARE_COLOURS)])
+            free = [c for c in SPARE_COLOURS if c not in used]
+            colour = next((c for c in free if c not in reserved),
+                          free[0] if free else SPARE_COLOURS[len(used) % len(SPARE_COLOURS)])
         used.add(colour)
         styles.append((colour, marker))
     return styles

@@ -46,7 +46,7 @@ def _pixels(path: Path) -> np.ndarray:
     from ..image_io import load_image
 
     try:
-        return np.ascontiguousarray(load_image(path).pixels)
+        return np.array(load_image(path).pixels)  # writable: torch.from_numpy needs it
     except ValueError as exc:  # ImageError: "path: reason"
         raise BenchError(str(exc)) from None
 
