@@ -50,12 +50,14 @@ def curves_from_points(files: list[Path], images: list[str], label: str) -> dict
     `segpic bench points` lines: one curve per (steps, regions), each point the
     mean bpp and mean PSNR over `images` at one quality, as `segpic bench rd`
     averages; a quality missing for any image is an error."""
-    rows = [r for f in files for r in _json_lines(f)]
     groups: dict[tuple[int, str], dict[float, dict[str, dict]]] = {}
-    for r in rows:
-        if r["image"] in images:
-            group = groups.setdefault((r["steps"], r.get("regions_asked", "none")), {})
-            group.setdefault(r["quality"], {})[r["image"]] = r
+    for f in files:
+        for r in _json_lines(f):
+            if not all(k in r for k in ("image", "quality", "steps", "bpp", "psnr")):
+                raise BenchError(f"{f}: a line lacks one of image, quality, steps, bpp, psnr")
+            if r["image"] in images:
+                group = groups.setdefault((r["steps"], r.get("regions_asked", "none")), {})
+                group.setdefault(r["quality"], {})[r["image"]] = r
     out = {}
     for (steps, regions), by_quality in sorted(groups.items()):
         for quality, per_image in by_quality.items():
@@ -83,7 +85,13 @@ def _load_runs(runs: tuple[Path, ...]) -> tuple[dict[str, dict], list[str]]:
         for f in sorted(run.glob("*.json")):
             if f.stem in ("per_image", "summary"):
                 continue
-            d = json.loads(f.read_text())
+            try:
+                d = json.loads(f.read_text())
+                curve_ok = {"bpp", "psnr-rgb"} <= set(d["results"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise BenchError(f"{f}: not a bench results file ({exc})") from None
+            if not curve_ok:
+                raise BenchError(f"{f}: not a bench results file (no bpp or psnr-rgb)")
             names = [Path(n).stem for n in d.get("image_names", [])]
             if images is None:
                 images = names
@@ -94,13 +102,16 @@ def _load_runs(runs: tuple[Path, ...]) -> tuple[dict[str, dict], list[str]]:
                 raise BenchError(f"{f}: other rates or PSNRs than the same codec in an "
                                  "earlier run")
             results.setdefault(f.stem, d)
+    if not results:
+        raise BenchError(f"no codec results (<codec>.json) in {', '.join(map(str, runs))}")
     return results, images or []
 
 
 @table.command("runs", context_settings=CONTEXT)
 @click.argument("runs", nargs=-1, required=True,
                 type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--anchors", "anchor_dir", type=click.Path(path_type=Path, file_okay=False),
+@click.option("--anchors", "anchor_dir",
+              type=click.Path(path_type=Path, exists=True, file_okay=False),
               default=None, help="Published curves (default: $SEGPIC_SHARED/anchors/kodak).")
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
               help="Also draw the curves into this PNG.")
@@ -153,6 +164,8 @@ def runs_table(runs: tuple[Path, ...], anchor_dir: Path | None, plot: Path | Non
 def _points_by_image(path: Path) -> dict[str, list[dict]]:
     rows: dict[str, list[dict]] = {}
     for r in _json_lines(path):
+        if not all(k in r for k in ("image", "quality", "bpp", "psnr")):
+            raise BenchError(f"{path}: a line lacks one of image, quality, bpp, psnr")
         rows.setdefault(r["image"], []).append(r)
     return {k: sorted(v, key=lambda r: r["quality"]) for k, v in rows.items()}
 
