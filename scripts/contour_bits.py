@@ -1,7 +1,7 @@
 """What the region partition costs in a MoRIC stream: contour bits per image.
 
 Two sets of partitions:
-  * ground truth: the first --masks label masks of shared/data/train/masks
+  * ground truth: the first --masks label masks of $SEGPIC_SHARED/data/train/masks
     (sorted by name, so BSDS500 human segmentations), with regions beyond
     --max-regions merged into the neighbour they share the longest boundary
     with (smallest region first) to fit the codec's region limit;
@@ -22,15 +22,15 @@ from __future__ import annotations
 import argparse
 import io
 import time
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from segpic_codec.moric.contours.partition import auto_partition, relabel_first_appearance
 from segpic_codec.moric.contours.stream import encode_partition
+from segpic_codec.shared_data import shared_path
 
-DATA = Path("/work/shared/data")
+DATA = shared_path("data")
 
 
 def merge_to(labels: np.ndarray, max_regions: int) -> np.ndarray:

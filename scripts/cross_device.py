@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_KODAK = REPO.parent / "shared" / "data" / "kodak"
 
 
 @dataclass
@@ -99,7 +98,8 @@ def _round_trip(codecs: dict, enc: Side, dec: Side, name: str, pixels, quality: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kodak", type=Path, default=DEFAULT_KODAK, help="folder of images")
+    parser.add_argument("--kodak", type=Path, default=None,
+                        help="folder of images (default: $SEGPIC_SHARED/data/kodak)")
     parser.add_argument("--weights", type=Path, default=None,
                         help="weights folder (default: the shipped weights)")
     parser.add_argument("--qualities", type=float, nargs="+", default=[1, 2, 3, 4, 5, 6])
@@ -120,7 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     from segpic_codec.image_io import load_image
     from segpic_codec.segpic.codec import Codec
+    from segpic_codec.shared_data import kodak_dir
 
+    if args.kodak is None:
+        args.kodak = kodak_dir(required=False) or Path("kodak")
     images = sorted(p for p in args.kodak.glob("*.png")) if args.kodak.is_dir() else []
     if args.limit:
         images = images[: args.limit]

@@ -12,7 +12,7 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 scripts/moric_cuda_check.py .devdata/kodak4/kodim23.png --steps 300 \
     --json "$OUT/cuda_check.json"
-python3 -m segpic_codec bench .devdata/kodak4 --anchors .devdata/anchors \
+python3 -m segpic_codec bench rd .devdata/kodak4 --anchors .devdata/anchors \
     --codecs moric,avif,heic,jxl --images kodim01,kodim05,kodim15,kodim23 \
     --steps "$steps" --jobs "$jobs" --threads 16 --device cuda --out "$OUT/bench" "$@" \
     2>&1 | tail -n 60

@@ -18,6 +18,7 @@ import torch
 from segpic_codec.segpic.codec import Codec
 from segpic_codec.segpic.data import list_images
 from segpic_codec.segpic.evaluation import evaluate
+from segpic_codec.shared_data import kodak_dir
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -25,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("weights", nargs="+", type=Path)
-    parser.add_argument("--images", type=Path, default=REPO.parent / "shared/data/kodak")
+    parser.add_argument("--images", type=Path, default=kodak_dir(required=False))
     parser.add_argument("--limit", type=int, default=0, help="use only the first N images")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)

@@ -23,12 +23,11 @@ from PIL import Image
 
 from segpic_codec.moric.training.encoder import Budget, Optimisation
 from segpic_codec.moric.training.recipe import PRESETS, quality_to_lambda
-
-KODAK = Path("/work/shared/data/kodak")
+from segpic_codec.shared_data import kodak_dir
 
 
 def load(name: str, crop: str | None) -> np.ndarray:
-    path = Path(name) if Path(name).exists() else KODAK / f"{name}.png"
+    path = Path(name) if Path(name).exists() else kodak_dir() / f"{name}.png"
     pixels = np.asarray(Image.open(path).convert("RGB"))
     if crop:
         w, h = (int(v) for v in crop.split("x"))

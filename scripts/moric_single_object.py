@@ -2,7 +2,7 @@
 HEIC coding the object's bounding box, on held-out photos with ground-truth
 masks.
 
-Images: the first --images COCO-MINI photos of shared/data/train (sorted by
+Images: the first --images COCO-MINI photos of $SEGPIC_SHARED/data/train (sorted by
 name; COCO instance masks, 0 = not a thing) whose largest instance covers
 10-50% of the image. None of them was used to tune anything. The object is
 that largest instance.
@@ -33,8 +33,9 @@ from PIL import Image
 
 from segpic_codec.bench.bd_rate import bd_rate
 from segpic_codec.moric import codec
+from segpic_codec.shared_data import shared_path
 
-TRAIN = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "train"
+TRAIN = shared_path("data", "train", required=False)
 AVIF_QUALITIES = (12, 20, 28, 36, 44, 52, 60, 68, 76)
 HEIC_QUALITIES = (10, 20, 30, 40, 50, 60, 70)
 

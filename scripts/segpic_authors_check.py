@@ -1,6 +1,6 @@
 """Compare our SegPIC with the authors' test vector, and count parameters.
 
-    python scripts/segpic_authors_check.py [--ref /work/shared/reference/segpic-authors]
+    python scripts/segpic_authors_check.py [--ref $SEGPIC_SHARED/reference/segpic-authors]
 
 Prints, for every tensor of inputs_outputs.safetensors, the max |ours - theirs|
 (symbols: the number of differing entries) after importing checkpoint.pth.tar,
@@ -23,8 +23,9 @@ from segpic_codec.segpic.config import get_config
 from segpic_codec.segpic.import_weights import import_checkpoint
 from segpic_codec.segpic.model import SegPIC
 from segpic_codec.segpic.trace import trace
+from segpic_codec.shared_data import shared_path
 
-DEFAULT_REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "segpic-authors"
+DEFAULT_REF = shared_path("reference", "segpic-authors", required=False)
 
 
 def compare(ref: Path) -> None:

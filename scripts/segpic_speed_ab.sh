@@ -25,7 +25,7 @@ tree=$(mktemp -d)/old
 git worktree add --detach -q "$tree" "$old"
 trap 'git worktree remove --force "$tree"' EXIT
 rm -rf "$tree/weights" && ln -s "$PWD/weights" "$tree/weights"  # same weights, no copy
-shared=$(realpath ../shared/data/kodak)
+shared=$(realpath "${SEGPIC_SHARED:-../shared}/data/kodak")
 for side in old new; do
   root=$([ "$side" = old ] && echo "$tree" || echo "$PWD")
   (cd "$root" && PYTHONPATH="$root" python -m segpic_codec bench "$shared" \

@@ -22,9 +22,10 @@ from segpic_codec.segpic.codec import Codec
 from segpic_codec.segpic.config import CONFIGS
 from segpic_codec.segpic.model import SegPIC
 from segpic_codec.segpic.weights import default_weights_dir
+from segpic_codec.shared_data import kodak_image
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_IMAGE = REPO.parent / "shared" / "data" / "kodak" / "kodim23.png"
+DEFAULT_IMAGE = kodak_image("kodim23", required=False)
 
 
 def main() -> None:
@@ -35,7 +36,7 @@ def main() -> None:
     parser.add_argument("--configs", default="tiny,small,segpic")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    image = args.image or (DEFAULT_IMAGE if DEFAULT_IMAGE.is_file()
+    image = args.image or (DEFAULT_IMAGE if DEFAULT_IMAGE and DEFAULT_IMAGE.is_file()
                            else REPO / "examples" / "parrots.png")
     pixels = load_image(image).pixels
     h, w = pixels.shape[:2]

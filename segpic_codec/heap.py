@@ -11,7 +11,7 @@ pages inside it) at a cost of a few milliseconds; the codecs call
 
 That is free in a process that codes one image (every page is faulted in once
 anyway) and lowers a Kodak decode's peak from about 635 to 565 MB
-(scripts/segpic_process_times.py). In a process that codes image after image
+(`segpic bench speed process`). In a process that codes image after image
 (the benchmark, the Python API in a loop) the next stage faults the returned
 pages in again, about 10 % of a Kodak decode; so it is off unless turned on,
 and the CLI turns it on (`enable_between_stages`). Lowering glibc's mmap

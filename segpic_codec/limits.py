@@ -3,7 +3,7 @@
 The largest image (in pixels) segpic reads or decodes is checked before any
 pixel or tensor is allocated. SEGPIC_MAX_PIXELS overrides it. SegPIC's decoder
 peaks at about 0.2 GB per megapixel beyond torch's own 0.2 GB (1.5 GB for
-3840x2160, scripts/peak_memory.py), so 25 MP (a 6000x4000 photo) stays within
+3840x2160, `segpic bench speed memory`), so 25 MP (a 6000x4000 photo) stays within
 about 5 GB.
 """
 

@@ -13,9 +13,11 @@ from segpic_codec.segpic.codec import Codec
 from segpic_codec.segpic.config import get_config
 from segpic_codec.segpic.model import SegPIC
 from segpic_codec.segpic.weights import save_weights
+from segpic_codec.shared_data import configured_dir
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+# $SEGPIC_SHARED, default ../shared; tests that need it skip when it is absent
+SHARED = configured_dir() or REPO.parent / "shared"
 KODAK = SHARED / "data" / "kodak"
 SHIPPED = REPO / "weights" / "small" / "manifest.json"
 EXAMPLE = REPO / "examples" / "parrots.png"

@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import REPO, SHARED  # $SEGPIC_SHARED, default ../shared
 
 from segpic_codec.bench import bench
 from segpic_codec.bench.bd_rate import BD_MAX_BPP, bd_rate
 from segpic_codec.bench.metrics import psnr_rgb
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
 KODAK = SHARED / "data" / "kodak"
 ANCHORS = SHARED / "anchors" / "kodak"
 SHIPPED = REPO / "weights" / "small" / "manifest.json"
@@ -96,7 +95,7 @@ def test_psnr_rgb():
 
 # ------------------------------------------------------------------ errors
 def test_missing_folder_is_one_line_error(tmp_path):
-    result = CliRunner().invoke(bench, [str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    result = CliRunner().invoke(bench, ["rd", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
     assert result.exit_code != 0
     assert "not found" in result.output
     assert "Traceback" not in result.output
@@ -105,23 +104,30 @@ def test_missing_folder_is_one_line_error(tmp_path):
 
 
 def test_missing_default_kodak_is_one_line_error(monkeypatch, tmp_path):
-    from segpic_codec.bench import command
-
-    monkeypatch.setattr(command, "DEFAULT_SRC", tmp_path / "kodak")
-    result = CliRunner().invoke(bench, ["--out", str(tmp_path / "o"), "--codecs", "jpeg"])
+    monkeypatch.setenv("SEGPIC_SHARED", str(tmp_path))  # a shared folder without Kodak
+    result = CliRunner().invoke(bench, ["rd", "--out", str(tmp_path / "o"), "--codecs", "jpeg"])
     assert result.exit_code != 0
     assert "Kodak not found at" in result.output
     assert len(result.output.strip().splitlines()) == 1
 
 
 def test_unknown_codec_is_one_line_error(tmp_path):
-    result = CliRunner().invoke(bench, [str(tmp_path), "--codecs", "jpeg,bpg"])
+    result = CliRunner().invoke(bench, ["rd", str(tmp_path), "--codecs", "jpeg,bpg"])
     assert result.exit_code != 0
     assert "unknown codec(s) bpg" in result.output
     assert len(result.output.strip().splitlines()) == 1
 
 
+def test_missing_shared_folder_is_one_line_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("SEGPIC_SHARED", str(tmp_path / "nope"))
+    result = CliRunner().invoke(bench, ["rd", "--out", str(tmp_path / "o"), "--codecs", "jpeg"])
+    assert result.exit_code != 0
+    assert "SEGPIC_SHARED" in result.output and "not found" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
 def test_empty_folder_is_one_line_error(tmp_path):
+    # the form without a subcommand runs `rd`
     result = CliRunner().invoke(bench, [str(tmp_path), "--codecs", "jpeg"])
     assert result.exit_code != 0
     assert "no images" in result.output
@@ -140,7 +146,7 @@ def test_quick_run(tmp_path):
     try:
         # one thread: a second spinning OpenMP thread can be several times slower
         # on a busy CI machine
-        result = CliRunner().invoke(bench, [str(KODAK), "--quick", "--out", str(out),
+        result = CliRunner().invoke(bench, ["rd", str(KODAK), "--quick", "--out", str(out),
                                             "--threads", "1"])
     finally:
         torch.set_num_threads(threads)
@@ -185,7 +191,7 @@ def test_quick_run(tmp_path):
 
 def test_codec_without_its_library_is_skipped_with_a_note(monkeypatch, tmp_path):
     from segpic_codec.bench import codecs as bench_codecs
-    from segpic_codec.bench.runner import RunConfig
+    from segpic_codec.bench.config import RunConfig
 
     monkeypatch.setitem(bench_codecs.CODECS, "jxl",
                         lambda cfg: "JPEG XL skipped: pillow-jxl-plugin is not installed")
@@ -242,7 +248,7 @@ def test_images_picks_the_named_images(tmp_path):
 
 def test_unknown_image_name_is_one_line_error(tmp_path):
     src = _image_folder(tmp_path / "imgs")
-    result = CliRunner().invoke(bench, [str(src), "--images", "a,kodim99", "--codecs", "jpeg",
+    result = CliRunner().invoke(bench, ["rd", str(src), "--images", "a,kodim99", "--codecs", "jpeg",
                                         "--out", str(tmp_path / "o")])
     assert result.exit_code != 0
     assert "--images: no image named kodim99 in" in result.output
@@ -253,14 +259,14 @@ def test_unknown_image_name_is_one_line_error(tmp_path):
 
 def test_images_and_limit_together_is_one_line_error(tmp_path):
     src = _image_folder(tmp_path / "imgs")
-    result = CliRunner().invoke(bench, [str(src), "--images", "a", "--limit", "1"])
+    result = CliRunner().invoke(bench, ["rd", str(src), "--images", "a", "--limit", "1"])
     assert result.exit_code != 0
     assert "--images and --limit" in result.output
     assert len(result.output.strip().splitlines()) == 1
 
 
 def test_bad_steps_is_one_line_error(tmp_path):
-    result = CliRunner().invoke(bench, [str(tmp_path), "--steps", "1000,lots"])
+    result = CliRunner().invoke(bench, ["rd", str(tmp_path), "--steps", "1000,lots"])
     assert result.exit_code != 0
     assert "--steps 1000,lots" in result.output
     assert len(result.output.strip().splitlines()) == 1
@@ -273,7 +279,7 @@ def test_slow_codec_is_opt_in_and_needs_chosen_images(monkeypatch, tmp_path):
     assert "fake" not in bench_codecs.default_codecs()
     assert "jpeg" in bench_codecs.default_codecs()
     src = _image_folder(tmp_path / "imgs")
-    result = CliRunner().invoke(bench, [str(src), "--codecs", "fake,jpeg",
+    result = CliRunner().invoke(bench, ["rd", str(src), "--codecs", "fake,jpeg",
                                         "--out", str(tmp_path / "o")])
     assert result.exit_code != 0
     assert "fake takes minutes per image" in result.output and "--images" in result.output
@@ -282,7 +288,7 @@ def test_slow_codec_is_opt_in_and_needs_chosen_images(monkeypatch, tmp_path):
 
 def test_steps_make_one_curve_per_budget(monkeypatch, tmp_path, capsys):
     from segpic_codec.bench import codecs as bench_codecs
-    from segpic_codec.bench.runner import RunConfig
+    from segpic_codec.bench.config import RunConfig
 
     calls: list = []
     monkeypatch.setitem(bench_codecs.CODECS, "fake", _fake_slow_codec(calls))
@@ -321,7 +327,7 @@ def test_images_and_steps_run(monkeypatch, tmp_path):
     (out / "fake-9k.json").write_text("{}")  # an earlier run's curve: removed
     threads = torch.get_num_threads()
     try:
-        result = CliRunner().invoke(bench, [
+        result = CliRunner().invoke(bench, ["rd",
             str(src), "--codecs", "fake,jpeg", "--images", "c,a", "--steps", "3000,1000",
             "--out", str(out), "--threads", "1", "--anchors", "none"])
     finally:
@@ -366,3 +372,239 @@ def test_per_image_anchors_average_the_chosen_images(tmp_path):
     assert "a, b" in got["coolchic-v50@images"]["name"]
     assert per_image_anchors(tmp_path, ["a", "c"]) == {}  # one point in common: no curve
     assert per_image_anchors(None, ["a"]) == {}
+
+
+# ------------------------------------------------------------------ the subcommands
+SUBCOMMANDS = [[], ["rd"], ["points"], ["speed"], ["speed", "steps"], ["speed", "layered"],
+               ["speed", "memory"], ["speed", "process"], ["speed", "batch"], ["table"],
+               ["table", "runs"], ["table", "regions"]]
+
+
+@pytest.mark.parametrize("args", SUBCOMMANDS, ids=lambda a: " ".join(a) or "bench")
+def test_every_subcommand_has_help(args):
+    result = CliRunner().invoke(bench, [*args, "--help"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Usage:") and " ".join(args) in result.output
+
+
+def test_bench_group_lists_its_subcommands():
+    result = CliRunner().invoke(bench, ["--help"])
+    for name in ("rd", "points", "speed", "table"):
+        assert f"  {name} " in result.output
+
+
+def test_bench_imports_no_codec_insides_and_no_circle():
+    """The bench is a shared layer: it reaches a codec through the registry
+    only, and its modules import each other without a circle."""
+    import ast
+
+    folder = REPO / "segpic_codec" / "bench"
+    graph: dict[str, set[str]] = {}
+    for path in folder.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                target = "." * node.level + (node.module or "")
+                assert not target.lstrip(".").startswith(("segpic.", "moric.", "segpic_codec."
+                                                          "segpic", "segpic_codec.moric")), \
+                    (path.name, target)
+                assert not (node.level == 2 and node.module in ("segpic", "moric")), path.name
+                if node.level == 1 and node.module:
+                    deps.add(node.module.split(".")[0])
+                elif node.level == 1:
+                    deps.update(a.name for a in node.names)
+        graph[path.stem] = deps & {p.stem for p in folder.glob("*.py")}
+
+    def visit(module: str, trail: tuple[str, ...]) -> None:
+        assert module not in trail, " -> ".join((*trail, module))
+        for dep in sorted(graph[module]):
+            visit(dep, (*trail, module))
+
+    for module in graph:
+        visit(module, ())
+
+
+def _write_points(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+RATES = [0.1, 0.2, 0.4, 0.8, 1.6]
+PSNRS = [28.0, 30.4, 33.1, 35.5, 38.2]
+
+
+def test_table_runs_gives_the_known_bd_rates(tmp_path):
+    """VTM's curve, an AVIF run at 1.25 x its rates and MoRIC points at 0.8 x
+    on two images: -20% and +25% against VTM, 0.8 / 1.25 - 1 = -36% MoRIC vs AVIF."""
+    anchors = tmp_path / "anchors"
+    anchors.mkdir()
+    (anchors / "vtm.json").write_text(json.dumps(
+        {"name": "VTM", "results": {"bpp": RATES, "psnr-rgb": PSNRS}}))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "avif.json").write_text(json.dumps(
+        {"name": "AVIF", "image_names": ["a.png", "b.png"],
+         "results": {"bpp": [1.25 * r for r in RATES], "psnr-rgb": PSNRS}}))
+    rows = [{"image": image, "quality": float(q), "steps": 1000, "regions_asked": "auto",
+             "bpp": 0.8 * r * (1.1 if image == "a" else 0.9), "psnr": p}
+            for image in ("a", "b") for q, (r, p) in enumerate(zip(RATES, PSNRS, strict=True))]
+    points = _write_points(tmp_path / "p.jsonl", rows)
+    result = CliRunner().invoke(bench, ["table", "runs", str(run), "--anchors", str(anchors),
+                                        "--points", str(points), "--label", "test"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "Images: a, b"
+    assert "| curve | steps | bpp range | vs VTM | vs AVIF |" in lines
+    moric = next(line for line in lines if line.startswith("| MoRIC (1k steps, regions auto"))
+    assert moric.endswith("| -20.0% | -36.0% |"), moric
+    avif = next(line for line in lines if line.startswith("| AVIF"))
+    assert avif.endswith("| +25.0% | - |"), avif
+
+
+def test_table_runs_missing_point_is_one_line_error(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "avif.json").write_text(json.dumps(
+        {"name": "AVIF", "image_names": ["a.png", "b.png"],
+         "results": {"bpp": RATES, "psnr-rgb": PSNRS}}))
+    points = _write_points(tmp_path / "p.jsonl", [
+        {"image": "a", "quality": 1.0, "steps": 1000, "bpp": 0.1, "psnr": 30.0}])
+    result = CliRunner().invoke(bench, ["table", "runs", str(run), "--anchors", str(tmp_path),
+                                        "--points", str(points)])
+    assert result.exit_code != 0
+    assert "no point for b" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_table_regions_gives_the_known_bd_rate_and_contour_share(tmp_path):
+    pixels = 1000
+    many = [{"image": "a", "quality": float(q), "steps": 1000, "bpp": 0.8 * r, "psnr": p,
+             "contour_bytes": 10} for q, (r, p) in enumerate(zip(RATES, PSNRS, strict=True))]
+    one = [{"image": "a", "quality": float(q), "steps": 1000, "bpp": r, "psnr": p}
+           for q, (r, p) in enumerate(zip(RATES, PSNRS, strict=True))]
+    result = CliRunner().invoke(bench, [
+        "table", "regions", str(_write_points(tmp_path / "n3.jsonl", many)),
+        str(_write_points(tmp_path / "n1.jsonl", one)), "--anchor", "none",
+        "--pixels", str(pixels)])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("| a |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:5] == ["a", "1000", "-20.0%", "n/a", "n/a"]
+    # contour share at quality 0: 8 * 10 bytes / (0.08 bpp * 1000 pixels) = 100%
+    assert cells[5].startswith("q0: 100.00%, q1: 50.00%")
+
+
+def _tiny_png(path: Path, size: int = 32) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    small = rng.integers(0, 256, (size // 8 + 1, size // 8 + 1, 3))
+    pixels = np.kron(small, np.ones((8, 8, 1)))[:size, :size].astype(np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def test_points_moric_tiny_budget(tmp_path):
+    """Two optimisation steps on a 32x32 image: a real file, its fields, and a
+    second run with the same --out resumes (measures nothing again)."""
+    import torch
+
+    image = _tiny_png(tmp_path / "tiny.png")
+    out = tmp_path / "points.jsonl"
+    args = ["points", str(image), "--codec", "moric", "--quality", "3", "--steps", "2",
+            "--threads", "1", "--anchor", "none", "--out", str(out),
+            "--save-dir", str(tmp_path / "files")]
+    threads = torch.get_num_threads()
+    try:
+        result = CliRunner().invoke(bench, args)
+        again = CliRunner().invoke(bench, args)
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.output.strip().splitlines()[-1])
+    assert list(row)[:6] == ["image", "quality", "preset", "steps", "threads", "bpp"]
+    assert row["image"] == "tiny" and row["quality"] == 3.0 and row["steps"] == 2
+    assert row["exact"] is True and row["regions_asked"] == "auto"
+    saved = tmp_path / "files" / "tiny-q3-2-auto.spic"
+    assert row["file_bytes"] == saved.stat().st_size
+    assert row["bpp"] == 8 * row["file_bytes"] / (32 * 32)
+    assert row["file_bytes"] > row["params_bytes"] > 0
+    from segpic_codec import codecs
+    from segpic_codec.image_io import load_image
+
+    decoded = codecs.decode(saved.read_bytes())
+    assert row["psnr"] == pytest.approx(psnr_rgb(load_image(image).pixels, decoded))
+    assert again.exit_code == 0 and again.output.strip() == ""
+    assert len(out.read_text().splitlines()) == 1
+
+
+def test_points_budget_for_a_codec_without_one_is_one_line_error(tmp_path):
+    image = _tiny_png(tmp_path / "tiny.png")
+    result = CliRunner().invoke(bench, ["points", str(image), "--codec", "segpic",
+                                        "--steps", "5"])
+    assert result.exit_code != 0
+    assert "segpic takes no step or time budget" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_speed_layered_tiny(tmp_path):
+    import torch
+
+    image = _tiny_png(tmp_path / "tiny.png")
+    threads = torch.get_num_threads()
+    try:
+        result = CliRunner().invoke(bench, ["speed", "layered", str(image), "--steps", "2",
+                                            "--repeats", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert rows[0]["decode"] == "full" and rows[0]["image"] == "tiny"
+    regions = rows[0]["regions"]
+    assert [r["decode"] for r in rows[1:]] == [f"region {r}" for r in range(regions)]
+    assert sum(r["share"] for r in rows[1:]) == pytest.approx(1.0, abs=0.01)
+
+
+# ------------------------------------------------------------------ the plot
+def test_curve_styles_are_distinct():
+    from segpic_codec.bench.plot import curve_styles
+
+    measured = [(f"moric-{s}", "moric") for s in ("1k", "3k", "1k-n3", "3k-n3", "a", "b")]
+    measured += [("segpic", "segpic"), ("jpeg", "jpeg"), ("webp", "webp"), ("avif", "avif")]
+    published = ["vtm", "paper-segpic2024_mse", "jpeg", "webp", "coolchic-v50@images"]
+    styles = curve_styles(measured, published)
+    assert len(styles) == len(measured) + len(published)
+    colours = [c for c, _ in styles]
+    markers = [m for _, m in styles]
+    assert len(set(colours)) == len(colours), colours
+    assert len(set(markers)) == len(markers), markers
+
+
+def test_plot_draws_each_curve_in_its_own_style_and_legend_order(monkeypatch, tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from segpic_codec.bench.codecs import BenchCodec
+    from segpic_codec.bench.plot import plot_rd
+
+    keys = [f"moric-{i}" for i in range(6)] + ["avif"]
+    codecs = [BenchCodec(k, k, "", (), (), "", lambda *a: None, family=k.split("-")[0])
+              for k in keys]
+    results = {k: {"results": {"bpp": [0.1 * (i + 1), 0.5], "psnr-rgb": [30.0 + i, 35.0]}}
+               for i, k in enumerate(keys)}
+    anchors = {"vtm": {"results": {"bpp": [0.1, 0.5], "psnr-rgb": [31.0, 36.0]}}}
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    plot_rd(tmp_path / "rd.png", codecs, results, anchors, "t")
+    (ax,) = figures[0].axes
+    lines = ax.get_lines()
+    assert len(lines) == 8
+    colours = [matplotlib.colors.to_hex(line.get_color()) for line in lines]
+    markers = [line.get_marker() for line in lines]
+    assert len(set(colours)) == 8 and len(set(markers)) == 8, (colours, markers)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == [line.get_label() for line in lines]
+    assert legend[0].startswith("moric-0") and legend[-1] == "VTM (published)"
+    monkeypatch.undo()
+    plt.close(figures[0])

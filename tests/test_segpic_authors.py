@@ -1,7 +1,7 @@
 """The authors' SegPIC (GityuxiLiu/SegPIC-for-Image-Compression): our `segpic`
 configuration is their network, and `segpic import-weights` converts their
 checkpoints. Checked against the test vector in
-/work/shared/reference/segpic-authors (a reduced-width checkpoint in their exact
+$SEGPIC_SHARED/reference/segpic-authors (a reduced-width checkpoint in their exact
 format, an input, and their outputs and intermediates; see its README.md)."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED  # $SEGPIC_SHARED, default ../shared
 
 from segpic_codec.errors import CodecError, SegpicError
 from segpic_codec.segpic import authors
@@ -20,7 +21,6 @@ from segpic_codec.segpic.config import get_config
 from segpic_codec.segpic.import_weights import import_checkpoint, template_for
 from segpic_codec.segpic.model import SegPIC
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 REF = SHARED / "reference" / "segpic-authors"
 CKPT = REF / "checkpoint.pth.tar"
 needs_ref = pytest.mark.skipif(not (REF / "README.md").is_file(),

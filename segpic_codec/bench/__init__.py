@@ -8,21 +8,34 @@ Per setting, bpp, PSNR and MS-SSIM are the means over the images (PSNR: the mean
 of per-image PSNR), exactly as CompressAI's results are made, so the JSON files
 written here can be compared with (and plotted by) CompressAI's tools.
 
-    segpic bench                       # Kodak, every codec, bench/results/kodak
-    segpic bench --quick               # 2 images, 2-4 settings per codec (CI)
-    segpic bench photos/ --out /tmp/b --codecs segpic,jpeg --threads 4
+    segpic bench rd                    # Kodak, every codec, bench/results/kodak
+    segpic bench rd --quick            # 2 images, 2-4 settings per codec (CI)
+    segpic bench rd photos/ --out /tmp/b --codecs segpic,jpeg --threads 4
+    segpic bench points IMG.png --codec moric --quality 1,2.5 --steps 1000 --out p.jsonl
+    segpic bench speed steps|layered|memory|process|batch ...
+    segpic bench table runs|regions ...
 
-The parts:
+(`segpic bench [SRC] [OPTIONS]` with no subcommand runs `rd`, as before.)
 
+The parts, in the order the data flows:
+
+    config    RunConfig: what one `rd` run measures and where it writes
     codecs    the codec registry (CODECS: key -> factory) and the codecs themselves
     metrics   PSNR and MS-SSIM
     bd_rate   BD-rate (VCEG-M33, cubic fit, points <= 2 bpp)
     anchors   the published curves and the harness check of our JPEG/WebP
-    runner    RunConfig, which images, measuring, means per setting, speed; run_bench
-    report    environment, summary.json, results.md
-    plot      rd.png
-    command   the click command `bench`
-    common    BenchError, repository paths, number formatting
+    report    environment, speed medians, summary.json, results.md
+    plot      rd.png (each curve its own colour and marker)
+    runner    which images, measuring, means per setting; run_bench
+    rd, points, speed, table   the subcommands
+    command   the click group `bench`
+    common    BenchError, repository and shared-data paths, a codec's measure
+              hooks, number formatting
+
+Shared data (Kodak, anchors) is found through $SEGPIC_SHARED (see
+segpic_codec.shared_data). What needs a codec's insides (MoRIC's step time,
+layered decoding, stream sizes) lives in that codec's `measure` module,
+reached through the codec registry.
 
 Heavy imports (torch, matplotlib, pytorch-msssim, Pillow plugins) stay inside
 functions so that `segpic --help` and `segpic info` stay fast and torch-free.

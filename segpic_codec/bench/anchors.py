@@ -14,22 +14,22 @@ import numpy as np
 from .bd_rate import bd, curve
 from .codecs import COMPRESSAI_QUALITIES
 
-# Published curves drawn on the plot (file stems in the anchors folder), in order.
-# Short names and colours: the published JPEG/WebP share the colour of ours (the
-# harness check is visible at a glance), the SegPIC paper that of segpic.
+# Published curves drawn on the plot (file stems in the anchors folder), in order,
+# with their short names and preferred colours (plot.curve_styles gives a curve
+# another colour when a measured curve already has this one).
 PLOTTED_ANCHORS: dict[str, tuple[str, str]] = {
-    "vtm": ("VTM", "black"),
-    "bpg_444_x265_ycbcr": ("BPG 444 x265", "0.5"),
+    "vtm": ("VTM", "#000000"),
+    "bpg_444_x265_ycbcr": ("BPG 444 x265", "#808080"),
     "compressai-bmshj2018-hyperprior_mse_cpu": ("bmshj2018-hyperprior (CompressAI)", "#9ecae1"),
     "compressai-mbt2018-mean_mse_cpu": ("mbt2018-mean (CompressAI)", "#4292c6"),
     "compressai-cheng2020-anchor_mse_cpu": ("cheng2020-anchor (CompressAI)", "#2171b5"),
     "compressai-cheng2020-attn_mse_cpu": ("cheng2020-attn (CompressAI)", "#08306b"),
-    "paper-segpic2024_mse": ("SegPIC paper (ECCV 2024)", "C3"),
+    "paper-segpic2024_mse": ("SegPIC paper (ECCV 2024)", "#ff9896"),
     "paper-moric2025_mse": ("MoRIC paper (NeurIPS 2025)", "#bcbd22"),
     "coolchic-v50@images": ("Cool-Chic 5.0, same images", "#17becf"),
     "coolchic-v42@images": ("Cool-Chic 4.2, same images", "#9edae5"),
-    "jpeg": ("JPEG (CompressAI)", "C1"),
-    "webp": ("WebP (CompressAI)", "C2"),
+    "jpeg": ("JPEG (CompressAI)", "#ffbb78"),
+    "webp": ("WebP (CompressAI)", "#98df8a"),
 }
 VTM, BPG = "vtm", "bpg_444_x265_ycbcr"
 # Published per-image curves (per_image/<stem>.tsv: image, lambda, bpp, psnr_rgb),

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from .common import BenchError, note, version
+from .common import BenchError, codec_measure, note, version
 
 if TYPE_CHECKING:
-    from .runner import RunConfig
+    from .config import RunConfig
 
 # CompressAI made jpeg.json / webp.json with Pillow at quality 5, 10, ..., 95 (19
 # points; our Pillow reproduces their q=5 and q=95 file sizes to 4 digits), so
@@ -242,10 +242,10 @@ def _segpic_on(device: str, weights: Path | None) -> BenchCodec:
 
     import torch
 
-    from ..segpic.codec import Codec
+    from .. import codecs as registry
 
     try:
-        codec = Codec.load(weights, model=None, device=device)
+        codec = registry.load_encoder("segpic", weights=weights, device=device)
     except (ValueError, OSError) as exc:  # WeightsError, CodecError, unreadable files
         raise BenchError(f"segpic: {exc}") from None
     cuda = codec.device.type == "cuda"
@@ -297,7 +297,6 @@ def make_moric(cfg: RunConfig, regions: str = "auto") -> Made:
     import torch
 
     from .. import codecs as registry
-    from ..moric.frontend import default_steps
 
     device = "cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
     where = (f"CUDA ({torch.cuda.get_device_name()})" if device == "cuda"
@@ -326,7 +325,7 @@ def make_moric(cfg: RunConfig, regions: str = "auto") -> Made:
             label=("MoRIC N=1 (ours)" if one else "MoRIC (ours)")
             + (", CUDA" if device == "cuda" else ""))
 
-    return per_step_budget(cfg, make_one, default=default_steps())
+    return per_step_budget(cfg, make_one, default=codec_measure("moric").default_steps())
 
 
 # ------------------------------------------------------------------ registry

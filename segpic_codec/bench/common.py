@@ -1,21 +1,52 @@
 """What every part of the bench shares: its one-line error, where the repository
-is, how paths and numbers are written into the results."""
+and the shared data are, a codec's measurement hooks, how paths and numbers are
+written into the results."""
 
 from __future__ import annotations
 
+import importlib
 import os
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 
 import click
 
 import segpic_codec
+
+from .. import shared_data
 
 REPO = Path(segpic_codec.__file__).resolve().parent.parent
 
 
 class BenchError(click.ClickException):
     """One line for the user, exit status 1, no traceback."""
+
+
+def shared(*parts: str) -> Path:
+    """A path in the shared data folder ($SEGPIC_SHARED, default ../shared beside
+    the checkout); not set or not there is a BenchError."""
+    try:
+        return shared_data.shared_path(*parts)
+    except shared_data.SharedDataError as exc:
+        raise BenchError(str(exc)) from None
+
+
+def codec_measure(codec: str) -> ModuleType:
+    """The measurement hooks a codec declares in its own package (`<package>.measure`),
+    found through the codec registry: the bench never imports a codec's modules."""
+    from .. import codecs as registry
+
+    try:
+        package = registry.get(codec).package
+    except ValueError as exc:  # CodecError: unknown codec
+        raise BenchError(str(exc)) from None
+    try:
+        return importlib.import_module(f"{package}.measure")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{package}.measure":
+            raise
+        raise BenchError(f"{codec} has no measurement hooks ({package}.measure)") from None
 
 
 def display_path(p: Path) -> str:

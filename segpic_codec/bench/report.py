@@ -8,6 +8,7 @@ import json
 import math
 import os
 import platform
+import statistics
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,10 +20,9 @@ from .bd_rate import BD_MAX_BPP, BD_MIN_OVERLAP_DB, BDResult, bd
 from .codecs import BenchCodec
 from .common import display_path, fmt_setting, loadavg, version
 from .metrics import PSNR_CAP
-from .runner import speed_stats
 
 if TYPE_CHECKING:
-    from .runner import RunConfig
+    from .config import RunConfig
 
 
 def environment(cfg: RunConfig, images: list[Path], load_start: str) -> dict[str, Any]:
@@ -71,6 +71,20 @@ def environment(cfg: RunConfig, images: list[Path], load_start: str) -> dict[str
                    "RGB float32, default 11x11 Gaussian window and 5 scales",
         "bd_rate": f"cubic fit of ln(bpp) over PSNR (VCEG-M33), points <= {BD_MAX_BPP:g} bpp, "
                    f"common PSNR range, n/a below {BD_MIN_OVERLAP_DB:g} dB of overlap",
+    }
+
+
+def speed_stats(records: list[dict], key: str) -> dict[str, float]:
+    """Medians over every (image, setting) run of the codec."""
+    mine = [r for r in records if r["codec"] == key]
+    mp = [r["width"] * r["height"] / 1e6 for r in mine]
+    enc = [r["encoding_time"] for r in mine]
+    dec = [r["decoding_time"] for r in mine]
+    return {
+        "encode_s": statistics.median(enc),
+        "decode_s": statistics.median(dec),
+        "encode_mp_s": statistics.median(m / max(t, 1e-9) for m, t in zip(mp, enc, strict=True)),
+        "decode_mp_s": statistics.median(m / max(t, 1e-9) for m, t in zip(mp, dec, strict=True)),
     }
 
 

@@ -6,38 +6,23 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import click
 import numpy as np
 
+from .anchors import load_anchors, per_image_anchors
 from .codecs import CODECS, BenchCodec, Measurement, build_codecs
 from .common import BenchError, display_path, fmt_setting, json_num, loadavg, note
+from .config import RunConfig
 from .metrics import ms_ssim_rgb, psnr_rgb
+from .plot import plot_rd
+from .report import build_summary, environment, write_json, write_markdown
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}
-
-
-@dataclass
-class RunConfig:
-    src: Path
-    out: Path
-    quick: bool
-    codecs: tuple[str, ...]
-    device: str
-    threads: int
-    limit: int | None
-    weights: Path | None
-    anchors: Path | None
-    command: str
-    notes: list[str] = field(default_factory=list)
-    images: tuple[str, ...] = ()  # --images: the only images measured (names or stems)
-    steps: tuple[int, ...] = ()  # --steps: step budgets for the codecs that take one
-    jobs: int = 1  # --jobs: slow codecs run this many (image, setting) runs at once
 
 
 def list_images(src: Path) -> list[Path]:
@@ -198,20 +183,6 @@ def aggregate(records: list[dict], codec: BenchCodec, image_names: bool = False)
     return out
 
 
-def speed_stats(records: list[dict], key: str) -> dict[str, float]:
-    """Medians over every (image, setting) run of the codec."""
-    mine = [r for r in records if r["codec"] == key]
-    mp = [r["width"] * r["height"] / 1e6 for r in mine]
-    enc = [r["encoding_time"] for r in mine]
-    dec = [r["decoding_time"] for r in mine]
-    return {
-        "encode_s": statistics.median(enc),
-        "decode_s": statistics.median(dec),
-        "encode_mp_s": statistics.median(m / max(t, 1e-9) for m, t in zip(mp, enc, strict=True)),
-        "decode_mp_s": statistics.median(m / max(t, 1e-9) for m, t in zip(mp, dec, strict=True)),
-    }
-
-
 # ------------------------------------------------------------------ the run
 def _is_result_file(stem: str) -> bool:
     """<codec>.json as a run writes it: a CODECS key, segpic-cuda, or a key with a
@@ -225,10 +196,6 @@ def _is_result_file(stem: str) -> bool:
 def run_bench(cfg: RunConfig) -> dict:
     """Measure, then write <out>/{<codec>.json, per_image.json, summary.json,
     results.md, rd.png}. Returns the summary."""
-    from .anchors import load_anchors, per_image_anchors
-    from .plot import plot_rd
-    from .report import build_summary, environment, write_json, write_markdown
-
     images = list_images(cfg.src)
     if cfg.images:
         images = select_images(images, cfg.images, cfg.src)

@@ -56,7 +56,13 @@ def _register_bench() -> None:
     """`segpic bench` lives in bench.py; its errors get the same one-line form."""
     from ..bench import bench as bench_command
 
-    bench_command.callback = handle_errors(bench_command.callback)
+    def wrap(command: click.Command) -> None:
+        if command.callback is not None:
+            command.callback = handle_errors(command.callback)
+        for sub in getattr(command, "commands", {}).values():
+            wrap(sub)
+
+    wrap(bench_command)
     main.add_command(bench_command, name="bench")
 
 

@@ -1,5 +1,5 @@
 """Every intermediate of one deterministic pass through a `SegPIC` network, named
-and laid out as in the authors' test vector (/work/shared/reference/segpic-authors,
+and laid out as in the authors' test vector ($SEGPIC_SHARED/reference/segpic-authors,
 `inputs_outputs.safetensors`): what their `forward(x, None, grid)` computes in eval
 mode, i.e. with rounding (around the medians) instead of noise.
 
