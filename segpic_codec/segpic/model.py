@@ -131,7 +131,7 @@ class SegPIC(nn.Module):
         [0, num_qualities - 1]; masks (B, H, W) integer label maps or None (grid)."""
         if self._coding_only:
             raise RuntimeError("this network was loaded for coding only (Codec.load); "
-                               "load its weights with weights.load_weights to run it")
+                               "load its weights with loading.load_weights to run it")
         b, _, H, W = x.shape
         y1 = self.g_a1(x)
         part_mid = self._partition(masks, b, H // 4, W // 4, grid, x.device)

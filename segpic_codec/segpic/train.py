@@ -25,8 +25,9 @@ import torch
 from ..devices import select_device
 from .config import get_config
 from .data import CropSampler, load_training_set
+from .loading import load_weights
 from .model import SegPIC
-from .weights import WeightsError, load_weights, save_weights
+from .weights import WeightsError, save_weights
 
 
 @dataclass
