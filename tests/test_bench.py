@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from segpic_codec.bench import bench
 from segpic_codec.bench.bd_rate import BD_MAX_BPP, bd_rate
-from segpic_codec.bench.metrics import psnr_rgb
+from segpic_codec.quality_metrics import PSNR_CAP, psnr_from_mse, psnr_rgb
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -86,12 +86,18 @@ def test_bd_rate_agrees_with_the_bjontegaard_package(stem):
     assert bd_rate(rb, rp, tb, tp).value == pytest.approx(theirs, abs=0.5)
 
 
-def test_psnr_rgb():
+def test_psnr():
     a = np.zeros((4, 4, 3), np.uint8)
     b = a.copy()
     b[0, 0, 0] = 10  # MSE = 100 / 48
     assert psnr_rgb(a, b) == pytest.approx(10 * math.log10(255**2 * 48 / 100))
-    assert psnr_rgb(a, a) == 100.0
+    assert psnr_rgb(a, a) == PSNR_CAP == 100.0  # identical images: the cap, not inf
+    assert psnr_rgb(a.astype(np.float64), a) == PSNR_CAP
+    assert psnr_from_mse(100 / 48) == pytest.approx(10 * math.log10(255**2 * 48 / 100))
+    assert psnr_from_mse(1e-3, peak=1.0) == pytest.approx(30.0)
+    assert psnr_from_mse(0.0) == psnr_from_mse(1e-30) == PSNR_CAP
+    with pytest.raises(ValueError, match="shapes"):
+        psnr_rgb(a, a[:2])
 
 
 # ------------------------------------------------------------------ errors

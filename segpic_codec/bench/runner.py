@@ -15,9 +15,10 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ..quality_metrics import psnr_rgb
 from .codecs import CODECS, BenchCodec, Measurement, build_codecs
 from .common import BenchError, display_path, fmt_setting, json_num, loadavg, note
-from .metrics import ms_ssim_rgb, psnr_rgb
+from .metrics import ms_ssim_rgb
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}
 
