@@ -18,12 +18,23 @@ from . import metadata as photo_metadata
 from .errors import SegpicError
 from .limits import MAX_DIMENSION, format_pixels, max_pixels
 
-# What `segpic batch` and the training set loader pick up as images.
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+# The files taken as input images where a folder is given (`segpic batch`, the
+# bench, training sets), in any case: the formats Pillow reads that photos and
+# test sets come in.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".ppm"})
 
 
 class ImageError(SegpicError, ValueError):
     """An input image cannot be used."""
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """The images directly in `folder`, sorted: regular files with one of
+    IMAGE_SUFFIXES, hidden files (".name": temporary files, macOS's "._name") left
+    out. Subfolders are not entered."""
+    return sorted(p for p in Path(folder).iterdir()
+                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+                  and p.is_file())
 
 
 @dataclass
@@ -245,11 +256,6 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return True  # exists, but belongs to someone else
     return True
-
-
-def is_temp_file(name: str) -> bool:
-    """Whether `name` has the naming pattern of `atomic_write_bytes`' temporary files."""
-    return _TEMP_NAME.match(name) is not None
 
 
 def temp_file_parts(name: str) -> tuple[str, int] | None:

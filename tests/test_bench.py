@@ -238,11 +238,25 @@ def _fake_slow_codec(calls: list):
     return make_fake
 
 
+def test_one_image_lister(tmp_path):
+    """image_io.list_images, which the bench and training sets use: the image
+    suffixes in any case, sorted; hidden files, folders and other files left out."""
+    from segpic_codec.image_io import IMAGE_SUFFIXES, list_images
+
+    names = ["b.PNG", "a.ppm", "c.jpeg", "d.tif", ".hidden.png", "._e.jpg", "notes.txt",
+             "f.spic"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "folder.png").mkdir()
+    assert [p.name for p in list_images(tmp_path)] == ["a.ppm", "b.PNG", "c.jpeg", "d.tif"]
+    assert {".ppm", ".png", ".jpg", ".webp", ".tiff"} <= IMAGE_SUFFIXES
+
+
 def test_images_picks_the_named_images(tmp_path):
-    from segpic_codec.bench.runner import list_images, select_images
+    from segpic_codec.bench.runner import select_images, source_images
 
     src = _image_folder(tmp_path / "imgs")
-    picked = select_images(list_images(src), ("c", "a.png"), src)
+    picked = select_images(source_images(src), ("c", "a.png"), src)
     assert [p.name for p in picked] == ["a.png", "c.png"]  # stems or names, folder order
 
 
