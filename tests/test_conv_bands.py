@@ -63,23 +63,20 @@ def test_banded_equals_the_definition(monkeypatch, cin, cout, k, h, w):
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("cin,cout,k,h,w", BANDED_SHAPES)
-def test_banded_equals_whole_bit_for_bit(monkeypatch, threads, cin, cout, k, h, w):
+def test_banded_equals_whole_bit_for_bit(monkeypatch, torch_threads, threads, cin, cout, k,
+                                         h, w):
     # small band sizes, so that these small maps are cut into several bands
     # (1-row bands included) as a 4K image's are
     monkeypatch.setattr(conv_bands, "BAND_ABOVE_BYTES", 0)
     plain, banded = _pair(cin, cout, k, seed=cin + h)
     x = torch.randn(1, cin, h, w, dtype=torch.float64)
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with torch.no_grad():
-            for band_bytes in (1, 3 * cin * k * k * w * 8, 1 << 20):
-                monkeypatch.setattr(conv_bands, "IM2COL_BYTES", band_bytes)
-                if band_bytes < 1 << 20 and h * w >= 2 * conv_bands.MIN_BAND_POSITIONS:
-                    assert conv_bands.rows_per_band(banded, x) < h  # really in bands
-                assert torch.equal(banded(x), plain(x))
-    finally:
-        torch.set_num_threads(old)
+    torch_threads(threads)
+    with torch.no_grad():
+        for band_bytes in (1, 3 * cin * k * k * w * 8, 1 << 20):
+            monkeypatch.setattr(conv_bands, "IM2COL_BYTES", band_bytes)
+            if band_bytes < 1 << 20 and h * w >= 2 * conv_bands.MIN_BAND_POSITIONS:
+                assert conv_bands.rows_per_band(banded, x) < h  # really in bands
+            assert torch.equal(banded(x), plain(x))
 
 
 def test_small_maps_run_whole_and_only_same_convolutions_are_banded():
