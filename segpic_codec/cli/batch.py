@@ -32,7 +32,7 @@ from .base import (
     strip_option,
     warn,
 )
-from .batch_worker import BatchOptions, Coders, FileTask, exit_hook_names
+from .batch_worker import BatchOptions, Coders, FileTask
 from .executors import InlineRunner, ProcessRunner, Runner, remove_partial_outputs, usable_cores
 
 
@@ -158,8 +158,7 @@ def batch(src: Path, dst: Path, decode_mode: bool, force: bool, jobs: int | None
                            bpp=bpp, weights=weights, model=model, grid=grid, steps=steps,
                            time_limit=time_limit, preset=preset, regions=regions,
                            region_count=region_count, contours=contours, roi=roi,
-                           strip=strip,
-                           test_exit=exit_hook_names())
+                           strip=strip)
     coders = Coders()
     runner = make_runner(executor, jobs, address, coders)  # no Ray: one error, up front
     failures: list[tuple[str, str]] = []
