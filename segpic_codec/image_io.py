@@ -1,4 +1,5 @@
-"""Reading input images as 8-bit RGB and writing PNGs atomically."""
+"""Input images: which files in a folder are images, reading one as 8-bit RGB; and
+writing outputs (PNGs, .spic files) atomically with the mode a plain open() gives."""
 
 from __future__ import annotations
 
