@@ -1,12 +1,13 @@
-"""Reading input images as 8-bit RGB and writing PNGs atomically."""
+"""Input images: which files in a folder are images, reading one as 8-bit RGB; and
+writing outputs (PNGs, .spic files) atomically with the mode a plain open() gives."""
 
 from __future__ import annotations
 
 import errno
 import os
 import re
+import secrets
 import stat
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +19,23 @@ from . import metadata as photo_metadata
 from .errors import SegpicError
 from .limits import MAX_DIMENSION, format_pixels, max_pixels
 
-# What `segpic batch` and the training set loader pick up as images.
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+# The files taken as input images where a folder is given (`segpic batch`, the
+# bench, training sets), in any case: the formats Pillow reads that photos and
+# test sets come in.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".ppm"})
 
 
 class ImageError(SegpicError, ValueError):
     """An input image cannot be used."""
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """The images directly in `folder`, sorted: regular files with one of
+    IMAGE_SUFFIXES, hidden files (".name": temporary files, macOS's "._name") left
+    out. Subfolders are not entered."""
+    return sorted(p for p in Path(folder).iterdir()
+                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+                  and p.is_file())
 
 
 @dataclass
@@ -170,6 +182,26 @@ def _with_path(exc: OSError, path: Path) -> OSError:
     return type(exc)(exc.errno, exc.strerror, str(path))
 
 
+# the flags of tempfile.mkstemp: a new file (never an existing one or a link's
+# target), not inherited by child processes
+_TEMP_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+               | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+
+
+def _create_temp_file(path: Path) -> tuple[int, str]:
+    """A new temporary file beside `path`, open for writing: (fd, its path). Created
+    with mode 0666 that the kernel reduces by the umask (and the folder's default
+    ACL), as a plain open() does; mkstemp's 0600 would stay on the output after the
+    rename, unreadable to anyone else."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        try:
+            return os.open(tmp, _TEMP_FLAGS, 0o666), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary file name", str(path))
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, fsync, then rename over it, so an
     interrupted write (Ctrl-C, kill, full disk) never leaves a truncated file under
@@ -177,8 +209,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     or power loss: see `remove_stale_temp_files`) and the OSError names `path`."""
     path = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.",
-                                   suffix=TEMP_SUFFIX, dir=path.parent)
+        fd, tmp = _create_temp_file(path)
     except OSError as exc:
         raise _with_path(exc, path) from None
     try:
@@ -226,11 +257,6 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return True  # exists, but belongs to someone else
     return True
-
-
-def is_temp_file(name: str) -> bool:
-    """Whether `name` has the naming pattern of `atomic_write_bytes`' temporary files."""
-    return _TEMP_NAME.match(name) is not None
 
 
 def temp_file_parts(name: str) -> tuple[str, int] | None:

@@ -39,6 +39,27 @@ def tiny_weights(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(autouse=True)
+def torch_threads_unchanged():
+    """Every test leaves torch's thread count as it found it: one that changes it
+    (directly, or through code that sets it) restores it, e.g. with `torch_threads`."""
+    before = torch.get_num_threads()
+    yield
+    after = torch.get_num_threads()
+    if after != before:
+        torch.set_num_threads(before)
+        pytest.fail(f"the test left torch on {after} threads, not {before}")
+
+
+@pytest.fixture
+def torch_threads():
+    """`torch_threads(n)` sets torch's intra-op threads for one test; the count from
+    before is restored after it (torch's thread count is process-wide)."""
+    previous = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def tiny_codec(tiny_weights) -> Codec:
     return Codec.load(tiny_weights, device="cpu")

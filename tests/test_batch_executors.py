@@ -2,12 +2,13 @@
 batch (skip what exists, atomic outputs, one bad file reported while the rest finish,
 a rerun does what is missing, a clean Ctrl-C) plus workers that die mid-file.
 
-A worker is made to die with the test hook SEGPIC_TEST_WORKER_EXIT (a list of input
-names; NAME:once dies on the first attempt only): it leaves a partial temporary
+A worker is made to die on chosen files by monkeypatching the executors' worker
+entry point with the one of tests/batch_hooks.py: it leaves a partial temporary
 file, as a worker killed mid-write does, and calls os._exit."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -15,13 +16,13 @@ import sys
 import time
 from pathlib import Path
 
+import batch_hooks
 import pytest
 from click.testing import CliRunner
 from conftest import SHIPPED, random_image
 from PIL import Image
 
-from segpic_codec.cli import main
-from segpic_codec.cli.batch_worker import TEST_EXIT_ENV
+from segpic_codec.cli import executors, main, ray_executor
 from segpic_codec.segpic import layout
 
 pytestmark = pytest.mark.skipif(not SHIPPED.is_file(), reason="shipped weights not present")
@@ -50,13 +51,28 @@ def _parts(dst: Path) -> list[Path]:
 GOOD = ["a.png", "b.png", "sub/c.png", "dies.png", "flaky.png"]
 
 
-def _check_bad_files_then_rerun(tmp_path: Path, *options: str) -> None:
+DYING = ("dies.png", "flaky.png:once")  # the worker always dies; dies once
+
+
+def _workers_die(monkeypatch, options: tuple[str, ...]) -> None:
+    """The executor's workers die on DYING (tests/batch_hooks.py)."""
+    if "ray" in options:
+        import ray
+
+        ray.cloudpickle.register_pickle_by_value(batch_hooks)
+        monkeypatch.setattr(ray_executor, "ray_task", batch_hooks.dying_ray_task(DYING))
+    else:
+        monkeypatch.setattr(executors, "worker_main",
+                            functools.partial(batch_hooks.dying_worker_main, dying=DYING))
+
+
+def _check_bad_files_then_rerun(tmp_path: Path, monkeypatch, *options: str) -> None:
     """Good files coded, a corrupt one and one whose worker always dies reported,
     one whose worker dies once retried; no partial output; a rerun does the rest."""
     src, dst = _folder(tmp_path / "src", GOOD), tmp_path / "dst"
     (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
-    env = {TEST_EXIT_ENV: "dies.png,flaky.png:once"}
-    r = run("batch", src, dst, "--device", "cpu", "-q", "2", *options, env=env)
+    _workers_die(monkeypatch, options)
+    r = run("batch", src, dst, "--device", "cpu", "-q", "2", *options)
     assert r.exit_code == 1, r.output
     assert "4 done, 0 skipped (already done), 2 failed" in r.stdout, r.stdout
     assert "broken.png: not an image" in r.stdout
@@ -67,15 +83,16 @@ def _check_bad_files_then_rerun(tmp_path: Path, *options: str) -> None:
     for path in _outputs(dst):  # the CRC covers every byte: a partial file cannot pass
         layout.read_header(path.read_bytes())
     before = (dst / "a.spic").stat().st_mtime_ns
-    r = run("batch", src, dst, "--device", "cpu", "-q", "2", *options)  # no hook now
+    monkeypatch.undo()  # the workers live now
+    r = run("batch", src, dst, "--device", "cpu", "-q", "2", *options)
     assert r.exit_code == 1, r.output  # the corrupt file fails again
     assert "1 done, 4 skipped (already done), 1 failed" in r.stdout, r.stdout
     assert (dst / "dies.spic").is_file() and not _parts(dst)
     assert (dst / "a.spic").stat().st_mtime_ns == before
 
 
-def test_jobs_bad_files_and_rerun(tmp_path):
-    _check_bad_files_then_rerun(tmp_path, "--jobs", "2")
+def test_jobs_bad_files_and_rerun(tmp_path, monkeypatch):
+    _check_bad_files_then_rerun(tmp_path, monkeypatch, "--jobs", "2")
 
 
 def _interrupt(tmp_path: Path, weights: Path, *options: str, count: int = 24) -> None:
@@ -153,5 +170,5 @@ def ray_cluster():
     ray.shutdown()
 
 
-def test_ray_bad_files_and_rerun(ray_cluster, tmp_path):
-    _check_bad_files_then_rerun(tmp_path, "--executor", "ray")
+def test_ray_bad_files_and_rerun(ray_cluster, tmp_path, monkeypatch):
+    _check_bad_files_then_rerun(tmp_path, monkeypatch, "--executor", "ray")

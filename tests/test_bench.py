@@ -14,7 +14,7 @@ from conftest import REPO, SHARED  # $SEGPIC_SHARED, default ../shared
 
 from segpic_codec.bench import bench
 from segpic_codec.bench.bd_rate import BD_MAX_BPP, bd_rate
-from segpic_codec.bench.metrics import psnr_rgb
+from segpic_codec.quality_metrics import PSNR_CAP, psnr_from_mse, psnr_rgb
 
 KODAK = SHARED / "data" / "kodak"
 ANCHORS = SHARED / "anchors" / "kodak"
@@ -85,12 +85,18 @@ def test_bd_rate_agrees_with_the_bjontegaard_package(stem):
     assert bd_rate(rb, rp, tb, tp).value == pytest.approx(theirs, abs=0.5)
 
 
-def test_psnr_rgb():
+def test_psnr():
     a = np.zeros((4, 4, 3), np.uint8)
     b = a.copy()
     b[0, 0, 0] = 10  # MSE = 100 / 48
     assert psnr_rgb(a, b) == pytest.approx(10 * math.log10(255**2 * 48 / 100))
-    assert psnr_rgb(a, a) == 100.0
+    assert psnr_rgb(a, a) == PSNR_CAP == 100.0  # identical images: the cap, not inf
+    assert psnr_rgb(a.astype(np.float64), a) == PSNR_CAP
+    assert psnr_from_mse(100 / 48) == pytest.approx(10 * math.log10(255**2 * 48 / 100))
+    assert psnr_from_mse(1e-3, peak=1.0) == pytest.approx(30.0)
+    assert psnr_from_mse(0.0) == psnr_from_mse(1e-30) == PSNR_CAP
+    with pytest.raises(ValueError, match="shapes"):
+        psnr_rgb(a, a[:2])
 
 
 # ------------------------------------------------------------------ errors
@@ -238,11 +244,25 @@ def _fake_slow_codec(calls: list):
     return make_fake
 
 
+def test_one_image_lister(tmp_path):
+    """image_io.list_images, which the bench and training sets use: the image
+    suffixes in any case, sorted; hidden files, folders and other files left out."""
+    from segpic_codec.image_io import IMAGE_SUFFIXES, list_images
+
+    names = ["b.PNG", "a.ppm", "c.jpeg", "d.tif", ".hidden.png", "._e.jpg", "notes.txt",
+             "f.spic"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "folder.png").mkdir()
+    assert [p.name for p in list_images(tmp_path)] == ["a.ppm", "b.PNG", "c.jpeg", "d.tif"]
+    assert {".ppm", ".png", ".jpg", ".webp", ".tiff"} <= IMAGE_SUFFIXES
+
+
 def test_images_picks_the_named_images(tmp_path):
-    from segpic_codec.bench.runner import list_images, select_images
+    from segpic_codec.bench.runner import select_images, source_images
 
     src = _image_folder(tmp_path / "imgs")
-    picked = select_images(list_images(src), ("c", "a.png"), src)
+    picked = select_images(source_images(src), ("c", "a.png"), src)
     assert [p.name for p in picked] == ["a.png", "c.png"]  # stems or names, folder order
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -20,33 +21,62 @@ def _pair(cin: int, cout: int, k: int, seed: int) -> tuple[nn.Conv2d, nn.Conv2d]
     return plain, banded
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("cin,cout,k,h,w", [
+# (cin, cout, k, h, w) of maps cut into several bands
+BANDED_SHAPES = [
     (256, 64, 3, 37, 29),   # ChARM's widest input, an odd map
     (64, 48, 3, 20, 31),    # a hidden ChARM layer
     (160, 160, 3, 9, 50),   # the hyperprior RAT's 3x3
     (12, 5, 5, 23, 17),     # a 5x5 kernel
-    (8, 8, 3, 1, 40),       # one row
     (8, 8, 3, 200, 1),      # one column (bands of MIN_BAND_POSITIONS rows)
     (8, 8, 3, 130, 1),      # ... and a thin last band, joined to the one before
-])
-def test_banded_equals_whole_bit_for_bit(monkeypatch, threads, cin, cout, k, h, w):
+]
+# one row is never cut (fewer positions than a band needs): the banded layer runs
+# whole, so comparing it with nn.Conv2d would compare a convolution with itself
+ONE_ROW = (8, 8, 3, 1, 40)
+
+
+def _reference(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """The same-padded convolution as its definition, in numpy: a sum over input
+    channels and kernel taps of zero-padded shifted inputs (independent of torch's
+    convolution and of the banding)."""
+    weight = conv.weight.detach().numpy()
+    bias = conv.bias.detach().numpy()
+    p = conv.padding[0]
+    padded = np.pad(x[0].numpy(), ((0, 0), (p, p), (p, p)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, weight.shape[2:], axis=(1, 2))
+    out = np.einsum("oiyx,ihwyx->ohw", weight, windows) + bias[:, None, None]
+    return torch.from_numpy(out)[None]
+
+
+@pytest.mark.parametrize("cin,cout,k,h,w", [*BANDED_SHAPES, ONE_ROW])
+def test_banded_equals_the_definition(monkeypatch, cin, cout, k, h, w):
+    """Up to float64 rounding (the sums run in another order): a band that read the
+    wrong rows or padding would be off by whole products."""
+    monkeypatch.setattr(conv_bands, "BAND_ABOVE_BYTES", 0)
+    monkeypatch.setattr(conv_bands, "IM2COL_BYTES", 1)  # the smallest bands
+    _plain, banded = _pair(cin, cout, k, seed=cin + h)
+    x = torch.randn(1, cin, h, w, dtype=torch.float64)
+    with torch.no_grad():
+        out = banded(x)
+    torch.testing.assert_close(out, _reference(banded, x), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("cin,cout,k,h,w", BANDED_SHAPES)
+def test_banded_equals_whole_bit_for_bit(monkeypatch, torch_threads, threads, cin, cout, k,
+                                         h, w):
     # small band sizes, so that these small maps are cut into several bands
     # (1-row bands included) as a 4K image's are
     monkeypatch.setattr(conv_bands, "BAND_ABOVE_BYTES", 0)
     plain, banded = _pair(cin, cout, k, seed=cin + h)
     x = torch.randn(1, cin, h, w, dtype=torch.float64)
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with torch.no_grad():
-            for band_bytes in (1, 3 * cin * k * k * w * 8, 1 << 20):
-                monkeypatch.setattr(conv_bands, "IM2COL_BYTES", band_bytes)
-                if band_bytes < 1 << 20 and h * w >= 2 * conv_bands.MIN_BAND_POSITIONS:
-                    assert conv_bands.rows_per_band(banded, x) < h  # really in bands
-                assert torch.equal(banded(x), plain(x))
-    finally:
-        torch.set_num_threads(old)
+    torch_threads(threads)
+    with torch.no_grad():
+        for band_bytes in (1, 3 * cin * k * k * w * 8, 1 << 20):
+            monkeypatch.setattr(conv_bands, "IM2COL_BYTES", band_bytes)
+            if band_bytes < 1 << 20 and h * w >= 2 * conv_bands.MIN_BAND_POSITIONS:
+                assert conv_bands.rows_per_band(banded, x) < h  # really in bands
+            assert torch.equal(banded(x), plain(x))
 
 
 def test_small_maps_run_whole_and_only_same_convolutions_are_banded():

@@ -20,7 +20,8 @@ counts, lengths and contents, valid or not), with raw mutations on top, and the
 PNG writer fed random valid boxes.
 
 Every case must end in an image of the header's size or in the codec's own error
-type (`SegpicError`, with a one-line message), within a bounded time. The pixel
+type (`SegpicError`, with a one-line message), within bounded CPU time and memory
+(each case's own, measured around it: see `case_memory`). The pixel
 limit is set low so that a mutated header cannot ask for a large decode (the
 limit itself is tested in test_container.py and test_reliability.py).
 
@@ -35,13 +36,14 @@ run by hand:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
-import sys
 import time
+import tracemalloc
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,7 +73,9 @@ FUZZ_MAX_PIXELS = 4096  # worst padded decode: 1 x 4096 -> 64 x 4096 pixels
 # CPU seconds per case (all threads): CPU time, not wall time, so that a machine
 # busy with other work cannot fail the test; typical cases take 0-0.2 s
 CASE_CPU_SECONDS = 30.0
-RSS_GROWTH_LIMIT = 1 << 30  # bytes the whole fuzz run may add to peak memory
+# bytes of resident memory one case may add (the pixel limit keeps a decode small;
+# typical cases add under 10 MiB)
+CASE_MEMORY_LIMIT = 256 << 20
 
 OUTCOMES: defaultdict[str, Counter[str]] = defaultdict(Counter)  # per codec
 
@@ -441,18 +445,22 @@ def _decode_checked(target: Target | Codec, data: bytes) -> str:
         target = Target("segpic", target.decode, segpic_layout.read_header,
                         (container.ContainerError,), _segpic_shape)
     start = time.process_time()
-    try:
-        pixels = target.decode(data)
-    except SegpicError as exc:
-        message = str(exc)
-        assert message and "\n" not in message, f"{type(exc).__name__}: {message!r}"
-        outcome = type(exc).__name__
-        if message.startswith("cannot decode"):  # a library error the codec wrapped
-            outcome += f" ({exc})"
-    else:
-        assert isinstance(pixels, np.ndarray) and pixels.dtype == np.uint8
-        assert pixels.shape == target.shape(data)
-        outcome = "decoded"
+    with case_memory() as growth:
+        try:
+            pixels = target.decode(data)
+        except SegpicError as exc:
+            message = str(exc)
+            assert message and "\n" not in message, f"{type(exc).__name__}: {message!r}"
+            outcome = type(exc).__name__
+            if message.startswith("cannot decode"):  # a library error the codec wrapped
+                outcome += f" ({exc})"
+        else:
+            assert isinstance(pixels, np.ndarray) and pixels.dtype == np.uint8
+            assert pixels.shape == target.shape(data)
+            outcome = "decoded"
+            del pixels
+    assert growth() < CASE_MEMORY_LIMIT, (
+        f"one case took {growth() / 2**20:.0f} MiB ({outcome})")
     elapsed = time.process_time() - start
     assert elapsed < CASE_CPU_SECONDS, f"one case took {elapsed:.1f} CPU s"
     # the parser alone (segpic info) must agree: a header or one of its errors,
@@ -465,31 +473,97 @@ def _decode_checked(target: Target | Codec, data: bytes) -> str:
     return outcome
 
 
-def _peak_rss() -> int:
+# ------------------------------------------------------------ memory of a case
+_STATUS = "/proc/self/status"
+_CLEAR_REFS = "/proc/self/clear_refs"
+
+
+def _status_bytes(field: str) -> int:
+    with open(_STATUS) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024  # kB
+    raise KeyError(field)
+
+
+def _peak_can_be_reset() -> bool:
+    """Linux 4.0+: writing 5 to clear_refs resets the process's peak resident size."""
     try:
-        import resource
-    except ImportError:  # not POSIX: no peak memory to compare
-        return 0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
+        with open(_CLEAR_REFS, "w") as f:
+            f.write("5")
+        _status_bytes("VmHWM")
+    except (OSError, KeyError):
+        return False
+    return True
+
+
+PEAK_RESETTABLE = _peak_can_be_reset()
+
+
+def _trim_heap() -> None:
+    """Give the heap's free pages back (glibc), so that a case's resident growth is
+    its own allocations and not pages that an earlier case freed."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+@contextlib.contextmanager
+def case_memory() -> Iterator[Callable[[], int]]:
+    """The memory one case allocates, as a function read after the block: on Linux
+    its peak resident size above the resident size at its start (the kernel's peak,
+    reset for the case: every allocation counts, torch's and the range coders'
+    too); elsewhere the peak of tracemalloc (Python objects and numpy arrays)."""
+    growth = 0
+    if PEAK_RESETTABLE:
+        _trim_heap()
+        with open(_CLEAR_REFS, "w") as f:
+            f.write("5")
+        before = _status_bytes("VmRSS")
+        try:
+            yield lambda: growth
+        finally:
+            growth = _status_bytes("VmHWM") - before
+    else:
+        tracemalloc.start()
+        try:
+            yield lambda: growth
+        finally:
+            growth = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+
+
+def test_case_memory_sees_an_allocation():
+    """The measure itself: a 64 MiB array (numpy's allocator, as a decode's) shows,
+    and memory held from before the case does not."""
+    held = np.ones(16 << 20, np.uint8)
+    with case_memory() as growth:
+        big = np.ones(64 << 20, np.uint8)
+        del big
+    # (the kernel's resident counts are approximate by some pages)
+    assert 60 << 20 <= growth() < (64 << 20) + CASE_MEMORY_LIMIT // 4
+    with case_memory() as growth:
+        pass
+    assert growth() < 16 << 20
+    del held
 
 
 # ------------------------------------------------------------------ tests
 @pytest.fixture(scope="module")
-def rss_guard():
-    before = _peak_rss()
+def fuzz_outcomes():
+    """Print how the cases ended, per codec (pytest -s shows it)."""
     yield
-    growth = _peak_rss() - before
     for name, outcomes in OUTCOMES.items():
         print(f"\n{name} fuzz outcomes: {dict(outcomes)} ({sum(outcomes.values())} cases)")
-    print(f"peak RSS growth {growth / 2**20:.0f} MiB")
-    assert growth < RSS_GROWTH_LIMIT
 
 
 @_fuzz_settings
 @given(which=st.integers(0, 3), ops=st.lists(mutation, min_size=1, max_size=3),
        fix_crc=st.sampled_from([True, True, True, False]))
-def test_mutated_files(tiny_codec, seed_files, rss_guard, which, ops, fix_crc):
+def test_mutated_files(tiny_codec, seed_files, fuzz_outcomes, which, ops, fix_crc):
     original = data = seed_files[which]
     for op in ops:
         data = _apply(data, op)
@@ -504,7 +578,7 @@ def test_mutated_files(tiny_codec, seed_files, rss_guard, which, ops, fix_crc):
 @_fuzz_settings
 @given(which=st.integers(0, 4), ops=st.lists(moric_mutation, min_size=1, max_size=3),
        fix_crc=st.sampled_from([True, True, True, False]))
-def test_mutated_moric_files(moric_seed_files, rss_guard, which, ops, fix_crc):
+def test_mutated_moric_files(moric_seed_files, fuzz_outcomes, which, ops, fix_crc):
     data = _mutate(moric_seed_files[which], ops, fix_crc)
     outcome = _decode_checked(MORIC, data)
     event(f"{ops[0][0]}{'/' + ops[0][1] if ops[0][0] == 'contour' else ''}: {outcome}")
@@ -512,7 +586,7 @@ def test_mutated_moric_files(moric_seed_files, rss_guard, which, ops, fix_crc):
 
 @_fuzz_settings
 @given(body=st.binary(max_size=512), version=st.sampled_from([1, 1, 0, 2, 255]))
-def test_random_bytes_after_the_magic(tiny_codec, rss_guard, body, version):
+def test_random_bytes_after_the_magic(tiny_codec, fuzz_outcomes, body, version):
     data = _fix_crc(container.MAGIC + bytes([version]) + body + b"\0\0\0\0")
     event(_decode_checked(tiny_codec, data))
 
@@ -526,7 +600,7 @@ def _contour_head(regions: int, base: int, count: int) -> bytes:
 @given(which=st.integers(0, 4), part=st.sampled_from(["parameters", "contours", "latents"]),
        words_=st.lists(words, max_size=64), count=st.integers(0, 12), base=st.integers(0, 3),
        low=st.sampled_from([-256, -3, -1, 0, 0, 1, 200]), span=st.integers(0, 12))
-def test_random_moric_streams(moric_seed_files, rss_guard, which, part, words_, count,
+def test_random_moric_streams(moric_seed_files, fuzz_outcomes, which, part, words_, count,
                               base, low, span):
     """Random words where a MoRIC decoder reads them, past every checksum: the
     parameter stream, the contour chains (after a valid word 0 and chain count)
@@ -653,7 +727,7 @@ def _with_section(data: bytes, section: bytes) -> bytes:
        ordered=st.booleans(), count=count_or_length,
        ops=st.lists(st.one_of(*raw_mutations), max_size=2),
        fix_crc=st.sampled_from([True, True, True, False]))
-def test_mutated_metadata_boxes(tiny_codec, seed_files, rss_guard, which, boxes, ordered,
+def test_mutated_metadata_boxes(tiny_codec, seed_files, fuzz_outcomes, which, boxes, ordered,
                                 count, ops, fix_crc):
     """A metadata section in a real SegPIC file: valid, with raw mutations on
     top, or random boxes: decoded, or refused with a one-line error."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -74,22 +76,50 @@ def test_batch_with_a_broken_image(tmp_path):
     assert r.exit_code == 0, r.output
 
 
+# the progress bar once the optimisation runs: a step done, its rate measured
+PROGRESS = re.compile(r"step [1-9]\d*/\d+ [0-9.]+ bpp")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _collect(stream, chunks: list[str]) -> None:
+    """Read a pipe as it comes (a progress bar redraws its line: no newlines)."""
+    for chunk in iter(lambda: stream.read1(4096), b""):
+        chunks.append(chunk.decode("utf-8", "replace"))
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("signals", [1, 2])
 def test_interrupt_writes_the_best_state_or_nothing(tmp_path, signals):
     """One SIGTERM: the optimisation stops and a valid file is written (and said
-    so); a second one aborts. Either way no partial file is ever left."""
+    so); a second one aborts. Either way no partial file is ever left. The signal
+    is sent once the progress bar shows a finished step (FORCE_COLOR makes rich
+    draw it into the pipe): the handler is in place and there is a state to write."""
     src, spic = tmp_path / "in.png", tmp_path / "a.spic"
     Image.fromarray(random_image(24, 24, seed=9)).save(src)
     proc = subprocess.Popen([sys.executable, "-m", "segpic_codec", "encode", str(src),
                              str(spic), "--codec", "moric", "--steps", "1000000",
-                             "--device", "cpu"], env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    time.sleep(8)  # imports and the first steps
-    for _ in range(signals):
-        proc.send_signal(signal.SIGTERM)
-        time.sleep(0.05)
-    out, err = proc.communicate(timeout=300)
+                             "--device", "cpu"], env={**ENV, "FORCE_COLOR": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    chunks: list[str] = []
+    reader = threading.Thread(target=_collect, args=(proc.stderr, chunks), daemon=True)
+    reader.start()
+    try:
+        # a bound for a hung process only: readiness is the progress, not a time
+        deadline = time.monotonic() + 600
+        while not PROGRESS.search(ANSI.sub("", "".join(chunks))):
+            assert proc.poll() is None, "".join(chunks)
+            assert time.monotonic() < deadline, "no progress shown"
+            time.sleep(0.05)
+        for _ in range(signals):
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.05)
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=60)
+    err = ANSI.sub("", "".join(chunks))
     leftovers = [p.name for p in tmp_path.iterdir() if p.name not in ("in.png", "a.spic")]
     assert leftovers == []
     if proc.returncode == 0:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from segpic_codec.errors import SegpicError
 from segpic_codec.moric import codec, layout
@@ -56,10 +56,10 @@ def test_round_trip_matches_reconstruction(encoded, size, regions):
     assert info["regions"] == regions
 
 
-def test_decode_is_thread_independent(tmp_path):
+def test_decode_is_thread_independent(tmp_path, torch_threads):
     """An image large enough to be encoded on two threads: a fresh process with
     one thread everywhere decodes exactly the encoder's reconstruction."""
-    torch.set_num_threads(2)
+    torch_threads(2)
     enc = codec.encode(_image(256, 300, seed=5), quality=3.0, steps=3)
     data = tmp_path / "moric.npz"
     np.savez(data, payload=np.frombuffer(enc.payload, np.uint8),
@@ -104,8 +104,11 @@ def test_progress_reports():
 
 
 def test_time_limit_stops():
+    """A time limit alone ends the optimisation: bounded in CPU time, which a busy
+    machine does not use up (its wall clock runs the limit down sooner)."""
+    start = time.process_time()
     enc = codec.encode(_image(8, 8), quality=3.0, time_limit=0.5)
-    assert enc.steps >= 1 and enc.seconds < 30
+    assert enc.steps >= 1 and time.process_time() - start < 30
 
 
 @pytest.mark.parametrize("kwargs", [

@@ -183,10 +183,10 @@ def test_corrupt_streams_raise_quickly(mode):
     labels = blobs(64, 96, 4, 4)
     data, _ = encode_partition(labels, mode)
     for case in _corruptions(data, seed=len(data)):
-        start = time.perf_counter()
+        start = time.process_time()
         with pytest.raises(ContourFormatError):
             decode_partition(case, 64, 96)
-        assert time.perf_counter() - start < 1.0
+        assert time.process_time() - start < 1.0
     assert issubclass(ContourFormatError, SegpicError)
 
 
@@ -258,10 +258,10 @@ def checkerboard(height: int, width: int) -> np.ndarray:
 def test_too_long_boundaries_are_refused_before_tracing():
     labels = checkerboard(200, 300)  # 30,000 one-pixel components
     for mode in ("lossless", "lossy", "auto"):
-        start = time.perf_counter()
+        start = time.process_time()
         with pytest.raises(MoricArgumentError, match="too long to code.*per row and column"):
             encode_partition(labels, mode)
-        assert time.perf_counter() - start < 5.0
+        assert time.process_time() - start < 5.0
 
 
 def test_budget_turns_crack_chains_into_cstar_or_refuses(monkeypatch):
@@ -285,10 +285,10 @@ def test_decoder_refuses_streams_over_the_edge_budget(monkeypatch):
     chains = [(c.label, contour_stream.CRACK, c) for c in painted]
     data = contour_stream._write(chains, 2, base, 40, 40)
     assert contour_stream._edges(chains) > contour_stream.edge_budget(40, 40)
-    start = time.perf_counter()
+    start = time.process_time()
     with pytest.raises(ContourFormatError, match="corrupt contour stream"):
         decode_partition(data, 40, 40)
-    assert time.perf_counter() - start < 2.0
+    assert time.process_time() - start < 2.0
     # the same stream decodes when the budget allows it (so the refusal is the budget's)
     monkeypatch.setattr(contour_stream, "EDGES_PER_SIDE", 1 << 20)
     assert np.array_equal(decode_partition(data, 40, 40), labels)

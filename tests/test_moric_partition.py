@@ -139,10 +139,10 @@ def test_auto_partition_regions_are_large():
 
 def test_auto_partition_full_size_is_quick():
     image = photo_like(512, 768, seed=2)
-    start = time.perf_counter()
+    start = time.process_time()
     labels = auto_partition(image, 3)
-    # about half a second alone; generous for a shared two-core machine
-    assert time.perf_counter() - start < 5.0
+    # CPU seconds (other work on the machine does not count): about half a second
+    assert time.process_time() - start < 5.0
     assert check_partition(labels) == 3
 
 

@@ -16,14 +16,10 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 import segpic_codec.pillow as plugin
 from segpic_codec import container
+from segpic_codec.quality_metrics import psnr_rgb
 
 pytestmark = pytest.mark.skipif(not SHIPPED.is_file(), reason="shipped weights not present")
 V1_FILES = sorted((REPO / "tests" / "data" / "v1").glob("*.spic"))
-
-
-def psnr(a: Image.Image | np.ndarray, b: Image.Image | np.ndarray) -> float:
-    mse = np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2)
-    return float(10 * np.log10(255**2 / max(mse, 1e-12)))
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +71,7 @@ def test_load_decodes_close_to_the_original(spic_path, original):
         im.load()
         assert not im.tile
         assert im.size == (64, 64) and im.mode == "RGB"
-        assert psnr(im, original) > 28
+        assert psnr_rgb(im, original) > 28
 
 
 def test_verify_thumbnail_convert(spic_path):
@@ -95,7 +91,7 @@ def test_file_objects_and_format_argument(original):
     low = buf.getvalue()
     assert low[:4] == b"SPIC"
     with Image.open(io.BytesIO(low), formats=["SPIC"]) as im:
-        assert psnr(im, original) > 22
+        assert psnr_rgb(im, original) > 22
     buf = io.BytesIO()
     original.save(buf, format="spic", quality=6)
     assert len(buf.getvalue()) > len(low)  # the quality option reaches the codec
@@ -121,7 +117,7 @@ def test_save_converts_modes_to_rgb(original, mode, tmp_path):
     src.save(tmp_path / "x.spic", quality=4)
     with Image.open(tmp_path / "x.spic") as im:
         assert im.mode == "RGB" and im.size == src.size
-        assert psnr(im, src.convert("RGB")) > 26
+        assert psnr_rgb(im, src.convert("RGB")) > 26
 
 
 def test_save_refuses_bad_requests(original, tmp_path):

@@ -1,22 +1,9 @@
-"""The distortion metrics, both on 8-bit RGB against the 8-bit source: PSNR, and
-MS-SSIM from pytorch-msssim with the settings CompressAI uses."""
+"""MS-SSIM on 8-bit RGB against the 8-bit source, from pytorch-msssim with the
+settings CompressAI uses. (PSNR, which the codecs use too, is in quality_metrics.)"""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-
-# PSNR of an exact reconstruction (infinite otherwise); keeps the means finite.
-PSNR_CAP = 100.0
-
-
-def psnr_rgb(ref: np.ndarray, out: np.ndarray) -> float:
-    """PSNR in dB over all 8-bit RGB samples (peak 255), capped at PSNR_CAP."""
-    mse = float(np.mean((ref.astype(np.float64) - out.astype(np.float64)) ** 2))
-    if mse == 0.0:
-        return PSNR_CAP
-    return min(PSNR_CAP, 10.0 * math.log10(255.0**2 / mse))
 
 
 def ms_ssim_rgb(ref: np.ndarray, out: np.ndarray) -> float:

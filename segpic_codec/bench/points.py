@@ -22,8 +22,8 @@ import click
 import numpy as np
 
 from .. import shared_data
+from ..quality_metrics import psnr_rgb
 from .common import BenchError, codec_measure
-from .metrics import psnr_rgb
 
 # Field order of a line (fields a codec does not give are left out).
 FIELD_ORDER = ("image", "codec", "quality", "preset", "steps", "threads", "bpp", "file_bytes",

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..quality_metrics import PSNR_CAP
 from .anchors import BPG, HARNESS_CHECKED, PLOTTED_ANCHORS, VTM, harness_check
 from .bd_rate import BD_MAX_BPP, BD_MIN_OVERLAP_DB, BDResult, bd
 from .codecs import BenchCodec
 from .common import display_path, fmt_setting, loadavg, version
-from .metrics import PSNR_CAP
 
 if TYPE_CHECKING:
     from .config import RunConfig

@@ -14,22 +14,23 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ..image_io import IMAGE_SUFFIXES, list_images
+from ..quality_metrics import psnr_rgb
 from .anchors import load_anchors, per_image_anchors
 from .codecs import CODECS, BenchCodec, Measurement, build_codecs
 from .common import BenchError, display_path, fmt_setting, json_num, loadavg, note
 from .config import RunConfig
-from .metrics import ms_ssim_rgb, psnr_rgb
+from .metrics import ms_ssim_rgb
 from .plot import plot_rd
 from .report import build_summary, environment, write_json, write_markdown
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}
 
-
-def list_images(src: Path) -> list[Path]:
+def source_images(src: Path) -> list[Path]:
+    """The images of SRC (image_io.list_images); a missing or empty folder is a
+    one-line error."""
     if not src.is_dir():
         raise BenchError(f"image folder {src} not found (give a folder of images as SRC)")
-    images = sorted(p for p in src.iterdir()
-                    if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    images = list_images(src)
     if not images:
         raise BenchError(f"no images in {src} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     return images
@@ -196,7 +197,7 @@ def _is_result_file(stem: str) -> bool:
 def run_bench(cfg: RunConfig) -> dict:
     """Measure, then write <out>/{<codec>.json, per_image.json, summary.json,
     results.md, rd.png}. Returns the summary."""
-    images = list_images(cfg.src)
+    images = source_images(cfg.src)
     if cfg.images:
         images = select_images(images, cfg.images, cfg.src)
     try:

@@ -319,10 +319,9 @@ def batch(folder: Path, codec: str, jobs: str, executor: str, limit: int | None,
           codec_args: str, out: Path | None) -> None:
     """Images per hour of `segpic batch` with each --jobs count: the same images
     into a fresh folder each time. Prints a markdown table row per run."""
-    from ..image_io import IMAGE_SUFFIXES
+    from ..image_io import list_images
 
-    images = sorted(p for p in folder.iterdir()
-                    if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    images = list_images(folder)
     images = images[:limit] if limit else images
     if not images:
         raise BenchError(f"{folder}: no images")

@@ -32,8 +32,23 @@ from .base import (
     strip_option,
     warn,
 )
-from .batch_worker import BatchOptions, Coders, FileTask, exit_hook_names
-from .executors import make_runner, remove_partial_outputs
+from .batch_worker import BatchOptions, Coders, FileTask
+from .executors import InlineRunner, ProcessRunner, Runner, remove_partial_outputs, usable_cores
+
+
+def make_runner(executor: str, jobs: int | None, address: str | None,
+                coders: Coders) -> Runner:
+    """The runner for the options of `segpic batch`; `coders`: this process's encoder
+    and decoders (the in-process runner uses them)."""
+    if executor == "ray":
+        from .ray_executor import RayRunner  # raises the one-line error without Ray
+
+        return RayRunner(address=address, num_cpus=jobs)
+    if jobs is None or jobs == 1:
+        return InlineRunner(coders)
+    # N workers x threads each stay within the cores: oversubscribed, they slow
+    # each other down
+    return ProcessRunner(jobs, threads=max(1, usable_cores() // jobs))
 
 
 def _walk(src: Path, suffixes: set[str], failures: list[tuple[str, str]],
@@ -143,8 +158,7 @@ def batch(src: Path, dst: Path, decode_mode: bool, force: bool, jobs: int | None
                            bpp=bpp, weights=weights, model=model, grid=grid, steps=steps,
                            time_limit=time_limit, preset=preset, regions=regions,
                            region_count=region_count, contours=contours, roi=roi,
-                           strip=strip,
-                           test_exit=exit_hook_names())
+                           strip=strip)
     coders = Coders()
     runner = make_runner(executor, jobs, address, coders)  # no Ray: one error, up front
     failures: list[tuple[str, str]] = []

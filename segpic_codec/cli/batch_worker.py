@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import signal
 import stat
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,13 +18,6 @@ from rich.console import Console
 
 from ..errors import CodecError
 from . import base
-
-# Test hook, read by the driver only: a comma-separated list of input file names
-# whose worker leaves a partial temp file and dies (os._exit) mid-task, as a
-# segfault or the OOM killer would; "NAME:once" dies on the first attempt only.
-# It never acts in the driver process (the default in-process batch).
-TEST_EXIT_ENV = "SEGPIC_TEST_WORKER_EXIT"
-TEST_EXIT_CODE = 70
 
 
 @dataclass(frozen=True)
@@ -50,7 +41,6 @@ class BatchOptions:
     contours: str | None = None
     roi: Path | None = None
     strip: bool = False  # leave the metadata out
-    test_exit: tuple[str, ...] = ()
 
     def encoder_setup(self) -> base.EncoderSetup:
         return base.EncoderSetup(self.codec, self.device, grid=self.grid, model=self.model,
@@ -101,7 +91,6 @@ class Coders:
 
 
 _CODERS = Coders()
-_IN_WORKER = False  # set in worker processes and Ray tasks: arms the test hook
 
 
 def check_regular(path: Path) -> None:
@@ -124,8 +113,6 @@ def process_file(task: FileTask, coders: Coders = _CODERS) -> FileResult:
     try:
         check_regular(src)
         out.parent.mkdir(parents=True, exist_ok=True)
-        if _IN_WORKER and options.test_exit:
-            _test_exit(task)
         if options.decode:
             base.decode_file(coders.decoder(options), src, out, strip=options.strip)
         else:
@@ -175,8 +162,6 @@ def set_threads(threads: int) -> None:
     cores, or they slow each other down."""
     import torch
 
-    global _IN_WORKER
-    _IN_WORKER = True
     torch.set_num_threads(max(1, threads))
 
 
@@ -211,26 +196,3 @@ def worker_main(conn: Connection, threads: int) -> None:
             conn.send(run_in_worker(task))
     except (_Stop, EOFError, OSError):
         return
-
-
-def _test_exit(task: FileTask) -> None:
-    """The test hook (see TEST_EXIT_ENV): leave a partial temp file, as a worker
-    killed in the middle of a write does, and die without cleaning up."""
-    for entry in task.options.test_exit:
-        name, _, mode = entry.partition(":")
-        if name != task.src.name:
-            continue
-        marker = task.src.with_name(f".{task.src.name}.exited")  # hidden: not an input
-        if mode == "once":
-            if marker.exists():
-                return
-            marker.touch()
-        fd, _tmp = tempfile.mkstemp(prefix=f".{task.out.name}.{os.getpid()}.", suffix=".part",
-                                    dir=task.out.parent)
-        os.write(fd, b"partial")
-        os._exit(TEST_EXIT_CODE)
-
-
-def exit_hook_names() -> tuple[str, ...]:
-    value = os.environ.get(TEST_EXIT_ENV, "")
-    return tuple(name.strip() for name in value.split(",") if name.strip())

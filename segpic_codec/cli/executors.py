@@ -1,5 +1,6 @@
 """Where `segpic batch` codes its files: in this process, one after the other (the
-default), or in N local worker processes (`--jobs N`); Ray is in `ray_executor`.
+default), or in N local worker processes (`--jobs N`); Ray is in `ray_executor`,
+which builds on this module (the command picks the runner: batch.make_runner).
 
 A runner is a context manager whose `run(tasks)` yields one `FileResult` per task as
 the files finish. Leaving the context, whether the run is done, stopped by the
@@ -209,21 +210,6 @@ class ProcessRunner:
                 worker.process.kill()
                 worker.process.join()
             worker.conn.close()
-
-
-def make_runner(executor: str, jobs: int | None, address: str | None,
-                coders: Coders) -> Runner:
-    """The runner for the options of `segpic batch`; `coders`: this process's encoder
-    and decoders (the in-process runner uses them)."""
-    if executor == "ray":
-        from .ray_executor import RayRunner  # raises the one-line error without Ray
-
-        return RayRunner(address=address, num_cpus=jobs)
-    if jobs is None or jobs == 1:
-        return InlineRunner(coders)
-    # N workers x threads each stay within the cores: oversubscribed, they slow
-    # each other down
-    return ProcessRunner(jobs, threads=max(1, usable_cores() // jobs))
 
 
 def remove_partial_outputs(outputs: Collection[Path], wait_s: float) -> int:

@@ -37,9 +37,10 @@ from ..limits import MAX_DIMENSION
 from . import layout as stream_layout
 from .config import CONFIGS, DEFAULT_CONFIG, padded_size
 from .levels import LevelSet
+from .loading import load_weights
 from .model import SegPIC
 from .quality import quality_to_index
-from .weights import WeightsError, default_weights_dir, load_weights
+from .weights import WeightsError, default_weights_dir
 
 DEFAULT_GRID = 4
 EXACT_ENV = "SEGPIC_EXACT"

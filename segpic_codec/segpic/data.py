@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..image_io import IMAGE_SUFFIXES
+from ..image_io import list_images
 
 MAX_MASK_REGIONS = 24  # regions of an unsupervised SegPIC mask (`unsupervised_mask`)
 
@@ -49,11 +49,6 @@ def unsupervised_mask(rgb: np.ndarray, max_regions: int = MAX_MASK_REGIONS) -> n
         rag = graph.rag_mean_color(rgb, over, mode="distance")
         labels = graph.cut_threshold(over, rag, threshold)
     return compact_labels(labels, cap=254)
-
-
-def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
-                  if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 @dataclass

@@ -4,19 +4,14 @@ as in CompressAI's results)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from ..image_io import load_image
+from ..quality_metrics import psnr_rgb
 from .codec import Codec
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 10 * math.log10(255**2 / max(mse, 1e-10))
 
 
 def evaluate(codec: Codec, paths: Iterable[Path], qualities: Iterable[float]) -> list[dict]:
@@ -28,7 +23,7 @@ def evaluate(codec: Codec, paths: Iterable[Path], qualities: Iterable[float]) ->
         for image in images:
             result = codec.encode(image, quality=quality)
             bpps.append(result.bpp)
-            psnrs.append(psnr(result.reconstruction, image))
+            psnrs.append(psnr_rgb(image, result.reconstruction))
         records.append({"quality": float(quality), "bpp": float(np.mean(bpps)),
                         "psnr": float(np.mean(psnrs)), "images": len(images)})
     return records

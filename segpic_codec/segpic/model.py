@@ -15,9 +15,9 @@ runs on a float64 CPU copy of those modules, on both sides, so that the entropy
 models cannot drift between devices, thread counts or processes. The synthesis
 transform (y^ -> pixels) runs in float32 by default: its result differs in the last
 bits between devices and thread counts, which moves a few decoded pixels by one
-level at most (tests/test_synthesis_precision.py), never the parsing of a file.
-With `exact=True` it runs on a float64 copy instead, and the decoded pixels are a
-function of the file alone (what every version before the float32 synthesis did).
+level at most (tests/test_reliability.py and tests/test_shipped_weights.py check
+that bound), never the parsing of a file. With `exact=True` it runs on a float64
+copy instead, and the decoded pixels are a function of the file alone.
 
 A configuration without gain units (`segpic`, the authors' fixed-rate design) has
 unit gains and ignores q: it is one network for one lambda, and a weights folder
@@ -131,7 +131,7 @@ class SegPIC(nn.Module):
         [0, num_qualities - 1]; masks (B, H, W) integer label maps or None (grid)."""
         if self._coding_only:
             raise RuntimeError("this network was loaded for coding only (Codec.load); "
-                               "load its weights with weights.load_weights to run it")
+                               "load its weights with loading.load_weights to run it")
         b, _, H, W = x.shape
         y1 = self.g_a1(x)
         part_mid = self._partition(masks, b, H // 4, W // 4, grid, x.device)

@@ -25,8 +25,9 @@ import torch
 from ..devices import select_device
 from .config import get_config
 from .data import CropSampler, load_training_set
+from .loading import load_weights
 from .model import SegPIC
-from .weights import WeightsError, load_weights, save_weights
+from .weights import WeightsError, save_weights
 
 
 @dataclass
@@ -248,8 +249,8 @@ def _export(model: SegPIC, run_dir: Path, name: str, step: int, images_seen: int
 
 def _evaluate(model: SegPIC, opts: TrainOptions, log_path: Path, step: int, console) -> None:
     """Evaluation on real bitstreams (file bytes), every quality level."""
+    from ..image_io import list_images
     from .codec import Codec
-    from .data import list_images
     from .evaluation import evaluate
 
     model.eval()

@@ -11,6 +11,7 @@ the weights were trained (or where they were imported from).
 A fixed-rate model (`ModelConfig.gain_units=False`, e.g. the authors' SegPIC
 imported with `segpic import-weights`) has one network per quality level; its
 folder (manifest version 2, see `levels.py`) lists each level's shards.
+`loading.load_weights` builds the model of either kind from its folder.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -29,9 +29,6 @@ from safetensors.torch import load_file, save_file
 from ..errors import SegpicError
 from .config import ModelConfig
 from .model import SegPIC
-
-if TYPE_CHECKING:
-    from .levels import LevelSet
 
 MANIFEST = "manifest.json"
 MAX_SHARD_BYTES = 16 * 2**20 - 2**16  # 16 MiB per file, minus room for the header
@@ -127,29 +124,6 @@ def read_manifest(path: Path) -> tuple[Path, dict]:
     if manifest.get("format") != "segpic-weights":
         raise WeightsError(f"{manifest_path} is not a segpic weights manifest")
     return manifest_path, manifest
-
-
-def load_weights(path: Path, device: torch.device | str = "cpu", verify: bool = True
-                 ) -> tuple[SegPIC | LevelSet, dict]:
-    """Build the model described by a manifest and load its weights (float32). A
-    folder of fixed-rate levels (`levels.save_levels`) gives a `LevelSet`, which
-    loads each level's network on first use."""
-    manifest_path, manifest = read_manifest(path)
-    try:
-        config = ModelConfig.from_dict(manifest["config"])
-        config.validate()
-    except (KeyError, TypeError, ValueError) as exc:
-        raise WeightsError(f"bad model config in {manifest_path}: {exc}") from None
-    if manifest.get("levels"):
-        from .levels import LevelSet
-
-        return LevelSet(manifest_path, manifest, config, verify).to(device), manifest
-    state = read_state(manifest_path.parent, manifest["files"], verify)
-    try:
-        model = model_from_state(config, state)
-    except RuntimeError as exc:
-        raise WeightsError(f"weights do not fit model {config.name!r}: {exc}") from None
-    return model.to(device).eval(), manifest
 
 
 # the initialisers that nn.Conv2d, nn.Linear and our layers call in their

@@ -19,7 +19,6 @@ from .arm_integer import IntegerArm
 from .canvas import Canvas
 from .pmf_table import build_table, table_indices, window_starts
 
-MAX_ALPHABET = 512
 CHUNK = 1 << 15  # latents per vectorised step when encoding
 # constriction is a compiled extension: its submodules are attributes, not importable
 Categorical = constriction.stream.model.Categorical
@@ -133,8 +132,3 @@ def decode_latents(arm: IntegerArm, streams: list[bytes], canvas: Canvas, low: i
         if not decoder.maybe_exhausted():
             raise MoricFormatError("corrupt MoRIC latent stream (trailing data)")
     return flat_canvas
-
-
-def check_alphabet(low: int, high: int) -> None:
-    if not (-MAX_ALPHABET // 2 <= low <= high < MAX_ALPHABET // 2):
-        raise MoricFormatError(f"bad MoRIC latent range [{low}, {high}]")

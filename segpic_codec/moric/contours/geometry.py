@@ -47,14 +47,6 @@ def _unit_vectors() -> tuple[np.ndarray, np.ndarray]:
 UNIT_X, UNIT_Y = _unit_vectors()
 
 
-def step_vector(length: int, direction: int) -> tuple[int, int]:
-    """(dy, dx) of a chain step: the unit vector times `length`, rounded half up."""
-    half = 1 << (UNIT_SHIFT - 1)
-    dx = (length * int(UNIT_X[direction]) + half) >> UNIT_SHIFT
-    dy = (length * int(UNIT_Y[direction]) + half) >> UNIT_SHIFT
-    return dy, dx
-
-
 def step_table(length: int) -> tuple[list[int], list[int]]:
     """(dy, dx) lists over all DIRECTIONS for one step length."""
     half = 1 << (UNIT_SHIFT - 1)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ...quality_metrics import psnr_from_mse
 from ..networks.model import Architecture, MoricModel
 from .cpu_loss import CpuLoss
 from .recipe import Recipe
@@ -52,7 +53,7 @@ class Evaluation:
 
     @property
     def psnr(self) -> float:
-        return -10.0 * math.log10(max(self.mse, 1e-12))
+        return psnr_from_mse(self.mse, peak=1.0)
 
 
 class _Stopped(Exception):
