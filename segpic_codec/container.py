@@ -274,8 +274,9 @@ def split_streams(data: bytes, frame: FrameHeader) -> list[bytes]:
 
 def with_metadata(data: bytes, metadata: Mapping[str, bytes] | None) -> bytes:
     """The same coded image with its metadata replaced by `metadata` (none: a
-    version-2 file). Codecs write frames without metadata; the command line adds
-    the input image's here. A version-1 file comes back as version 2 or 3."""
+    version-2 file), for a file already written: an encode packs its metadata with
+    the frame (`codecs.CodedImage.frame`). A version-1 file comes back as version 2
+    or 3."""
     frame = read_frame(data)
     if not metadata and frame.version == VERSION:
         return data
