@@ -13,51 +13,24 @@ A codec is a subpackage with three modules named here, imported when used:
   `CodedImage` (its payload and streams), and `load_decoder(frame, weights, device,
   **decoder options)`.
 This module packs the frame and the metadata, once (`CodedImage.frame`). Adding a
-codec is its folder plus one line in `CODECS` (and its id in `container.CODEC_IDS`).
+codec is its folder plus one line in `registry.CODECS` (its name, frame id and
+package).
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import container
 from .errors import CodecError
-from .options import COMMON, CodecOptions
+from .options import COMMON
+from .registry import CODECS, DEFAULT_CODEC, CodecEntry
 
 if TYPE_CHECKING:  # numpy stays unimported for `segpic info` (its start-up time)
     import numpy as np
-
-
-@dataclass(frozen=True)
-class CodecEntry:
-    name: str
-    summary: str
-    package: str  # holds `options`, `layout` and `frontend`
-
-    def options(self) -> CodecOptions:
-        return importlib.import_module(f"{self.package}.options").OPTIONS
-
-    def layout(self) -> ModuleType:
-        return importlib.import_module(f"{self.package}.layout")
-
-    def frontend(self) -> ModuleType:
-        return importlib.import_module(f"{self.package}.frontend")
-
-
-CODECS: dict[str, CodecEntry] = {
-    entry.name: entry for entry in (
-        CodecEntry("segpic", "SegPIC (ECCV 2024): amortised, trained weights, fast",
-                   "segpic_codec.segpic"),
-        CodecEntry("moric", "MoRIC (NeurIPS 2025): overfitted per image, no weights, slow "
-                   "to encode", "segpic_codec.moric"),
-    )
-}
-DEFAULT_CODEC = "segpic"
 
 
 @dataclass

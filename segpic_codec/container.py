@@ -24,7 +24,8 @@ payload, so a version-1 file reads as a SegPIC frame with that payload.
 
 `read_frame` checks every field against hard limits and the real file size before
 anything is allocated, and raises `ContainerError` with a one-line message. This
-module imports no codec and no torch: `segpic info` runs on it alone.
+module imports no codec and no torch (the codec ids come from `registry`, which
+is data only): `segpic info` runs on it alone.
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ from dataclasses import dataclass, field
 
 from .errors import SegpicError
 from .limits import MAX_METADATA_BOX, MAX_METADATA_TOTAL, too_large
+from .registry import CODECS
 
 MAGIC = b"SPIC"
 VERSION = 2  # written for files without metadata
 METADATA_VERSION = 3  # written for files with metadata boxes
 READ_VERSIONS = (1, VERSION, METADATA_VERSION)
-CODEC_IDS = {"segpic": 1, "moric": 2}
+CODEC_IDS = {entry.name: entry.id for entry in CODECS.values()}  # one line per codec there
 CODEC_NAMES = {v: k for k, v in CODEC_IDS.items()}
 MAX_PAYLOAD = 4096  # bytes of codec header
 MAX_STREAMS = 1024

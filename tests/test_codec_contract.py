@@ -191,3 +191,16 @@ def test_an_option_is_declared_once():
                       CodecOption("grid", "int", "", "loader")))
     with pytest.raises(ValueError, match="declared twice"):
         CodecOptions((CodecOption("device", "str", "", "loader"),))
+
+
+def test_one_registry_line_per_codec():
+    """The registry line is all the shared layer knows of a codec: its frame id
+    (read by the container), its package and its three modules."""
+    ids = [entry.id for entry in codecs.CODECS.values()]
+    assert len(set(ids)) == len(ids) and all(0 < i < 256 for i in ids)
+    assert container.CODEC_IDS == {name: e.id for name, e in codecs.CODECS.items()}
+    for entry in codecs.CODECS.values():
+        assert isinstance(entry.options(), CodecOptions)
+        assert callable(entry.layout().describe_frame)
+        frontend = entry.frontend()
+        assert callable(frontend.load_encoder) and callable(frontend.load_decoder)
