@@ -1,7 +1,8 @@
 """MoRIC's API: encode an image (an optimisation) and decode a payload + streams.
 
     encoded = encode(pixels, quality=3.5, preset="medium")
-    encoded = encode_with(pixels, EncodeSettings(quality=3.5, steps=500))  # the same, as a request
+    settings = EncodeSettings(quality=3.5, steps=500)  # checked here, when made
+    encoded = encode_with(pixels, settings)
     pixels = decode(encoded.payload, encoded.streams, width, height)
     layer = decode(encoded.payload, encoded.streams, width, height, regions={1})  # RGBA
 
