@@ -5,55 +5,67 @@
     pixels = codecs.decode(result.data)        # dispatches on the codec id in the file
     frame, fields = codecs.describe(result.data)  # no torch, no weights
 
-A codec is a subpackage with two modules named here: a torch-free `layout`
-(parses its header payload: `describe_frame(frame) -> dict`, with `stream_names`) and a
-`frontend` (`load_encoder(...)`, `load_decoder(frame, ...)`). Adding a codec is a
-folder plus one line in `CODECS` (and its id in `container.CODEC_IDS`). Nothing
-here imports a codec until it is used.
+A codec is a subpackage with three modules named here, imported when used:
+- `options` (torch-free): `OPTIONS`, its declared options (`segpic_codec.options`);
+- `layout` (torch-free): `describe_frame(frame) -> dict` (with `stream_names`);
+- `frontend`: `load_encoder(device, **loader options)`, an object whose
+  `encode_streams(pixels, quality, bpp, reconstruct, **encode options)` returns a
+  `CodedImage` (its payload and streams), and `load_decoder(frame, weights, device,
+  **decoder options)`.
+This module packs the frame and the metadata, once (`CodedImage.frame`). Adding a
+codec is its folder plus one line in `registry.CODECS` (its name, frame id and
+package).
 """
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import container
 from .errors import CodecError
+from .options import COMMON
+from .registry import CODECS, DEFAULT_CODEC, CodecEntry
 
 if TYPE_CHECKING:  # numpy stays unimported for `segpic info` (its start-up time)
     import numpy as np
 
 
-@dataclass(frozen=True)
-class CodecEntry:
-    name: str
-    summary: str
-    package: str  # holds `layout` and `frontend`
+@dataclass
+class CodedImage:
+    """What a codec's encoder returns: its header payload and its streams. The
+    frame around them (and the metadata) is packed here, by `frame`."""
 
-    def layout(self) -> ModuleType:
-        return importlib.import_module(f"{self.package}.layout")
+    codec: str
+    width: int
+    height: int
+    payload: bytes
+    streams: list[bytes]
+    quality: float
+    reconstruction: np.ndarray | None = None  # (H, W, 3) uint8, what the decoder outputs
+    notes: tuple[str, ...] = ()  # what a user should be told (e.g. "stopped early")
 
-    def frontend(self) -> ModuleType:
-        return importlib.import_module(f"{self.package}.frontend")
+    def frame(self, metadata: Mapping[str, bytes] | None = None) -> bytes:
+        """The .spic file: the one place a frame is packed, with `metadata` (ICC
+        profile, EXIF, XMP: kind -> bytes) in the same pass."""
+        return container.pack(self.codec, self.width, self.height, self.payload,
+                              self.streams, metadata=metadata)
 
+    @property
+    def bpp(self) -> float:
+        """Of the file without metadata: what a bpp target aims at."""
+        return 8 * len(self.frame()) / (self.width * self.height)
 
-CODECS: dict[str, CodecEntry] = {
-    entry.name: entry for entry in (
-        CodecEntry("segpic", "SegPIC (ECCV 2024): amortised, trained weights, fast",
-                   "segpic_codec.segpic"),
-        CodecEntry("moric", "MoRIC (NeurIPS 2025): overfitted per image, no weights, slow "
-                   "to encode", "segpic_codec.moric"),
-    )
-}
-DEFAULT_CODEC = "segpic"
+    def result(self, metadata: Mapping[str, bytes] | None = None) -> EncodeResult:
+        return EncodeResult(self.frame(metadata), self.reconstruction, self.quality,
+                            self.width, self.height, self.notes)
 
 
 @dataclass
 class EncodeResult:
-    data: bytes
+    data: bytes  # the .spic file
     reconstruction: np.ndarray | None  # (H, W, 3) uint8, what the decoder will output
     quality: float
     width: int
@@ -65,14 +77,35 @@ class EncodeResult:
         return 8 * len(self.data) / (self.width * self.height)
 
 
-class Encoder(Protocol):
-    def encode(self, pixels: np.ndarray, quality: float | None = None,
-               bpp: float | None = None, reconstruct: bool = True,
-               **options: Any) -> EncodeResult: ...
+class CodecEncoder(Protocol):
+    """What a codec's `frontend.load_encoder` returns."""
+
+    def encode_streams(self, pixels: np.ndarray, quality: float | None = None,
+                       bpp: float | None = None, reconstruct: bool = True,
+                       **options: Any) -> CodedImage: ...
 
 
 class Decoder(Protocol):
     def decode(self, data: bytes) -> np.ndarray: ...
+
+
+class Encoder:
+    """A loaded encoder of one codec: pixels -> a .spic file (`EncodeResult`)."""
+
+    def __init__(self, codec: str, coder: CodecEncoder):
+        self.codec = codec
+        self.coder = coder
+
+    def encode(self, pixels: np.ndarray, quality: float | None = None,
+               bpp: float | None = None, reconstruct: bool = True,
+               metadata: Mapping[str, bytes] | None = None, **options: Any) -> EncodeResult:
+        """`options`: the codec's encode options (`OPTIONS.names("encode")`);
+        `metadata`: kind -> bytes, stored beside the image (not counted by `bpp`)."""
+        _check_names(self.codec, options, get(self.codec).options().names("encode"),
+                     "encode")
+        coded = self.coder.encode_streams(pixels, quality=quality, bpp=bpp,
+                                          reconstruct=reconstruct, **options)
+        return coded.result(metadata)
 
 
 def get(name: str) -> CodecEntry:
@@ -98,38 +131,73 @@ def describe(data: bytes, details: int = 0) -> tuple[container.FrameHeader, dict
     return frame, fields
 
 
-def load_encoder(codec: str = DEFAULT_CODEC, **options: Any) -> Encoder:
-    """An encoder of `codec`; `options` are its own (weights, model, device, ...)."""
-    return get(codec).frontend().load_encoder(**options)
+def _check_names(codec: str, options: Mapping[str, Any], allowed: tuple[str, ...],
+                 stage: str) -> None:
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise CodecError(f"the {codec} {stage} takes no option {', '.join(unknown)}")
+
+
+def load_encoder(codec: str = DEFAULT_CODEC, device: str = "auto",
+                 progress: Callable[[dict], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None,
+                 **options: Any) -> Encoder:
+    """An encoder of `codec`; `options`: its loader options (`OPTIONS.names("loader")`:
+    segpic weights, model, exact; moric steps, time_limit, preset); None means the
+    default. `progress` and `should_stop`: hooks of a codec that optimises."""
+    entry = get(codec)
+    declared = entry.options()
+    given = {k: v for k, v in options.items() if v is not None}
+    _check_names(codec, given, declared.names("loader"), "encoder")
+    hooks = {k: v for k, v in (("progress", progress), ("should_stop", should_stop))
+             if v is not None}
+    if hooks and not declared.optimises:
+        raise CodecError(f"the {codec} encoder does not optimise: it takes no "
+                         f"{' or '.join(hooks)} hook")
+    return Encoder(codec, entry.frontend().load_encoder(device=device, **given, **hooks))
 
 
 def load_decoder(frame: container.FrameHeader, weights: str | Path | None = None,
                  device: str = "auto", **options: Any) -> Decoder:
     """A decoder for files like `frame` (its codec, its model). `options`: those the
-    codec's frontend names in DECODER_OPTIONS (segpic: exact); None means the default."""
-    frontend = get(frame.codec).frontend()
+    codec declares for its decoder (segpic: exact); None means the default."""
     given = {k: v for k, v in options.items() if v is not None}
-    unknown = sorted(set(given) - set(getattr(frontend, "DECODER_OPTIONS", ())))
-    if unknown:
-        raise CodecError(f"a {frame.codec} decoder takes no option {', '.join(unknown)}")
-    return frontend.load_decoder(frame, weights=weights, device=device, **given)
+    entry = get(frame.codec)
+    _check_names(frame.codec, given, entry.options().decoder_names(), "decoder")
+    return entry.frontend().load_decoder(frame, weights=weights, device=device, **given)
 
 
 def encode(pixels: np.ndarray, codec: str = DEFAULT_CODEC, quality: float | None = None,
-           bpp: float | None = None, **options: Any) -> EncodeResult:
-    """Encode RGB pixels with `codec`; `options` are the codec's own."""
+           bpp: float | None = None, metadata: Mapping[str, bytes] | None = None,
+           **options: Any) -> EncodeResult:
+    """Encode RGB pixels with `codec` into a .spic file; `options`: the codec's own,
+    loader and encode ones together (and device)."""
     loader, rest = split_options(codec, options)
-    return load_encoder(codec, **loader).encode(pixels, quality=quality, bpp=bpp, **rest)
+    return load_encoder(codec, **loader).encode(pixels, quality=quality, bpp=bpp,
+                                                metadata=metadata, **rest)
 
 
-def split_options(codec: str, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the options that pick the encoder, for `load_encoder`; the rest, for each
-    encode call). A codec's frontend names its loader options in LOADER_OPTIONS."""
-    loader_keys = set(getattr(get(codec).frontend(), "LOADER_OPTIONS",
-                              ("weights", "model", "device")))
-    loader = {k: v for k, v in options.items() if k in loader_keys}
-    rest = {k: v for k, v in options.items() if k not in loader_keys}
+def split_options(codec: str, options: Mapping[str, Any]
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the options that pick the encoder, for `load_encoder`, device included; the
+    encode options, for each `Encoder.encode`), as `codec` declares them. None
+    values are left out (the codec's default); an undeclared option is an error."""
+    declared = get(codec).options()
+    given = {k: v for k, v in options.items() if v is not None}
+    loader_names = ("device", *declared.names("loader"))
+    _check_names(codec, given, loader_names + declared.names("encode"), "encoder")
+    loader = {k: v for k, v in given.items() if k in loader_names}
+    rest = {k: v for k, v in given.items() if k not in loader_names}
     return loader, rest
+
+
+def all_option_names() -> tuple[str, ...]:
+    """Every option any codec declares, and those all codecs take (quality, bpp,
+    device): what the Pillow plugin passes on from `Image.save`."""
+    names = list(COMMON)
+    for entry in CODECS.values():
+        names += [o.name for o in entry.options().options if o.name not in names]
+    return tuple(names)
 
 
 def decode(data: bytes, weights: str | Path | None = None, device: str = "auto",

@@ -24,7 +24,8 @@ payload, so a version-1 file reads as a SegPIC frame with that payload.
 
 `read_frame` checks every field against hard limits and the real file size before
 anything is allocated, and raises `ContainerError` with a one-line message. This
-module imports no codec and no torch: `segpic info` runs on it alone.
+module imports no codec and no torch (the codec ids come from `registry`, which
+is data only): `segpic info` runs on it alone.
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ from dataclasses import dataclass, field
 
 from .errors import SegpicError
 from .limits import MAX_METADATA_BOX, MAX_METADATA_TOTAL, too_large
+from .registry import CODECS
 
 MAGIC = b"SPIC"
 VERSION = 2  # written for files without metadata
 METADATA_VERSION = 3  # written for files with metadata boxes
 READ_VERSIONS = (1, VERSION, METADATA_VERSION)
-CODEC_IDS = {"segpic": 1, "moric": 2}
+CODEC_IDS = {entry.name: entry.id for entry in CODECS.values()}  # one line per codec there
 CODEC_NAMES = {v: k for k, v in CODEC_IDS.items()}
 MAX_PAYLOAD = 4096  # bytes of codec header
 MAX_STREAMS = 1024
@@ -274,8 +276,9 @@ def split_streams(data: bytes, frame: FrameHeader) -> list[bytes]:
 
 def with_metadata(data: bytes, metadata: Mapping[str, bytes] | None) -> bytes:
     """The same coded image with its metadata replaced by `metadata` (none: a
-    version-2 file). Codecs write frames without metadata; the command line adds
-    the input image's here. A version-1 file comes back as version 2 or 3."""
+    version-2 file), for a file already written: an encode packs its metadata with
+    the frame (`codecs.CodedImage.frame`). A version-1 file comes back as version 2
+    or 3."""
     frame = read_frame(data)
     if not metadata and frame.version == VERSION:
         return data

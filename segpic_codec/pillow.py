@@ -36,10 +36,6 @@ from .limits import max_spic_bytes
 FORMAT = "SPIC"
 EXTENSION = ".spic"
 MIME = "image/x-spic"
-# save options handed to the codec (those of `segpic encode`); Pillow plugins
-# ignore the options they do not know, so do we (e.g. exif from a generic pipeline)
-SAVE_OPTIONS = ("quality", "bpp", "grid", "model", "weights", "device", "exact", "steps",
-                "time_limit", "preset", "regions", "region_count", "contours", "roi")
 
 # ImageFile._Tile is a named tuple from Pillow 11 on; older Pillow takes a plain tuple
 _tile = getattr(ImageFile, "_Tile", lambda *fields: fields)
@@ -140,7 +136,8 @@ def _decode(data: bytes) -> Any:
         return decoder.decode(data)
 
 
-def _encode(pixels: Any, codec: str, options: dict[str, Any]) -> Any:
+def _encode(pixels: Any, codec: str, quality: float | None, bpp: float | None,
+            options: dict[str, Any]) -> Any:
     from . import codecs
 
     loader, rest = codecs.split_options(codec, options)
@@ -152,29 +149,33 @@ def _encode(pixels: Any, codec: str, options: dict[str, Any]) -> Any:
             encoder = codecs.load_encoder(codec, **loader)
         else:
             encoder = _loaded(key, lambda: codecs.load_encoder(codec, **loader))
-        return encoder.encode(pixels, reconstruct=False, **rest)
+        return encoder.encode(pixels, quality=quality, bpp=bpp, reconstruct=False, **rest)
 
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     """Encode `im` into `fp`. Options (as `segpic encode`): codec ("segpic", the
-    default, or "moric"), quality (the codec's scale, segpic 1 to 6) or bpp, and the
-    codec's own (segpic: grid, model, weights, exact; moric: steps, time_limit,
-    preset, regions, region_count, contours, roi; both: device). Modes other than RGB are
-    converted first, as `segpic encode` does: alpha dropped (RGBA, LA, PA), gray,
-    palette and CMYK expanded to RGB, 16-bit gray scaled to 8 bits."""
+    default, or "moric"), quality (the codec's scale, segpic 1 to 6) or bpp, device,
+    and the options the codecs declare (`codecs.all_option_names()`; segpic: grid,
+    model, weights, exact; moric: steps, time_limit, preset, regions, region_count,
+    contours, roi); one of another codec is an error. Pillow plugins ignore the
+    options they do not know, so does this one (e.g. exif from a generic pipeline).
+    Modes other than RGB are converted first, as `segpic encode` does: alpha dropped
+    (RGBA, LA, PA), gray, palette and CMYK expanded to RGB, 16-bit gray scaled to 8
+    bits."""
     from . import codecs
     from .image_io import ImageError, _to_rgb8
 
     info = im.encoderinfo
     codec = info.get("codec") or codecs.DEFAULT_CODEC
     codecs.get(codec)  # an unknown codec: CodecError (a ValueError) before converting
-    options = {k: info[k] for k in SAVE_OPTIONS if info.get(k) is not None}
+    options = {k: info[k] for k in codecs.all_option_names()
+               if k not in ("quality", "bpp") and info.get(k) is not None}
     name = Path(os.fsdecode(filename) or "image")  # "" when saving to a file object
     try:
         pixels = _to_rgb8(im, name).pixels
     except ImageError as exc:
         raise OSError(f"cannot write mode {im.mode} as {FORMAT}") from exc
-    result = _encode(pixels, codec, options)
+    result = _encode(pixels, codec, info.get("quality"), info.get("bpp"), options)
     for note in result.notes:  # e.g. MoRIC stopped at its time limit
         warnings.warn(f"{name}: {note}", stacklevel=2)
     fp.write(result.data)

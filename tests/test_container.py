@@ -11,6 +11,7 @@ import pytest
 from conftest import REPO, random_image
 
 from segpic_codec import container
+from segpic_codec.codecs import CodedImage
 from segpic_codec.container import ContainerError
 from segpic_codec.segpic import layout
 from segpic_codec.segpic.layout import CodedStreams, Header
@@ -31,12 +32,19 @@ def _streams(n_slices: int = 10) -> CodedStreams:
 HEADER = Header(model="small", weights_id="0123abcd", quality=3.5, width=33, height=20, grid=4)
 
 
+def _pack(header: Header, streams: CodedStreams) -> bytes:
+    """A SegPIC file as an encode writes it: SegPIC's payload and streams, packed
+    by the shared layer (`codecs.CodedImage.frame`)."""
+    return CodedImage("segpic", header.width, header.height, layout.pack_payload(header),
+                      layout.stream_list(streams), header.quality).frame()
+
+
 def _fix_crc(data: bytes) -> bytes:
     return data[:-4] + struct.pack("<I", zlib.crc32(data[:-4]))
 
 
 def test_pack_unpack_roundtrip():
-    data = layout.pack(HEADER, _streams())
+    data = _pack(HEADER, _streams())
     header, streams = layout.unpack(data)
     assert header == HEADER
     original = _streams()
@@ -47,7 +55,7 @@ def test_pack_unpack_roundtrip():
 
 
 def test_overhead_is_small():
-    data = layout.pack(HEADER, _streams())
+    data = _pack(HEADER, _streams())
     _, lengths, _ = layout.read_header(data)
     assert len(data) - sum(lengths) <= 40
 
@@ -63,7 +71,7 @@ def _boundaries(data: bytes) -> list[int]:
 
 
 def test_truncated_at_every_stream_boundary_and_header_byte():
-    data = layout.pack(HEADER, _streams())
+    data = _pack(HEADER, _streams())
     for cut in _boundaries(data):
         if cut >= len(data):
             continue
@@ -72,7 +80,7 @@ def test_truncated_at_every_stream_boundary_and_header_byte():
 
 
 def test_every_single_byte_flip_is_caught():
-    data = layout.pack(HEADER, _streams(n_slices=10))
+    data = _pack(HEADER, _streams(n_slices=10))
     for i in range(len(data)):
         broken = bytearray(data)
         broken[i] ^= 0x5A
@@ -81,7 +89,7 @@ def test_every_single_byte_flip_is_caught():
 
 
 def test_wrong_magic():
-    data = layout.pack(HEADER, _streams())
+    data = _pack(HEADER, _streams())
     with pytest.raises(ContainerError, match="not a .spic file"):
         layout.unpack(b"PNG!" + data[4:])
     with pytest.raises(ContainerError, match="not a .spic file"):
@@ -89,14 +97,14 @@ def test_wrong_magic():
 
 
 def test_future_version():
-    data = bytearray(layout.pack(HEADER, _streams()))
+    data = bytearray(_pack(HEADER, _streams()))
     data[4] = 9
     with pytest.raises(ContainerError, match="version 9"):
         layout.unpack(_fix_crc(bytes(data)))
 
 
 def _with_dimensions(width: int, height: int) -> bytes:
-    data = layout.pack(HEADER, _streams())
+    data = _pack(HEADER, _streams())
     # the dimensions are the first two varints after the 6 fixed bytes (magic,
     # version, codec id)
     fixed = data[:6]
@@ -120,14 +128,14 @@ def test_absurd_dimensions_refused_without_allocation(dims):
 
 
 def test_overlong_varint():
-    data = layout.pack(HEADER, _streams())
+    data = _pack(HEADER, _streams())
     broken = data[:6] + b"\xff" * 8 + data[6:]
     with pytest.raises(ContainerError):
         layout.unpack(_fix_crc(broken))
 
 
 def test_unknown_model_and_bad_fields():
-    data = bytearray(layout.pack(HEADER, _streams()))
+    data = bytearray(_pack(HEADER, _streams()))
     # 33x20: one byte per dimension, then the payload length; SegPIC's payload
     # (model id, weights id, quality, grid) starts at byte 9
     assert data[8] == 7
@@ -141,7 +149,7 @@ def test_unknown_model_and_bad_fields():
 
 def test_wrong_stream_count():
     streams = _streams(n_slices=9)
-    data = layout.pack(HEADER, streams)
+    data = _pack(HEADER, streams)
     with pytest.raises(ContainerError, match="streams"):
         layout.unpack(data)
 
@@ -185,7 +193,7 @@ def test_segpic_layout_refuses_other_codecs():
 
 
 def test_new_files_are_version_2():
-    data = layout.pack(HEADER, _streams())
+    data = _pack(HEADER, _streams())
     assert data[4] == container.VERSION == 2
     assert container.read_frame(data).codec == "segpic"
 

@@ -245,13 +245,14 @@ def _segpic_on(device: str, weights: Path | None) -> BenchCodec:
     from .. import codecs as registry
 
     try:
-        codec = registry.load_encoder("segpic", weights=weights, device=device)
+        encoder = registry.load_encoder("segpic", weights=weights, device=device)
     except (ValueError, OSError) as exc:  # WeightsError, CodecError, unreadable files
         raise BenchError(f"segpic: {exc}") from None
+    codec = encoder.coder  # the loaded network: its device, levels, weights id, decode
     cuda = codec.device.type == "cuda"
     # time the real file path: encode without the side reconstruction when the
     # API can skip it (the CLI's `segpic encode` does)
-    skip_rec = "reconstruct" in inspect.signature(codec.encode).parameters
+    skip_rec = "reconstruct" in inspect.signature(encoder.encode).parameters
     levels = tuple(float(q) for q in range(1, codec.num_qualities + 1))
 
     def sync() -> None:
@@ -262,7 +263,7 @@ def _segpic_on(device: str, weights: Path | None) -> BenchCodec:
         kwargs = {"reconstruct": False} if skip_rec else {}
         sync()
         t0 = time.perf_counter()
-        res = codec.encode(pixels, quality=setting, **kwargs)
+        res = encoder.encode(pixels, quality=setting, **kwargs)
         sync()
         t1 = time.perf_counter()
         out = codec.decode(res.data)

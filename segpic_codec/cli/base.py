@@ -3,12 +3,12 @@ options common to the codecs, and reading/writing one file."""
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import functools
 import importlib
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -18,8 +18,7 @@ from .. import codecs, container, heap
 from ..codecs import EncodeResult
 from ..errors import CodecError, SegpicError
 from ..limits import max_pixels, max_spic_bytes
-from ..segpic.config import CONFIGS, DEFAULT_CONFIG
-from ..segpic.layout import MAX_GRID
+from ..options import DEVICE, CodecOption
 
 if TYPE_CHECKING:
     import numpy as np
@@ -124,48 +123,36 @@ def quality_options(func):
     return func
 
 
-def codec_options(func):
-    """Which codec encodes, and the options of each codec (see `CODEC_OPTIONS`)."""
-    func = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-                        show_default=True, help="auto uses CUDA when present.")(func)
-    func = click.option("--weights", type=click.Path(path_type=Path), default=None,
-                        help="segpic: weights folder or manifest (default: the shipped "
-                             "weights).")(func)
-    func = click.option("--model", type=click.Choice(sorted(CONFIGS)), default=None,
-                        help=f"segpic: model configuration (default: {DEFAULT_CONFIG}, or the "
-                             "model of --weights).")(func)
-    func = click.option("--grid", type=click.IntRange(1, MAX_GRID), default=None,
-                        help="segpic: n x n grid of regions replacing the masks "
-                             "[default: 4].")(func)
-    func = click.option("--preset", default=None,
-                        help="moric: a named optimisation budget (fast, medium, slow; "
-                             "default medium, about 10 minutes per Kodak image on 2 CPU "
-                             "cores).")(func)
-    func = click.option("--time-limit", type=TimeSpan(), default=None,
-                        help="moric: stop optimising after this long (90s, 10m, 1h) and "
-                             "write the best state.")(func)
-    func = click.option("--steps", type=click.IntRange(min=1), default=None,
-                        help="moric: optimisation steps (overrides the preset's).")(func)
-    func = click.option("--regions", default=None, metavar="auto|none|LABELS.png",
-                        help="moric: the region partition: auto (a segmentation into "
-                             "--region-count regions; default), none (one region), or an "
-                             "integer label image of the same size.")(func)
-    func = click.option("--region-count", type=click.IntRange(1, 16), default=None,
-                        help="moric: regions of --regions auto [default: 3].")(func)
-    func = click.option("--contours", type=click.Choice(["auto", "lossless", "lossy"]),
-                        default=None,
-                        help="moric: how region outlines are coded: lossy C* polygons "
-                             "where they save bits (auto; default), exact crack chains "
-                             "(lossless; the default for --roi), or C* wherever a polygon "
-                             "exists (lossy).")(func)
-    func = click.option("--roi", type=click.Path(path_type=Path), default=None,
-                        metavar="MASK.png",
-                        help="moric: code only this object (nonzero pixels of the mask); "
-                             "the decoded PNG is transparent outside it.")(func)
-    func = click.option("--codec", type=click.Choice(sorted(codecs.CODECS)),
+def codec_options(func: Callable) -> Callable:
+    """--codec, --device, and the options each codec declares (its `options.OPTIONS`),
+    each a flag of its own: the command receives them as keyword arguments."""
+    declared: dict[str, tuple[CodecOption, list[str]]] = {}
+    for name, entry in codecs.CODECS.items():
+        for option in entry.options().options:
+            if option.cli:
+                declared.setdefault(option.name, (option, []))[1].append(name)
+    func = device_option(func)
+    for option, owners in reversed(declared.values()):
+        kind = {"is_flag": True} if option.kind == "bool" else {"type": _click_type(option)}
+        func = click.option(option.flag, option.name, default=None, metavar=option.metavar,
+                            help=f"{', '.join(owners)}: {option.help_text()}", **kind)(func)
+    return click.option("--codec", type=click.Choice(sorted(codecs.CODECS)),
                         default=codecs.DEFAULT_CODEC, show_default=True,
                         help="Which codec encodes (decoding follows the file).")(func)
-    return func
+
+
+def device_option(func: Callable) -> Callable:
+    return click.option("--device", type=click.Choice(DEVICE.choices), default=DEVICE.default,
+                        show_default=True, help=DEVICE.help)(func)
+
+
+def _click_type(option: CodecOption) -> click.ParamType | type:
+    if option.kind == "int":
+        if option.minimum is None and option.maximum is None:
+            return int
+        return click.IntRange(option.minimum, option.maximum)
+    return {"float": float, "str": str, "path": click.Path(path_type=Path),
+            "choice": click.Choice(option.choices), "duration": TimeSpan()}[option.kind]
 
 
 def strip_option(func):
@@ -174,16 +161,6 @@ def strip_option(func):
                         help="Drop the metadata (ICC profile, EXIF, XMP), kept by default. "
                              "The EXIF orientation is applied to the pixels either "
                              "way.")(func)
-
-
-# The options each codec takes beyond --quality/--bpp/--device: one line per codec.
-# Loader options pick the encoder (weights, model); the rest go to each encode call.
-# "optimises": the encoder takes progress/should_stop hooks (a bar and a clean Ctrl-C).
-CODEC_OPTIONS = {
-    "segpic": {"loader": ("weights", "model"), "encode": ("grid",), "optimises": False},
-    "moric": {"loader": ("steps", "time_limit", "preset"),
-              "encode": ("regions", "region_count", "contours", "roi"), "optimises": True},
-}
 
 
 class TimeSpan(click.ParamType):
@@ -209,23 +186,25 @@ class TimeSpan(click.ParamType):
 
 
 class EncoderSetup:
-    """The encoder of one command (loaded once) and its per-image options."""
+    """The encoder of one command (loaded once) and its per-image options. `options`:
+    the codec options of the command line, None where not given."""
 
-    def __init__(self, codec: str, device: str, **options):
-        spec = CODEC_OPTIONS[codec]
+    def __init__(self, codec: str, device: str, options: Mapping[str, Any]):
+        declared = codecs.get(codec).options()
+        loader, encode = declared.names("loader"), declared.names("encode")
         given = {k: v for k, v in options.items() if v is not None}
         for key in given:
-            if key not in spec["loader"] + spec["encode"]:
+            if key not in loader + encode:
                 flag = "--" + key.replace("_", "-")
                 raise click.UsageError(f"{flag} does not apply to --codec {codec}")
         self.codec = codec
-        self.optimises = spec["optimises"]
-        self.loader = {k: v for k, v in given.items() if k in spec["loader"]}
-        self.options = {k: v for k, v in given.items() if k in spec["encode"]}
+        self.optimises = declared.optimises
+        self.loader = {k: v for k, v in given.items() if k in loader}
+        self.options = {k: v for k, v in given.items() if k in encode}
         self.device = device
-        self._encoder = None
+        self._encoder: codecs.Encoder | None = None
 
-    def encoder(self, **hooks) -> codecs.Encoder:
+    def encoder(self, **hooks: Any) -> codecs.Encoder:
         """The loaded encoder; `hooks` (progress, should_stop) for one that optimises."""
         if self._encoder is None or hooks:
             self._encoder = codecs.load_encoder(self.codec, device=self.device, **self.loader,
@@ -264,18 +243,16 @@ def check_output(out: Path) -> None:
 def encode_file(setup: EncoderSetup, src: Path, dst: Path, quality: float | None,
                 bpp: float | None, strip: bool = False, **hooks) -> EncodeResult:
     """Encode src (turned upright) into dst, with its metadata unless `strip`. The
-    codecs write frames without metadata; the boxes are added here, on top of the
-    coded size (--bpp targets the image, not the metadata)."""
+    metadata boxes come on top of the coded size (--bpp targets the image, not the
+    metadata)."""
     from ..image_io import atomic_write_bytes, load_image  # numpy, Pillow: not for info
 
     image = load_image(src, metadata=not strip)
     for note in image.notes:
         warn(note)
     result = setup.encoder(**hooks).encode(image.pixels, quality=quality, bpp=bpp,
-                                           reconstruct=False, **setup.options)
-    if image.metadata:
-        result = dataclasses.replace(result,
-                                     data=container.with_metadata(result.data, image.metadata))
+                                           reconstruct=False, metadata=image.metadata,
+                                           **setup.options)
     atomic_write_bytes(dst, result.data)
     return result
 

@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -32,7 +33,7 @@ from .base import (
     strip_option,
     warn,
 )
-from .batch_worker import BatchOptions, Coders, FileTask
+from .batch_worker import BatchOptions, Coders, FileTask, codec_option_items
 from .executors import InlineRunner, ProcessRunner, Runner, remove_partial_outputs, usable_cores
 
 
@@ -129,10 +130,7 @@ def _plan_jobs(files: list[Path], src: Path, dst: Path, out_suffix: str,
 @handle_errors
 def batch(src: Path, dst: Path, decode_mode: bool, force: bool, jobs: int | None,
           executor: str, address: str | None, quality: float | None,
-          bpp: float | None, codec: str, steps: int | None, time_limit: float | None,
-          preset: str | None, grid: int | None, model: str | None, weights: Path | None,
-          device: str, regions: str | None, region_count: int | None,
-          contours: str | None, roi: Path | None, strip: bool) -> None:
+          bpp: float | None, codec: str, device: str, strip: bool, **options: Any) -> None:
     """Encode a folder tree of images into the same tree of .spic files (or --decode).
 
     Outputs are written to a temporary file (.NAME.PID.XXXXXXXX.part beside the
@@ -155,10 +153,7 @@ def batch(src: Path, dst: Path, decode_mode: bool, force: bool, jobs: int | None
     if dst.exists() and not dst.is_dir():
         raise CodecError(f"{dst}: exists and is not a folder")
     options = BatchOptions(decode=decode_mode, codec=codec, device=device, quality=quality,
-                           bpp=bpp, weights=weights, model=model, grid=grid, steps=steps,
-                           time_limit=time_limit, preset=preset, regions=regions,
-                           region_count=region_count, contours=contours, roi=roi,
-                           strip=strip)
+                           bpp=bpp, codec_options=codec_option_items(options), strip=strip)
     coders = Coders()
     runner = make_runner(executor, jobs, address, coders)  # no Ray: one error, up front
     failures: list[tuple[str, str]] = []

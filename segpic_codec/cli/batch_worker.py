@@ -9,10 +9,11 @@ import io
 import signal
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -30,24 +31,22 @@ class BatchOptions:
     device: str
     quality: float | None = None
     bpp: float | None = None
-    weights: Path | None = None
-    model: str | None = None
-    grid: int | None = None
-    steps: int | None = None
-    time_limit: float | None = None
-    preset: str | None = None
-    regions: str | None = None
-    region_count: int | None = None
-    contours: str | None = None
-    roi: Path | None = None
+    # the codec options given (the codecs' declared flags), sorted (name, value) pairs
+    codec_options: tuple[tuple[str, Any], ...] = ()
     strip: bool = False  # leave the metadata out
 
+    @property
+    def weights(self) -> Path | None:
+        """--weights: also where `--decode` finds the decoder's weights."""
+        return dict(self.codec_options).get("weights")
+
     def encoder_setup(self) -> base.EncoderSetup:
-        return base.EncoderSetup(self.codec, self.device, grid=self.grid, model=self.model,
-                                 weights=self.weights, steps=self.steps,
-                                 time_limit=self.time_limit, preset=self.preset,
-                                 regions=self.regions, region_count=self.region_count,
-                                 contours=self.contours, roi=self.roi)
+        return base.EncoderSetup(self.codec, self.device, dict(self.codec_options))
+
+
+def codec_option_items(options: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The options given (not None) as `BatchOptions.codec_options`."""
+    return tuple(sorted((k, v) for k, v in options.items() if v is not None))
 
 
 @dataclass(frozen=True)

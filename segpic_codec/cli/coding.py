@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -18,6 +19,7 @@ from .base import (
     codec_options,
     console,
     decode_file,
+    device_option,
     encode_file,
     handle_errors,
     main,
@@ -36,10 +38,7 @@ from .base import (
 @strip_option
 @handle_errors
 def encode(src: Path, dst: Path, quality: float | None, bpp: float | None, codec: str,
-           steps: int | None, time_limit: float | None, preset: str | None, grid: int | None,
-           model: str | None, weights: Path | None, device: str, regions: str | None,
-           region_count: int | None, contours: str | None, roi: Path | None,
-           strip: bool) -> None:
+           device: str, strip: bool, **options: Any) -> None:
     """Encode an image (PNG, JPEG, ...) into a .spic file.
 
     The image is turned upright by its EXIF orientation; its ICC profile, EXIF and
@@ -50,9 +49,7 @@ def encode(src: Path, dst: Path, quality: float | None, bpp: float | None, codec
     state so far, a second Ctrl-C aborts without writing anything."""
     check_quality_args(quality, bpp)
     check_output(dst)
-    setup = EncoderSetup(codec, device, grid=grid, model=model, weights=weights, steps=steps,
-                         time_limit=time_limit, preset=preset, regions=regions,
-                         region_count=region_count, contours=contours, roi=roi)
+    setup = EncoderSetup(codec, device, options)  # options: each codec's declared flags
     if setup.optimises:
         from .progress import OptimisationProgress  # rich.progress: not for `segpic info`
 
@@ -76,8 +73,7 @@ def encode(src: Path, dst: Path, quality: float | None, bpp: float | None, codec
 @click.option("--weights", type=click.Path(path_type=Path), default=None,
               help="segpic: weights folder or manifest (default: the shipped weights of the "
                    "file's model).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True)
+@device_option
 @click.option("--region", "region", default=None, metavar="K[,K2...]",
               help="moric: decode only these regions (numbered from 0, see `segpic info`) "
                    "into an RGBA PNG, transparent elsewhere.")

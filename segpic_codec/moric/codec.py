@@ -1,6 +1,8 @@
 """MoRIC's API: encode an image (an optimisation) and decode a payload + streams.
 
     encoded = encode(pixels, quality=3.5, preset="medium")
+    settings = EncodeSettings(quality=3.5, steps=500)  # checked here, when made
+    encoded = encode_with(pixels, settings)
     pixels = decode(encoded.payload, encoded.streams, width, height)
     layer = decode(encoded.payload, encoded.streams, width, height, regions={1})  # RGBA
 
@@ -41,13 +43,56 @@ from .contours.stream import decode_partition, encode_partition
 from .errors import MoricArgumentError, MoricFormatError
 from .file_format import MAX_ABS_LATENT, MAX_CODED_REGIONS, NUM_GRIDS
 from .networks.model import Architecture, MoricModel
+from .options import DEFAULT_PRESET, DEFAULT_QUALITY, DEFAULT_REGION_COUNT
 from .training.encoder import Budget, Optimisation
 from .training.recipe import PRESETS, QUALITY_MAX, QUALITY_MIN, quality_to_lambda
 
 MAX_PARAMETER_BYTES = 1 << 16
-DEFAULT_REGION_COUNT = 3  # the paper's default N
 
-__all__ = ["PRESETS", "MoricEncoded", "decode", "encode"]
+__all__ = ["PRESETS", "EncodeSettings", "MoricEncoded", "decode", "encode", "encode_with"]
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """What an encode is asked for besides the pixels and the partition: the
+    quality, the budget (`steps` and/or `time_limit`, whichever ends first; with
+    neither, the preset's step count), where it runs and its hooks. Checked once,
+    when made: a bad value raises `MoricArgumentError`."""
+
+    quality: float = DEFAULT_QUALITY
+    steps: int | None = None
+    time_limit: float | None = None
+    preset: str = DEFAULT_PRESET
+    device: str = "cpu"
+    seed: int = 0
+    progress: Callable[[dict], None] | None = None  # a dict every few steps (`encode`)
+    should_stop: Callable[[], bool] | None = None  # checked every step
+
+    def __post_init__(self) -> None:
+        if not QUALITY_MIN <= self.quality <= QUALITY_MAX:
+            raise MoricArgumentError(f"quality must be in [{QUALITY_MIN:g}, "
+                                     f"{QUALITY_MAX:g}], got {self.quality}")
+        steps, time_limit = self.steps, self.time_limit
+        if steps is not None and (int(steps) != steps or steps < 1):
+            raise MoricArgumentError(f"steps must be a whole number >= 1, got {steps}")
+        if time_limit is not None and not time_limit > 0:
+            raise MoricArgumentError(f"time_limit must be positive, got {time_limit}")
+        if self.preset not in PRESETS:
+            raise MoricArgumentError(f"unknown preset {self.preset!r}; choose one of "
+                                     f"{', '.join(PRESETS)}")
+        if self.device not in ("cpu", "cuda"):
+            raise MoricArgumentError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise MoricArgumentError("device 'cuda' requested but CUDA is not available")
+
+
+@dataclass(frozen=True)
+class _CodedPartition:
+    """The partition as the decoder rebuilds it, and its contour stream."""
+
+    contour_stream: bytes
+    labels: np.ndarray  # (H, W) int32
+    object_only: bool  # single-object coding: region 0 is not coded
 
 
 @dataclass
@@ -102,28 +147,13 @@ def object_partition(roi: np.ndarray, height: int, width: int) -> np.ndarray:
     return mask.astype(np.int32)
 
 
-def _check_arguments(pixels: np.ndarray, quality: float, steps: int | None,
-                     time_limit: float | None, preset: str, device: str) -> None:
+def _check_pixels(pixels: np.ndarray) -> None:
     if not isinstance(pixels, np.ndarray) or pixels.ndim != 3 or pixels.shape[2] != 3 \
             or pixels.dtype != np.uint8:
         raise MoricArgumentError("pixels must be an (H, W, 3) uint8 array")
     h, w = pixels.shape[:2]
     if h < 1 or w < 1 or h > MAX_DIMENSION or w > MAX_DIMENSION or h * w > max_pixels():
         raise MoricArgumentError(f"cannot encode a {w}x{h} image with MoRIC")
-    if not QUALITY_MIN <= quality <= QUALITY_MAX:
-        raise MoricArgumentError(f"quality must be in [{QUALITY_MIN:g}, {QUALITY_MAX:g}], "
-                                 f"got {quality}")
-    if steps is not None and (int(steps) != steps or steps < 1):
-        raise MoricArgumentError(f"steps must be a whole number >= 1, got {steps}")
-    if time_limit is not None and not time_limit > 0:
-        raise MoricArgumentError(f"time_limit must be positive, got {time_limit}")
-    if preset not in PRESETS:
-        raise MoricArgumentError(f"unknown preset {preset!r}; choose one of "
-                                 f"{', '.join(PRESETS)}")
-    if device not in ("cpu", "cuda"):
-        raise MoricArgumentError(f"device must be 'cpu' or 'cuda', got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise MoricArgumentError("device 'cuda' requested but CUDA is not available")
 
 
 @contextmanager
@@ -216,8 +246,8 @@ def _with_alpha(pixels: np.ndarray, model: MoricModel, regions: set[int]) -> np.
     return np.dstack([pixels, alpha])
 
 
-def encode(pixels: np.ndarray, quality: float = 3.5, steps: int | None = None,
-           time_limit: float | None = None, preset: str = "medium", device: str = "cpu",
+def encode(pixels: np.ndarray, quality: float = DEFAULT_QUALITY, steps: int | None = None,
+           time_limit: float | None = None, preset: str = DEFAULT_PRESET, device: str = "cpu",
            seed: int = 0, progress: Callable[[dict], None] | None = None,
            should_stop: Callable[[], bool] | None = None,
            regions: str | np.ndarray = "auto", region_count: int = DEFAULT_REGION_COUNT,
@@ -235,7 +265,16 @@ def encode(pixels: np.ndarray, quality: float = 3.5, steps: int | None = None,
     neither, the preset's step count). `progress` receives a dict (step, total,
     bpp, psnr, elapsed, eta) every few steps; `should_stop()` is checked every
     step and ends the optimisation early with a valid file of the best state."""
-    _check_arguments(pixels, quality, steps, time_limit, preset, device)
+    settings = EncodeSettings(quality, steps, time_limit, preset, device, seed, progress,
+                              should_stop)
+    return encode_with(pixels, settings, regions, region_count, contour_mode, roi)
+
+
+def encode_with(pixels: np.ndarray, settings: EncodeSettings,
+                regions: str | np.ndarray = "auto", region_count: int = DEFAULT_REGION_COUNT,
+                contour_mode: str = "auto", roi: np.ndarray | None = None) -> MoricEncoded:
+    """`encode` with its settings made (and checked) beforehand."""
+    _check_pixels(pixels)
     start = time.perf_counter()
     if roi is None:
         partition = partition_of(pixels, regions, region_count)
@@ -246,39 +285,40 @@ def encode(pixels: np.ndarray, quality: float = 3.5, steps: int | None = None,
         partition = object_partition(roi, pixels.shape[0], pixels.shape[1])
         contour_mode = "lossless" if contour_mode == "auto" else contour_mode
     contour_stream, labels = encode_partition(partition, contour_mode)
+    coded = _CodedPartition(contour_stream, labels, roi is not None)
     with _one_intra_op_thread() as threads:
-        two_core = device == "cpu" and threads >= 2
-        return _encode(pixels, quality, steps, time_limit, preset, device, seed, progress,
-                       should_stop, two_core, start, contour_stream, labels, roi is not None)
+        two_core = settings.device == "cpu" and threads >= 2
+        return _encode(pixels, settings, coded, two_core, start)
 
 
-def _encode(pixels: np.ndarray, quality: float, steps: int | None, time_limit: float | None,
-            preset: str, device: str, seed: int, progress: Callable[[dict], None] | None,
-            should_stop: Callable[[], bool] | None, two_core: bool, start: float,
-            contour_stream: bytes, labels: np.ndarray, object_only: bool) -> MoricEncoded:
+def _encode(pixels: np.ndarray, settings: EncodeSettings, partition: _CodedPartition,
+            two_core: bool, start: float) -> MoricEncoded:
+    labels, object_only = partition.labels, partition.object_only
     several = int(labels.max()) > 0
     if object_only and not several:  # lossy contours cannot lose a label (`contours`)
         raise AssertionError("the object was lost in its contours")
-    recipe = PRESETS[preset]
-    if steps is None and time_limit is None:
+    recipe = PRESETS[settings.preset]
+    steps = settings.steps
+    if steps is None and settings.time_limit is None:
         steps = recipe.steps
     height, width = pixels.shape[:2]
-    lmbda = quality_to_lambda(quality)
-    target = torch.from_numpy(np.array(pixels, copy=True)).to(device=device)
+    lmbda = quality_to_lambda(settings.quality)
+    target = torch.from_numpy(np.array(pixels, copy=True)).to(device=settings.device)
     target = target.permute(2, 0, 1).reshape(3, -1).to(torch.float32) / 255.0
     if object_only:  # nothing is drawn outside the object: no error there
         target = target * torch.from_numpy(labels.reshape(-1) != 0).to(target)
     optimisation = Optimisation(target, height, width, lmbda, recipe,
-                                Budget(steps, time_limit, start), seed, progress, should_stop,
-                                two_core=two_core, labels=labels if several else None,
-                                object_only=object_only)
+                                Budget(steps, settings.time_limit, start), settings.seed,
+                                settings.progress, settings.should_stop, two_core=two_core,
+                                labels=labels if several else None, object_only=object_only)
     model, _ = optimisation.run()
     model = model.to("cpu")
-    fields, streams, reconstruction = _finalise(model, target.to("cpu"), lmbda, contour_stream)
-    header = layout.Header(quality=quality, preset=preset, steps=optimisation.step,
-                           interrupted=optimisation.interrupted, features=recipe.features,
-                           activation=recipe.activation, regions=model.arch.regions,
-                           object_only=object_only, **fields)
+    fields, streams, reconstruction = _finalise(model, target.to("cpu"), lmbda,
+                                                partition.contour_stream)
+    header = layout.Header(quality=settings.quality, preset=settings.preset,
+                           steps=optimisation.step, interrupted=optimisation.interrupted,
+                           features=recipe.features, activation=recipe.activation,
+                           regions=model.arch.regions, object_only=object_only, **fields)
     return MoricEncoded(layout.pack(header), streams, reconstruction, optimisation.step,
                         optimisation.interrupted, time.perf_counter() - start, labels)
 

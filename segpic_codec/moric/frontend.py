@@ -1,8 +1,11 @@
 """MoRIC behind the codec-neutral API (`segpic_codec.codecs`): no weights; every
-encode is an optimisation whose budget is set by steps, a time limit or a preset."""
+encode is an optimisation whose budget is set by steps, a time limit or a preset.
+Its options are declared in `options`; the budget is checked once, by
+`codec.EncodeSettings`, when the encoder is loaded."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,21 +13,16 @@ from typing import Any
 import numpy as np
 
 from .. import container
-from ..codecs import EncodeResult
+from ..codecs import CodedImage
 from ..container import FrameHeader
 from ..devices import select_device
 from ..errors import CodecError
-
-DEFAULT_QUALITY = 3.5
-# what `codecs.encode` passes to `load_encoder` (the budget and the hooks)
-LOADER_OPTIONS = ("device", "steps", "time_limit", "preset", "progress", "should_stop",
-                  "weights", "model")
-DEFAULT_PRESET = "medium"
+from .options import DEFAULT_PRESET, DEFAULT_QUALITY
 
 
 def default_steps() -> int:
     """The step budget of the default preset."""
-    from .codec import PRESETS
+    from .training.recipe import PRESETS
 
     return PRESETS[DEFAULT_PRESET].steps
 
@@ -33,44 +31,34 @@ class MoricEncoder:
     """Encodes one image at a time with a fixed budget and device."""
 
     def __init__(self, device: str = "auto", steps: int | None = None,
-                 time_limit: float | None = None, preset: str | None = None,
+                 time_limit: float | None = None, preset: str = DEFAULT_PRESET,
                  progress: Callable[[dict], None] | None = None,
                  should_stop: Callable[[], bool] | None = None):
-        from . import codec
+        from .codec import EncodeSettings
 
-        if preset is not None and preset not in codec.PRESETS:
-            raise CodecError(f"unknown preset {preset!r}; choose one of: "
-                             f"{', '.join(codec.PRESETS)}")
-        if steps is not None and steps < 1:
-            raise CodecError("steps must be at least 1")
-        if time_limit is not None and not time_limit > 0:
-            raise CodecError("the time limit must be positive")
-        self.device = select_device(device).type
-        self.steps = steps
-        self.time_limit = time_limit
-        self.preset = preset
-        self.progress = progress
-        self.should_stop = should_stop
+        self.settings = EncodeSettings(steps=steps, time_limit=time_limit, preset=preset,
+                                       device=select_device(device).type, progress=progress,
+                                       should_stop=should_stop)
 
-    def encode(self, pixels: np.ndarray, quality: float | None = None,
-               bpp: float | None = None, reconstruct: bool = True,
-               **options: Any) -> EncodeResult:
+    def encode_streams(self, pixels: np.ndarray, quality: float | None = None,
+                       bpp: float | None = None, reconstruct: bool = True,
+                       regions: str | Path | np.ndarray | None = None,
+                       region_count: int | None = None, contours: str | None = None,
+                       roi: str | Path | np.ndarray | None = None) -> CodedImage:
+        """MoRIC's payload and streams of `pixels` (options as `options.OPTIONS`
+        declares them; None: the default)."""
         from . import codec
 
         if bpp is not None:
             raise CodecError("moric has no --bpp search (each encode is a long "
                              "optimisation); give a --quality")
-        regions = options.pop("regions", None) or "auto"
-        region_count = options.pop("region_count", None)
-        roi = options.pop("roi", None)
-        contours = options.pop("contours", None)
-        if options:
-            raise CodecError(f"moric takes no option {', '.join(sorted(options))}")
+        if not isinstance(regions, np.ndarray):
+            regions = regions or "auto"
         quality = DEFAULT_QUALITY if quality is None else quality
-        kwargs: dict[str, Any] = {"steps": self.steps, "time_limit": self.time_limit,
-                                  "regions": _partition_source(regions, pixels)}
+        settings = dataclasses.replace(self.settings, quality=quality)
+        kwargs: dict[str, Any] = {"regions": _partition_source(regions, pixels)}
         if region_count is not None:
-            if regions != "auto":
+            if options_given(regions):
                 raise CodecError("--region-count applies to --regions auto")
             kwargs["region_count"] = region_count
         if roi is not None:
@@ -79,22 +67,18 @@ class MoricEncoder:
                                  "--region-count")
             kwargs["roi"] = _object_mask(roi, pixels)
         if contours is not None:
-            if regions == "none" and roi is None:
+            if isinstance(regions, str) and regions == "none" and roi is None:
                 raise CodecError("--contours applies to files with regions (not --regions "
                                  "none)")
             kwargs["contour_mode"] = contours
-        if self.preset is not None:
-            kwargs["preset"] = self.preset
-        encoded = codec.encode(pixels, quality=quality, device=self.device,
-                               progress=self.progress, should_stop=self.should_stop, **kwargs)
+        encoded = codec.encode_with(pixels, settings, **kwargs)
         h, w = pixels.shape[:2]
-        data = container.pack("moric", w, h, encoded.payload, encoded.streams)
         notes = ()
         if encoded.interrupted:
             notes = (f"stopped early after {encoded.steps} optimisation steps: the file "
                      "holds the best state reached so far",)
-        return EncodeResult(data, encoded.reconstruction if reconstruct else None, quality,
-                            w, h, notes)
+        return CodedImage("moric", w, h, encoded.payload, encoded.streams, quality,
+                          encoded.reconstruction if reconstruct else None, notes)
 
 
 def _partition_source(regions: str | Path | np.ndarray, pixels: np.ndarray
@@ -136,11 +120,11 @@ class MoricDecoder:
                             frame.width, frame.height, regions)
 
 
-def load_encoder(device: str = "auto", **options: Any) -> MoricEncoder:
-    for key in ("weights", "model"):
-        if options.pop(key, None) is not None:
-            raise CodecError(f"moric has no trained weights: --{key} does not apply")
-    return MoricEncoder(device=device, **options)
+def load_encoder(device: str = "auto", steps: int | None = None,
+                 time_limit: float | None = None, preset: str = DEFAULT_PRESET,
+                 progress: Callable[[dict], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> MoricEncoder:
+    return MoricEncoder(device, steps, time_limit, preset, progress, should_stop)
 
 
 def load_decoder(frame: FrameHeader, weights: str | Path | None = None,

@@ -4,6 +4,9 @@
     result = codec.encode(pixels, quality=4)  # or bpp=0.3
     pixels = codec.decode(result.data)
 
+`encode_streams` is the codec contract (`segpic_codec.codecs`): it returns the
+payload and streams, and `encode` has them packed into a file there.
+
 Images of any size are padded (edge replication) to the network stride and the
 decoder crops back to the size in the header. `EncodeResult.reconstruction` is
 exactly what `decode` returns for the same weights on the same device.
@@ -29,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..codecs import EncodeResult
+from ..codecs import CodedImage, EncodeResult
 from ..devices import select_device
 from ..errors import CodecError, SegpicError
 from ..heap import between_stages
@@ -39,10 +42,10 @@ from .config import CONFIGS, DEFAULT_CONFIG, padded_size
 from .levels import LevelSet
 from .loading import load_weights
 from .model import SegPIC
+from .options import DEFAULT_GRID
 from .quality import quality_to_index
 from .weights import WeightsError, default_weights_dir
 
-DEFAULT_GRID = 4
 EXACT_ENV = "SEGPIC_EXACT"
 
 
@@ -114,10 +117,16 @@ class Codec:
     # ----------------------------------------------------------------- encode
     def encode(self, pixels: np.ndarray, quality: float | None = None, bpp: float | None = None,
                grid: int = DEFAULT_GRID, reconstruct: bool = True) -> EncodeResult:
-        """Encode RGB pixels. With `reconstruct`, also run the decoder's synthesis
-        to return the decoded image (costs about one decode): exactly what `decode`
-        returns here (same device and thread count), within one level elsewhere
-        unless `exact`."""
+        """Encode RGB pixels into a .spic file (`encode_streams`, packed). With
+        `reconstruct`, also run the decoder's synthesis to return the decoded image
+        (costs about one decode): exactly what `decode` returns here (same device
+        and thread count), within one level elsewhere unless `exact`."""
+        return self.encode_streams(pixels, quality, bpp, reconstruct, grid=grid).result()
+
+    def encode_streams(self, pixels: np.ndarray, quality: float | None = None,
+                       bpp: float | None = None, reconstruct: bool = True,
+                       grid: int = DEFAULT_GRID) -> CodedImage:
+        """Encode RGB pixels -> SegPIC's payload and streams (as `encode`)."""
         if quality is not None and bpp is not None:
             raise CodecError("give either a quality or a target bpp, not both")
         if not 1 <= grid <= stream_layout.MAX_GRID:
@@ -143,7 +152,7 @@ class Codec:
         return stream_layout.quantize_quality(quality)
 
     def _encode_at(self, pixels: np.ndarray, quality: float, grid: int,
-                   reconstruct: bool = False) -> EncodeResult:
+                   reconstruct: bool = False) -> CodedImage:
         h, w = pixels.shape[:2]
         x = _to_tensor(_pad(pixels), self.device)
         q = quality_to_index(quality, self.num_qualities)
@@ -152,11 +161,11 @@ class Codec:
         header = stream_layout.Header(
             model=self.model_name, weights_id=self.weights_id, quality=quality,
             width=w, height=h, grid=grid)
-        data = stream_layout.pack(header, streams)
         pixels_out = _to_pixels(x_hat, h, w) if x_hat is not None else None
-        return EncodeResult(data, pixels_out, quality, w, h)
+        return CodedImage("segpic", w, h, stream_layout.pack_payload(header),
+                          stream_layout.stream_list(streams), quality, pixels_out)
 
-    def _encode_for_bpp(self, pixels: np.ndarray, target: float, grid: int) -> EncodeResult:
+    def _encode_for_bpp(self, pixels: np.ndarray, target: float, grid: int) -> CodedImage:
         """Largest quality whose file does not exceed `target` bpp (bisection on
         the quality grid of the header, assuming rate grows with quality)."""
         if not target > 0:

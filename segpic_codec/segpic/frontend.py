@@ -1,5 +1,5 @@
 """SegPIC behind the codec-neutral API (`segpic_codec.codecs`): trained weights,
-one network per model configuration."""
+one network per model configuration. Its options are declared in `options`."""
 
 from __future__ import annotations
 
@@ -8,15 +8,11 @@ from pathlib import Path
 from ..container import FrameHeader
 from .layout import parse_header
 
-# what `codecs.encode` passes to `load_encoder` (the rest go to each encode call)
-LOADER_OPTIONS = ("weights", "model", "device", "exact")
-# the options `load_decoder` takes beyond weights and device
-DECODER_OPTIONS = ("exact",)
 
-
-def load_encoder(weights: str | Path | None = None, model: str | None = None,
-                 device: str = "auto", exact: bool | None = None):
-    """exact: float64 synthesis for the reconstruction (default: $SEGPIC_EXACT)."""
+def load_encoder(device: str = "auto", weights: str | Path | None = None,
+                 model: str | None = None, exact: bool | None = None):
+    """exact: float64 synthesis for the reconstruction (default: $SEGPIC_EXACT).
+    The `Codec` it returns is the encoder (`Codec.encode_streams`)."""
     from .codec import Codec
 
     return Codec.load(weights, model=model, device=device, exact=exact)

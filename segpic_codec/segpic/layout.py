@@ -59,14 +59,19 @@ def stream_names(count: int) -> list[str]:
     return names + [f"y{i}" for i in range(count - len(names))]
 
 
-def pack(header: Header, streams: CodedStreams) -> bytes:
+def pack_payload(header: Header) -> bytes:
+    """SegPIC's codec header; the frame around it is packed by `segpic_codec.codecs`
+    (the width and height of `header` go there)."""
     q = round(header.quality * QUALITY_STEPS)
     if not 0 < q < 256:
         raise ValueError(f"quality {header.quality} cannot be stored")
-    payload = struct.pack("<B4sBB", MODEL_IDS[header.model],
-                          bytes.fromhex(header.weights_id), q, header.grid)
-    parts = [*streams.prototype_streams, streams.z_stream, *streams.y_streams]
-    return container.pack("segpic", header.width, header.height, payload, parts)
+    return struct.pack("<B4sBB", MODEL_IDS[header.model],
+                       bytes.fromhex(header.weights_id), q, header.grid)
+
+
+def stream_list(streams: CodedStreams) -> list[bytes]:
+    """The streams in file order (`stream_names`)."""
+    return [*streams.prototype_streams, streams.z_stream, *streams.y_streams]
 
 
 def parse_header(frame: container.FrameHeader) -> Header:
