@@ -10,6 +10,8 @@ region. The parts:
     layout.py       the header payload and stream order; what `segpic info` shows
     file_format.py  the format's constants and header record, defined once
     errors.py       the errors a caller's input can raise
+    options.py      its options, declared once (read by the CLI, API, batch, Pillow)
+    measure.py      what `segpic bench speed` needs from MoRIC's insides
     networks/       the decoder's networks in torch (latents, ARM, upsampling,
                     synthesis, regions) and the model that joins them
     training/       the encoder's optimisation (recipes, loss, SOAP, the loop)
