@@ -22,7 +22,7 @@ import numpy as np
 from .. import shared_data
 from .anchors import PLOTTED_ANCHORS, load_anchors, per_image_anchors
 from .bd_rate import bd, bd_rate
-from .codecs import BenchCodec
+from .codecs import BenchCodec, steps_label
 from .common import BenchError
 from .plot import plot_rd
 from .report import pct
@@ -68,7 +68,7 @@ def curves_from_points(files: list[Path], images: list[str], label: str) -> dict
         qualities = sorted(by_quality)
         regions_name = "one region" if regions == "none" else f"regions {regions}"
         out[f"moric-{steps}-{regions}-{label}"] = {
-            "name": f"MoRIC ({steps // 1000}k steps, {regions_name}, {label})",
+            "name": f"MoRIC ({steps_label(steps)} steps, {regions_name}, {label})",
             "steps": steps,
             "results": {m: [sum(by_quality[q][i][key] for i in images) / len(images)
                             for q in qualities]
