@@ -395,7 +395,8 @@ def test_per_image_anchors_average_the_chosen_images(tmp_path):
 
 
 # ------------------------------------------------------------------ the subcommands
-SUBCOMMANDS = [[], ["rd"], ["points"], ["speed"], ["speed", "steps"], ["speed", "layered"],
+SUBCOMMANDS = [[], ["rd"], ["points"], ["speed"], ["speed", "steps"], ["speed", "profile"],
+               ["speed", "layered"],
                ["speed", "memory"], ["speed", "process"], ["speed", "batch"], ["table"],
                ["table", "runs"], ["table", "regions"]]
 
@@ -583,6 +584,27 @@ def test_speed_layered_tiny(tmp_path):
     regions = rows[0]["regions"]
     assert [r["decode"] for r in rows[1:]] == [f"region {r}" for r in range(regions)]
     assert sum(r["share"] for r in rows[1:]) == pytest.approx(1.0, abs=0.01)
+
+
+def test_speed_profile_tiny(tmp_path):
+    import torch
+
+    image = _tiny_png(tmp_path / "tiny.png")
+    threads = torch.get_num_threads()
+    try:
+        result = CliRunner().invoke(bench, ["speed", "profile", str(image), "--repeats", "1",
+                                            "--regions", "1,2"])
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert [r["regions"] for r in rows] == [1, 2]
+    for row in rows:
+        # every labelled piece of the step was seen by the profiler, and together
+        # with "other" they make up the step
+        pieces = ("upsampling", "rate", "synthesis", "gradients", "quantise", "optimiser")
+        assert all(row["seconds"][p] > 0 for p in pieces), row
+        assert sum(row["seconds"].values()) == pytest.approx(row["s_per_step"], abs=1e-3)
 
 
 # ------------------------------------------------------------------ the plot

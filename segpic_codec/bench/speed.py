@@ -111,6 +111,30 @@ def steps(image: Path, repeats: int, features: int | None, modes: str, regions: 
                "decode_s_median": round(statistics.median(t), 3)})
 
 
+@speed.command("profile", context_settings=CONTEXT)
+@IMAGE_ARG
+@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--features", type=click.IntRange(min=1), default=None,
+              help="Synthesis width (default: the medium preset's).")
+@click.option("--regions", default="1", show_default=True, metavar="LIST",
+              help="Region counts to profile (auto partitions), comma separated.")
+def profile(image: Path, repeats: int, features: int | None, regions: str) -> None:
+    """MoRIC on the CPU: where a one-thread optimisation step spends its time
+    (upsampling, ARM rate, synthesis, gradient sums and backward, quantiser,
+    optimiser), in seconds per step and as shares of the step."""
+    hooks = codec_measure("moric")
+    features = features or hooks.default_features()
+    pixels = _pixels(image)
+    h, w = pixels.shape[:2]
+    for count in _parse_ints(regions, "--regions"):
+        seconds = hooks.step_profile(pixels, features, repeats, count)
+        step = seconds["step"]
+        _emit({"image": image.stem, "size": [w, h], "regions": count, "features": features,
+               "s_per_step": round(step, 4),
+               "seconds": {k: round(v, 4) for k, v in seconds.items() if k != "step"},
+               "share": {k: round(v / step, 3) for k, v in seconds.items() if k != "step"}})
+
+
 @speed.command("layered", context_settings=CONTEXT)
 @IMAGE_ARG
 @click.option("--steps", "n_steps", type=click.IntRange(min=1), default=20, show_default=True,

@@ -134,6 +134,49 @@ def step_seconds(pixels: np.ndarray, mode: str, features: int, repeats: int,
     return times
 
 
+def step_profile(pixels: np.ndarray, features: int, repeats: int, regions: int = 1
+                 ) -> dict[str, float]:
+    """Where one-thread optimisation steps spend their time: seconds per step of
+    each piece the step labels (`cpu_loss.PIECES`), summed over the profiler's
+    ranges, and of the whole step; "other" is what no piece covers (Python,
+    the loss's bookkeeping). After three steps that allocate."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from .contours.partition import auto_partition
+    from .training.cpu_loss import PIECES
+    from .training.encoder import Budget, Optimisation
+    from .training.recipe import PRESETS
+
+    torch.set_num_threads(1)
+    h, w = pixels.shape[:2]
+    target = torch.from_numpy(pixels).permute(2, 0, 1).reshape(3, -1).float() / 255.0
+    recipe = replace(PRESETS["medium"], features=features)
+    labels = auto_partition(pixels, regions) if regions > 1 else None
+    opt = Optimisation(target, h, w, 1e-3, recipe, Budget(10**6, None, time.perf_counter()),
+                       labels=labels)
+    model, optimizer = opt.new_candidate(0)
+    try:
+        for _ in range(3):
+            opt.train_step(model, optimizer, "softround", 0.3, 0.2)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            start = time.perf_counter()
+            for _ in range(repeats):
+                opt.train_step(model, optimizer, "softround", 0.3, 0.2)
+            total = time.perf_counter() - start
+    finally:
+        if opt.cpu_loss is not None:
+            opt.cpu_loss.close()
+    names = {label: piece for piece, label in PIECES.items()}
+    out = dict.fromkeys(PIECES, 0.0)
+    for event in prof.key_averages():
+        if event.key in names:  # microseconds, over all the steps
+            out[names[event.key]] += event.cpu_time_total / 1e6 / repeats
+    out["other"] = total / repeats - sum(out.values())
+    out["step"] = total / repeats
+    return out
+
+
 def _timed(fn: Callable[[], object], repeats: int) -> list[float]:
     out = []
     for _ in range(repeats):

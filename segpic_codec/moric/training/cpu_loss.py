@@ -36,9 +36,21 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.profiler import record_function
 
 from ..networks.banded import band_image, bands
 from ..networks.model import MoricModel
+
+# The pieces of a step, as torch.profiler ranges (`segpic bench speed profile`
+# sums them); record_function costs microseconds when no profiler listens.
+PIECES = {
+    "upsampling": "moric.upsampling",  # the latent grids -> dense latents (forward)
+    "rate": "moric.rate",  # the ARM's rate, forward and backward
+    "synthesis": "moric.synthesis",  # one band's synthesis and error, forward and backward
+    "gradients": "moric.gradients",  # summing the pieces; upsampling and quantiser backward
+    "quantise": "moric.quantise",  # soft rounding and noise of the latents (forward)
+    "optimiser": "moric.optimiser",  # gradient clipping and the optimisers' step
+}
 
 # rows per band at least: on a wide image the 2 + 2 halo rows of a band of
 # banded.BAND_PIXELS would otherwise be half the work (and their gradients,
@@ -118,7 +130,7 @@ class _Step:
         futures: list[Future] = [pool.submit(self._work) for _ in range(workers - 1)] \
             if pool is not None else []
         try:
-            with torch.set_grad_enabled(self.backward):
+            with torch.set_grad_enabled(self.backward), record_function(PIECES["upsampling"]):
                 self.dense = self.model.dense_latents(self.leaf)
             self.dense_values = self.dense.detach()
             want_dense = self.backward and self.dense.requires_grad
@@ -138,12 +150,14 @@ class _Step:
             if item >= len(self.results):
                 return
             if item == 0:
-                self.results[0] = self._rate()
+                with record_function(PIECES["rate"]):
+                    self.results[0] = self._rate()
                 continue
             self._dense_ready.wait()
             if self._failed:
                 return
-            self.results[item] = self._band(*self.bands[item - 1])
+            with record_function(PIECES["synthesis"]):
+                self.results[item] = self._band(*self.bands[item - 1])
 
     def _rate(self) -> tuple[Tensor, list[Tensor] | None]:
         """-> (bits, gradients of rate_weight * bits: [canvas] + ARM parameters)."""
@@ -194,7 +208,8 @@ class _Step:
         for b in band_results[1:]:
             sse += b.sse
         if self.backward:
-            self._apply_gradients(rate_grads, band_results)
+            with record_function(PIECES["gradients"]):
+                self._apply_gradients(rate_grads, band_results)
         return (sse * self.scale).detach(), bits.detach()
 
     def _apply_gradients(self, rate_grads: list[Tensor], band_results: list[_Band]) -> None:

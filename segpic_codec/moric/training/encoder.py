@@ -12,10 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
+from torch.autograd.profiler import record_function
 
 from ...quality_metrics import psnr_from_mse
 from ..networks.model import Architecture, MoricModel
-from .cpu_loss import CpuLoss
+from .cpu_loss import PIECES, CpuLoss
 from .recipe import Recipe
 from .soap import Soap
 
@@ -126,7 +127,7 @@ class Optimisation:
                      backward: bool) -> tuple[Tensor, Tensor]:
         """Loss terms; with backward=True, the gradients of the loss too."""
         if self.cpu_loss is not None:
-            with torch.set_grad_enabled(backward):
+            with torch.set_grad_enabled(backward), record_function(PIECES["quantise"]):
                 q = model.latents.quantized(mode, temperature, noise, self.generator)
             if mode == "hard":  # round() passes no gradient: skip that work
                 q = q.detach()
@@ -149,8 +150,9 @@ class Optimisation:
         self.current = model
         optimizer.zero_grad(set_to_none=True)
         loss, mse, bpp = self.loss(*self.mse_and_bits(model, mode, temperature, noise, True))
-        torch.nn.utils.clip_grad_norm_(model.network_parameters(), self.recipe.grad_clip)
-        optimizer.step()
+        with record_function(PIECES["optimiser"]):
+            torch.nn.utils.clip_grad_norm_(model.network_parameters(), self.recipe.grad_clip)
+            optimizer.step()
         self.step += 1
         if self.step == 5:
             self.budget.plan_reserve(self.budget.elapsed() / 5)
