@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import shared_data
 from .bd_rate import bd, curve
 from .codecs import COMPRESSAI_QUALITIES
 
@@ -117,3 +118,18 @@ def per_image_anchors(folder: Path | None, stems: list[str]) -> dict[str, dict]:
                                      for lam in lams]},
         }
     return out
+
+
+# the published per-image curve that per-image points are set against
+PER_IMAGE_ANCHOR = "coolchic-v50"
+
+
+def per_image_anchor_file(option: str | None) -> Path | None:
+    """The per-image anchor file an `--anchor` option names: "none" for none, a
+    path, or (None) Cool-Chic 5.0's in the shared data when it is there."""
+    if option == "none":
+        return None
+    if option is not None:
+        return Path(option)
+    folder = shared_data.anchors_dir(required=False)
+    return None if folder is None else folder / "per_image" / f"{PER_IMAGE_ANCHOR}.tsv"

@@ -21,15 +21,14 @@ from typing import Any
 import click
 import numpy as np
 
-from .. import shared_data
 from ..quality_metrics import psnr_rgb
+from .anchors import PER_IMAGE_ANCHOR, per_image_anchor_file
 from .common import BenchError, codec_measure
 
 # Field order of a line (fields a codec does not give are left out).
 FIELD_ORDER = ("image", "codec", "quality", "preset", "steps", "threads", "bpp", "file_bytes",
                "psnr", "encode_s", "decode_s", "params_bytes", "regions_asked", "regions",
                "contour_bytes", "exact", "set")
-PER_IMAGE_ANCHOR = "coolchic-v50"  # the published per-image curve each point is set against
 
 
 def parse_floats(value: str, option: str) -> list[float]:
@@ -137,14 +136,7 @@ def points(images: tuple[Path, ...], codec: str, qualities: str, steps: int | No
         recipe = hooks.recipe_overrides(list(overrides)) if overrides else {}
     except ValueError as exc:
         raise BenchError(str(exc)) from None
-    if anchor == "none":
-        anchor_file = None
-    elif anchor is not None:
-        anchor_file = Path(anchor)
-    else:
-        folder = shared_data.anchors_dir(required=False)
-        anchor_file = None if folder is None else folder / "per_image" / \
-            f"{PER_IMAGE_ANCHOR}.tsv"
+    anchor_file = per_image_anchor_file(anchor)
     torch.set_num_threads(threads)
 
     def progress(info: dict) -> None:

@@ -20,7 +20,7 @@ import click
 import numpy as np
 
 from .. import shared_data
-from .anchors import PLOTTED_ANCHORS, load_anchors, per_image_anchors
+from .anchors import PLOTTED_ANCHORS, load_anchors, per_image_anchor_file, per_image_anchors
 from .bd_rate import bd, bd_rate
 from .codecs import BenchCodec, steps_label
 from .common import BenchError
@@ -207,13 +207,7 @@ def regions_table(first_file: Path, second_file: Path, anchor: str | None, label
     if len(names) != 2 or not all(names):
         raise BenchError(f"--labels {labels}: give two names separated by a comma")
     first, second = names
-    if anchor == "none":
-        anchor_file = None
-    elif anchor is not None:
-        anchor_file = Path(anchor)
-    else:
-        folder = shared_data.anchors_dir(required=False)
-        anchor_file = None if folder is None else folder / "per_image" / "coolchic-v50.tsv"
+    anchor_file = per_image_anchor_file(anchor)
     many, one = _points_by_image(first_file), _points_by_image(second_file)
     anchors = per_image_curves(anchor_file)
     images = sorted(i for i in many if i in one
