@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
+from segpic_codec.image_io import list_images
 from segpic_codec.segpic.codec import Codec
-from segpic_codec.segpic.data import list_images
-from segpic_codec.segpic.evaluation import evaluate
+from segpic_codec.segpic.training.evaluation import evaluate
 from segpic_codec.shared_data import kodak_dir
 
 REPO = Path(__file__).resolve().parent.parent

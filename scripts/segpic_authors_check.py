@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from segpic_codec.segpic.authors import classify, our_to_theirs
 from segpic_codec.segpic.config import get_config
-from segpic_codec.segpic.import_weights import import_checkpoint
-from segpic_codec.segpic.model import SegPIC
-from segpic_codec.segpic.trace import trace
+from segpic_codec.segpic.networks.model import SegPIC
+from segpic_codec.segpic.weights.authors import classify, our_to_theirs
+from segpic_codec.segpic.weights.import_weights import import_checkpoint
+from segpic_codec.segpic.weights.trace import trace
 from segpic_codec.shared_data import shared_path
 
 DEFAULT_REF = shared_path("reference", "segpic-authors", required=False)

@@ -15,9 +15,9 @@ import torch
 
 from segpic_codec.segpic.codec import Codec
 from segpic_codec.segpic.config import get_config
-from segpic_codec.segpic.levels import save_levels
-from segpic_codec.segpic.model import SegPIC
-from segpic_codec.segpic.trace import trace
+from segpic_codec.segpic.networks.model import SegPIC
+from segpic_codec.segpic.weights.levels import save_levels
+from segpic_codec.segpic.weights.trace import trace
 
 
 def main() -> int:

@@ -20,8 +20,8 @@ import torch
 from segpic_codec.image_io import load_image
 from segpic_codec.segpic.codec import Codec
 from segpic_codec.segpic.config import CONFIGS
-from segpic_codec.segpic.model import SegPIC
-from segpic_codec.segpic.weights import default_weights_dir
+from segpic_codec.segpic.networks.model import SegPIC
+from segpic_codec.segpic.weights.folder import default_weights_dir
 from segpic_codec.shared_data import kodak_image
 
 REPO = Path(__file__).resolve().parent.parent

@@ -11,8 +11,8 @@ import torch
 
 from segpic_codec.segpic.codec import Codec
 from segpic_codec.segpic.config import get_config
-from segpic_codec.segpic.model import SegPIC
-from segpic_codec.segpic.weights import save_weights
+from segpic_codec.segpic.networks.model import SegPIC
+from segpic_codec.segpic.weights.folder import save_weights
 from segpic_codec.shared_data import configured_dir
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,5 +1,5 @@
 """The float64 entropy convolutions in bands of rows equal the whole ones bit for bit
-(segpic/conv_bands.py): files made before the banding decode to the same symbols."""
+(segpic/networks/conv_bands.py): files made before the banding decode to the same symbols."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from segpic_codec.segpic import conv_bands
-from segpic_codec.segpic.conv_bands import RowBandedConv2d, band_convolutions
+from segpic_codec.segpic.networks import conv_bands
+from segpic_codec.segpic.networks.conv_bands import RowBandedConv2d, band_convolutions
 
 
 def _pair(cin: int, cout: int, k: int, seed: int) -> tuple[nn.Conv2d, nn.Conv2d]:

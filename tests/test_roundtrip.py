@@ -108,8 +108,8 @@ def test_banded_transforms_equal_whole(tiny_codec, monkeypatch):
 
     import torch
 
-    from segpic_codec.segpic import bands
-    from segpic_codec.segpic.regions import grid_partition
+    from segpic_codec.segpic.networks import bands
+    from segpic_codec.segpic.networks.regions import grid_partition
 
     net = copy.deepcopy(tiny_codec.model).double()
     torch.manual_seed(3)
@@ -163,8 +163,8 @@ def test_banded_shifted_windows_equal_whole():
     window boundaries and the rolled-in pieces at a band's edges stay in its margin."""
     import torch
 
-    from segpic_codec.segpic import bands
-    from segpic_codec.segpic.model import SegPIC
+    from segpic_codec.segpic.networks import bands
+    from segpic_codec.segpic.networks.model import SegPIC
 
     torch.manual_seed(5)
     net = SegPIC(_authors_structure_tiny()).double().eval()
@@ -191,8 +191,8 @@ def test_fixed_rate_levels_roundtrip(tmp_path):
     import torch
 
     from segpic_codec.segpic.codec import Codec
-    from segpic_codec.segpic.levels import save_levels
-    from segpic_codec.segpic.model import SegPIC
+    from segpic_codec.segpic.networks.model import SegPIC
+    from segpic_codec.segpic.weights.levels import save_levels
 
     config = _authors_structure_tiny()
     states = []

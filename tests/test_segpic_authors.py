@@ -16,10 +16,10 @@ import torch
 from conftest import SHARED  # $SEGPIC_SHARED, default ../shared
 
 from segpic_codec.errors import CodecError, SegpicError
-from segpic_codec.segpic import authors
 from segpic_codec.segpic.config import get_config
-from segpic_codec.segpic.import_weights import import_checkpoint, template_for
-from segpic_codec.segpic.model import SegPIC
+from segpic_codec.segpic.networks.model import SegPIC
+from segpic_codec.segpic.weights import authors
+from segpic_codec.segpic.weights.import_weights import import_checkpoint, template_for
 
 REF = SHARED / "reference" / "segpic-authors"
 CKPT = REF / "checkpoint.pth.tar"
@@ -91,7 +91,7 @@ def imported() -> SegPIC:
 
 @needs_ref
 def test_imported_network_matches_the_authors_outputs(imported, reference):
-    from segpic_codec.segpic.trace import trace
+    from segpic_codec.segpic.weights.trace import trace
 
     assert sum(p.numel() for p in imported.parameters()) == TEST_PARAMETERS
     out = trace(imported, reference["x"], int(reference["grid"][0]))
@@ -112,7 +112,7 @@ def test_imported_network_matches_the_authors_outputs(imported, reference):
 
 @needs_ref
 def test_grid_cells_match(reference):
-    from segpic_codec.segpic.regions import grid_labels
+    from segpic_codec.segpic.networks.regions import grid_labels
 
     assert torch.equal(grid_labels(32, 32, 4).int(), reference["cells_quarter"])
     assert torch.equal(grid_labels(8, 8, 4).int(), reference["cells_sixteenth"])
@@ -192,7 +192,7 @@ def test_import_weights_command_makes_a_working_weights_folder(tmp_path):
     assert weights_cmd.import_weights.name in main.commands  # importing registers it
     from segpic_codec.segpic.codec import Codec
     from segpic_codec.segpic.layout import read_header
-    from segpic_codec.segpic.weights import read_manifest
+    from segpic_codec.segpic.weights.folder import read_manifest
 
     out = tmp_path / "authors"
     result = CliRunner().invoke(main, ["import-weights", str(CKPT), str(CKPT),

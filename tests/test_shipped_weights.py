@@ -112,7 +112,7 @@ def test_loaded_codec_frees_what_coding_does_not_read():
     refuses to run the network's training forward with the float32 one freed."""
     import torch
 
-    from segpic_codec.segpic.model import CODING_COPIES
+    from segpic_codec.segpic.networks.model import CODING_COPIES
 
     codec = Codec.load(device="cpu")
     net = codec.model

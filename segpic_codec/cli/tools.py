@@ -45,8 +45,8 @@ from .base import console, handle_errors, main
 @handle_errors
 def train(**kwargs) -> None:
     """Train a variable-rate SegPIC model."""
-    from ..segpic.train import TrainOptions
-    from ..segpic.train import train as run
+    from ..segpic.training.train import TrainOptions
+    from ..segpic.training.train import train as run
 
     kwargs["compile"] = kwargs.pop("compile_")
     run(TrainOptions(**kwargs), console=console)

@@ -37,12 +37,12 @@ def import_weights(checkpoints: tuple[Path, ...], out_dir: Path, lambdas: str | 
     first: checkpoint i becomes quality i. Qualities of the result are whole numbers."""
     import torch
 
-    from ..segpic.import_weights import import_checkpoints
+    from ..segpic.weights.import_weights import import_checkpoints
 
     torch_dtype = torch.float32 if dtype == "float32" else torch.float16
     manifest_path, config = import_checkpoints(list(checkpoints), out_dir,
                                                _lambdas(lambdas), torch_dtype)
-    from ..segpic.weights import read_manifest
+    from ..segpic.weights.folder import read_manifest
 
     _, manifest = read_manifest(manifest_path)
     if not manifest["training"].get("paper_widths"):

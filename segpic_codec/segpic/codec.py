@@ -19,7 +19,7 @@ before: decoded pixels are then a function of the file alone, bit for bit
 everywhere, at about three times the decode time on a CPU.
 
 Weights with gain units take any quality in [1, L] on a grid of 1/40; fixed-rate
-weights (the authors' SegPIC, one network per level, see `levels.py`) take whole
+weights (the authors' SegPIC, one network per level, see `weights/levels.py`) take whole
 qualities only: a fractional one is an error, not silently rounded to a level.
 """
 
@@ -39,12 +39,12 @@ from ..heap import between_stages
 from ..limits import MAX_DIMENSION
 from . import layout as stream_layout
 from .config import CONFIGS, DEFAULT_CONFIG, padded_size
-from .levels import LevelSet
-from .loading import load_weights
-from .model import SegPIC
+from .networks.model import SegPIC
+from .networks.quality import quality_to_index
 from .options import DEFAULT_GRID
-from .quality import quality_to_index
-from .weights import WeightsError, default_weights_dir
+from .weights.folder import WeightsError, default_weights_dir
+from .weights.levels import LevelSet
+from .weights.loading import load_weights
 
 EXACT_ENV = "SEGPIC_EXACT"
 

@@ -1,6 +1,6 @@
 """Model configurations.
 
-Every configuration runs through the same code path (`segpic_codec.segpic.model.SegPIC`);
+Every configuration runs through the same code path (`segpic_codec.segpic.networks.model.SegPIC`);
 they differ in widths and in a few structural options. `segpic` is the paper's
 model exactly as the authors' code builds it (N=192, M=320, 83,503,971 parameters,
 one fixed-rate network per lambda, see `segpic import-weights`); `small` is the
@@ -55,7 +55,7 @@ class ModelConfig:
     median_offsets: bool = False
     # True: one network for every lambda, with per-quality gain units (variable rate).
     # False: no gain units; one network per lambda (a weights folder holds one per
-    # quality level, see weights.py) and qualities are whole numbers.
+    # quality level, see weights/folder.py) and qualities are whole numbers.
     gain_units: bool = True
 
     @property

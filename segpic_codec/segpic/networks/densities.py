@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-from ..entropy.entropy_models import FactorizedDensity
+from ...entropy.entropy_models import FactorizedDensity
 
 
 class MedianFactorizedDensity(FactorizedDensity):

@@ -8,7 +8,7 @@ them); after decoding, latent residual prediction (LRP) adds
 0.5 * tanh(lrp(...)) to reduce the quantization error.
 
 Training path: `forward`. Bitstream path: `slice_params` and `finish_slice`,
-called identically by the encoder and the decoder (see `codec.py`).
+called identically by the encoder and the decoder (see `segpic.codec`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..entropy.entropy_models import add_uniform_noise, gaussian_log_likelihood, ste_round
+from ...entropy.entropy_models import add_uniform_noise, gaussian_log_likelihood, ste_round
 from .layers import conv3x3
 
 

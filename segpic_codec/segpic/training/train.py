@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..devices import select_device
-from .config import get_config
+from ...devices import select_device
+from ..config import get_config
+from ..networks.model import SegPIC
+from ..weights.folder import WeightsError, save_weights
+from ..weights.loading import load_weights
 from .data import CropSampler, load_training_set
-from .loading import load_weights
-from .model import SegPIC
-from .weights import WeightsError, save_weights
 
 
 @dataclass
@@ -249,8 +249,8 @@ def _export(model: SegPIC, run_dir: Path, name: str, step: int, images_seen: int
 
 def _evaluate(model: SegPIC, opts: TrainOptions, log_path: Path, step: int, console) -> None:
     """Evaluation on real bitstreams (file bytes), every quality level."""
-    from ..image_io import list_images
-    from .codec import Codec
+    from ...image_io import list_images
+    from ..codec import Codec
     from .evaluation import evaluate
 
     model.eval()

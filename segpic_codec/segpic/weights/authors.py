@@ -23,7 +23,7 @@ from collections.abc import Mapping
 
 import torch
 
-from ..errors import SegpicError
+from ...errors import SegpicError
 
 OUR_PEDESTAL = 2.0**-18  # layers.GDN
 THEIR_PEDESTAL = 2.0**-36  # CompressAI's NonNegativeParametrizer: reparam_offset ** 2

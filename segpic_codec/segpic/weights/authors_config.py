@@ -16,8 +16,8 @@ from collections.abc import Mapping
 
 import torch
 
+from ..config import CONFIGS, ModelConfig
 from .authors import CheckpointError
-from .config import CONFIGS, ModelConfig
 
 Source = tuple[str, int]  # (their canonical key, dimension)
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import torch
 
-from ..entropy.entropy_models import gaussian_log_likelihood
-from .densities import medians_of
-from .model import SegPIC
-from .prototype_stream import PrototypeCodec
-from .regions import Partition, grid_partition, masked_average_pool
+from ...entropy.entropy_models import gaussian_log_likelihood
+from ..networks.densities import medians_of
+from ..networks.model import SegPIC
+from ..networks.prototype_stream import PrototypeCodec
+from ..networks.regions import Partition, grid_partition, masked_average_pool
 
 
 def _grid_map(flat: torch.Tensor, grid: int) -> torch.Tensor:

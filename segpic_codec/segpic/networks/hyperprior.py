@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..entropy.entropy_models import add_uniform_noise, ste_round
+from ...entropy.entropy_models import add_uniform_noise, ste_round
 from .densities import make_density, medians_of
 from .layers import SubpelConv3x3, conv3x3
 from .quality import make_gain

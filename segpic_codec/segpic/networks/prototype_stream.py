@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..entropy.entropy_models import add_uniform_noise, ste_round
+from ...entropy.entropy_models import add_uniform_noise, ste_round
 from .densities import make_density, medians_of
 from .layers import GDN, conv1x1
 from .quality import make_gain

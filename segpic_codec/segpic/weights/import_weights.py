@@ -19,13 +19,13 @@ from pathlib import Path
 
 import torch
 
+from ..config import CONFIGS, PAPER_LAMBDAS, ModelConfig
+from ..networks.model import SegPIC
 from .authors import CheckpointError, canonical, classify, convert
 from .authors import our_to_theirs as _our_to_theirs
 from .authors_config import config_from_state_dict
-from .config import CONFIGS, PAPER_LAMBDAS, ModelConfig
+from .folder import file_sha256
 from .levels import save_levels
-from .model import SegPIC
-from .weights import file_sha256
 
 AUTHORS_REPO = "GityuxiLiu/SegPIC-for-Image-Compression"
 

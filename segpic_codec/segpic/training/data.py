@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..image_io import list_images
+from ...image_io import list_images
 
 MAX_MASK_REGIONS = 24  # regions of an unsupervised SegPIC mask (`unsupervised_mask`)
 

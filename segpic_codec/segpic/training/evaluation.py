@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..image_io import load_image
-from ..quality_metrics import psnr_rgb
-from .codec import Codec
+from ...image_io import load_image
+from ...quality_metrics import psnr_rgb
+from ..codec import Codec
 
 
 def evaluate(codec: Codec, paths: Iterable[Path], qualities: Iterable[float]) -> list[dict]:

@@ -32,9 +32,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..entropy.entropy_models import DiscreteFactorized, ScaleTable, float64_copy
-from ..entropy.range_coding import GAUSSIAN_RANGE, decode_gaussian, encode_gaussian
-from ..heap import between_stages
+from ...entropy.entropy_models import DiscreteFactorized, ScaleTable, float64_copy
+from ...entropy.range_coding import GAUSSIAN_RANGE, decode_gaussian, encode_gaussian
+from ...heap import between_stages
+from ..config import ModelConfig
+from ..layout import CodedStreams
 from .bands import (
     BAND_MARGIN,
     analysis_g_a1,
@@ -45,12 +47,10 @@ from .bands import (
     up_blocks_in_bands,
 )
 from .charm import ChannelARCodec
-from .config import ModelConfig
 from .conv_bands import band_convolutions
 from .densities import MedianFactorizedDensity
 from .hyperprior import HyperpriorCodec
 from .layers import DownBlock, UpBlock, WindowAttentionModule, conv1x1
-from .layout import CodedStreams
 from .prototype_stream import PrototypeCodec
 from .quality import make_gain
 from .rat import RegionAdaptiveTransform

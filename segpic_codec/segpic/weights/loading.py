@@ -1,4 +1,4 @@
-"""Building the model of a weights folder: one `SegPIC` network (`weights.py`), or
+"""Building the model of a weights folder: one `SegPIC` network (`folder.py`), or
 the `LevelSet` of a fixed-rate folder (`levels.py`), which sits above both."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from .config import ModelConfig
+from ..config import ModelConfig
+from ..networks.model import SegPIC
+from .folder import WeightsError, model_from_state, read_manifest, read_state
 from .levels import LevelSet
-from .model import SegPIC
-from .weights import WeightsError, model_from_state, read_manifest, read_state
 
 
 def load_weights(path: Path, device: torch.device | str = "cpu", verify: bool = True

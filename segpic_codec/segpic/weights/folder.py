@@ -26,16 +26,16 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..errors import SegpicError
-from .config import ModelConfig
-from .model import SegPIC
+from ...errors import SegpicError
+from ..config import ModelConfig
+from ..networks.model import SegPIC
 
 MANIFEST = "manifest.json"
 MAX_SHARD_BYTES = 16 * 2**20 - 2**16  # 16 MiB per file, minus room for the header
 # The repository keeps the shipped weights in its top-level weights/; the wheel and
 # the sdist carry that folder as the package `segpic_codec.shipped_weights`
 # (pyproject.toml maps it), so an installed segpic finds them anywhere.
-SOURCE_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
+SOURCE_WEIGHTS = Path(__file__).resolve().parents[3] / "weights"
 
 
 class WeightsError(SegpicError, RuntimeError):

@@ -7,7 +7,7 @@ folder and loads a level's network the first time a file of that quality is
 coded, so decoding one file reads one network (about 334 MB in float32 for the
 full SegPIC) and not all six.
 
-Manifest (version 2): as version 1 (`weights.py`), plus `levels`: the number of
+Manifest (version 2): as version 1 (`folder.py`), plus `levels`: the number of
 networks, and in `qualities` each level's `files` (its shards, whose keys are
 prefixed `quality<i>.`) and `source`. `files` lists every shard, so the weights id
 covers all levels. Qualities are whole numbers: a fractional quality has no
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-from .config import ModelConfig
-from .layout import CodedStreams
-from .model import SegPIC
-from .weights import (
+from ..config import ModelConfig
+from ..layout import CodedStreams
+from ..networks.model import SegPIC
+from .folder import (
     MANIFEST,
     WeightsError,
     model_from_state,
