@@ -482,6 +482,35 @@ def test_table_runs_gives_the_known_bd_rates(tmp_path):
     assert avif.endswith("| +25.0% | - |"), avif
 
 
+def test_table_runs_keeps_recipe_overrides_apart(tmp_path):
+    """Points at the same steps and regions, one set made with `--set lr=0.02` at
+    half the rate: two curves, the override named, -50% against the other."""
+    anchors = tmp_path / "anchors"
+    anchors.mkdir()
+    (anchors / "vtm.json").write_text(json.dumps(
+        {"name": "VTM", "results": {"bpp": RATES, "psnr-rgb": PSNRS}}))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "avif.json").write_text(json.dumps(
+        {"name": "AVIF", "image_names": ["a.png"], "results": {"bpp": RATES,
+                                                               "psnr-rgb": PSNRS}}))
+    rows = [{"image": "a", "quality": float(q), "steps": 180, "regions_asked": "auto",
+             "bpp": r * factor, "psnr": p, **extra}
+            for factor, extra in ((1.0, {}), (0.5, {"set": ["lr=0.02"]}))
+            for q, (r, p) in enumerate(zip(RATES, PSNRS, strict=True))]
+    points = _write_points(tmp_path / "p.jsonl", rows)
+    result = CliRunner().invoke(bench, ["table", "runs", str(run), "--anchors", str(anchors),
+                                        "--points", str(points), "--label", "t"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    plain = next(line for line in lines if line.startswith("| MoRIC (180 steps, regions auto, t)"))
+    tuned = next(line for line in lines
+                 if line.startswith("| MoRIC (180 steps, regions auto, lr=0.02, t)"))
+    # the columns: vs VTM, vs AVIF (both the same curve here)
+    assert plain.endswith("| +0.0% | +0.0% |"), plain
+    assert tuned.endswith("| -50.0% | -50.0% |"), tuned
+
+
 def test_table_runs_missing_point_is_one_line_error(tmp_path):
     run = tmp_path / "run"
     run.mkdir()

@@ -49,17 +49,19 @@ def curves_from_points(files: list[Path], images: list[str], label: str) -> dict
     """bench-style results, {key: {name, steps, results: {bpp, psnr-rgb}}}, from
     `segpic bench points` lines: one curve per (steps, regions), each point the
     mean bpp and mean PSNR over `images` at one quality, as `segpic bench rd`
-    averages; a quality missing for any image is an error."""
-    groups: dict[tuple[int, str], dict[float, dict[str, dict]]] = {}
+    averages; points made with recipe overrides (`--set`) are curves of their
+    own; a quality missing for any image is an error."""
+    groups: dict[tuple[int, str, tuple[str, ...]], dict[float, dict[str, dict]]] = {}
     for f in files:
         for r in _json_lines(f):
             if not all(k in r for k in ("image", "quality", "steps", "bpp", "psnr")):
                 raise BenchError(f"{f}: a line lacks one of image, quality, steps, bpp, psnr")
             if r["image"] in images:
-                group = groups.setdefault((r["steps"], r.get("regions_asked", "none")), {})
+                key = (r["steps"], r.get("regions_asked", "none"), tuple(r.get("set", ())))
+                group = groups.setdefault(key, {})
                 group.setdefault(r["quality"], {})[r["image"]] = r
     out = {}
-    for (steps, regions), by_quality in sorted(groups.items()):
+    for (steps, regions, overrides), by_quality in sorted(groups.items()):
         for quality, per_image in by_quality.items():
             missing = sorted(set(images) - set(per_image))
             if missing:
@@ -67,8 +69,9 @@ def curves_from_points(files: list[Path], images: list[str], label: str) -> dict
                                  f"{quality:g}: no point for {', '.join(missing)}")
         qualities = sorted(by_quality)
         regions_name = "one region" if regions == "none" else f"regions {regions}"
-        out[f"moric-{steps}-{regions}-{label}"] = {
-            "name": f"MoRIC ({steps_label(steps)} steps, {regions_name}, {label})",
+        recipe = "".join(f", {o}" for o in overrides)
+        out[f"moric-{steps}-{regions}{recipe.replace(', ', '-')}-{label}"] = {
+            "name": f"MoRIC ({steps_label(steps)} steps, {regions_name}{recipe}, {label})",
             "steps": steps,
             "results": {m: [sum(by_quality[q][i][key] for i in images) / len(images)
                             for q in qualities]
