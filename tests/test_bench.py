@@ -597,16 +597,21 @@ def test_points_budget_for_a_codec_without_one_is_one_line_error(tmp_path):
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_speed_layered_tiny(tmp_path):
+def _invoke_keeping_threads(args: list[str]):
+    """The bench's speed commands set torch's thread count: put it back."""
     import torch
 
-    image = _tiny_png(tmp_path / "tiny.png")
     threads = torch.get_num_threads()
     try:
-        result = CliRunner().invoke(bench, ["speed", "layered", str(image), "--steps", "2",
-                                            "--repeats", "1"])
+        return CliRunner().invoke(bench, args)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_speed_layered_tiny(tmp_path):
+    image = _tiny_png(tmp_path / "tiny.png")
+    result = _invoke_keeping_threads(["speed", "layered", str(image), "--steps", "2",
+                                      "--repeats", "1"])
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.output.splitlines()]
     assert rows[0]["decode"] == "full" and rows[0]["image"] == "tiny"
@@ -616,15 +621,9 @@ def test_speed_layered_tiny(tmp_path):
 
 
 def test_speed_profile_tiny(tmp_path):
-    import torch
-
     image = _tiny_png(tmp_path / "tiny.png")
-    threads = torch.get_num_threads()
-    try:
-        result = CliRunner().invoke(bench, ["speed", "profile", str(image), "--repeats", "1",
-                                            "--regions", "1,2"])
-    finally:
-        torch.set_num_threads(threads)
+    result = _invoke_keeping_threads(["speed", "profile", str(image), "--repeats", "1",
+                                      "--regions", "1,2"])
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
     assert [r["regions"] for r in rows] == [1, 2]
