@@ -454,9 +454,10 @@ RATES = [0.1, 0.2, 0.4, 0.8, 1.6]
 PSNRS = [28.0, 30.4, 33.1, 35.5, 38.2]
 
 
-def test_table_runs_gives_the_known_bd_rates(tmp_path):
-    """VTM's curve, an AVIF run at 1.25 x its rates and MoRIC points at 0.8 x
-    on two images: -20% and +25% against VTM, 0.8 / 1.25 - 1 = -36% MoRIC vs AVIF."""
+def _vtm_and_avif_run(tmp_path: Path, images: list[str], avif_rate: float
+                      ) -> tuple[Path, Path]:
+    """An anchors folder with VTM's curve (RATES, PSNRS) and a results folder with
+    an AVIF curve on `images` at `avif_rate` x VTM's rates."""
     anchors = tmp_path / "anchors"
     anchors.mkdir()
     (anchors / "vtm.json").write_text(json.dumps(
@@ -464,8 +465,15 @@ def test_table_runs_gives_the_known_bd_rates(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "avif.json").write_text(json.dumps(
-        {"name": "AVIF", "image_names": ["a.png", "b.png"],
-         "results": {"bpp": [1.25 * r for r in RATES], "psnr-rgb": PSNRS}}))
+        {"name": "AVIF", "image_names": images,
+         "results": {"bpp": [avif_rate * r for r in RATES], "psnr-rgb": PSNRS}}))
+    return anchors, run
+
+
+def test_table_runs_gives_the_known_bd_rates(tmp_path):
+    """VTM's curve, an AVIF run at 1.25 x its rates and MoRIC points at 0.8 x
+    on two images: -20% and +25% against VTM, 0.8 / 1.25 - 1 = -36% MoRIC vs AVIF."""
+    anchors, run = _vtm_and_avif_run(tmp_path, ["a.png", "b.png"], 1.25)
     rows = [{"image": image, "quality": float(q), "steps": 1000, "regions_asked": "auto",
              "bpp": 0.8 * r * (1.1 if image == "a" else 0.9), "psnr": p}
             for image in ("a", "b") for q, (r, p) in enumerate(zip(RATES, PSNRS, strict=True))]
@@ -485,15 +493,7 @@ def test_table_runs_gives_the_known_bd_rates(tmp_path):
 def test_table_runs_keeps_recipe_overrides_apart(tmp_path):
     """Points at the same steps and regions, one set made with `--set lr=0.02` at
     half the rate: two curves, the override named, -50% against the other."""
-    anchors = tmp_path / "anchors"
-    anchors.mkdir()
-    (anchors / "vtm.json").write_text(json.dumps(
-        {"name": "VTM", "results": {"bpp": RATES, "psnr-rgb": PSNRS}}))
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "avif.json").write_text(json.dumps(
-        {"name": "AVIF", "image_names": ["a.png"], "results": {"bpp": RATES,
-                                                               "psnr-rgb": PSNRS}}))
+    anchors, run = _vtm_and_avif_run(tmp_path, ["a.png"], 1.0)
     rows = [{"image": "a", "quality": float(q), "steps": 180, "regions_asked": "auto",
              "bpp": r * factor, "psnr": p, **extra}
             for factor, extra in ((1.0, {}), (0.5, {"set": ["lr=0.02"]}))
