@@ -101,6 +101,38 @@ def decode_file(data: bytes) -> np.ndarray:
                         frame.width, frame.height)
 
 
+@contextmanager
+def _training_steps(pixels: np.ndarray, features: int, regions: int, two_core: bool
+                    ) -> Iterator[Callable[[], object]]:
+    """A fresh optimisation of `pixels` (the medium recipe at `features`, `regions`
+    auto regions) after three steps that allocate: yields a function that runs
+    one more soft-rounded step. The caller sets torch's threads."""
+    import torch
+
+    from .contours.partition import auto_partition
+    from .training.encoder import Budget, Optimisation
+    from .training.recipe import PRESETS
+
+    h, w = pixels.shape[:2]
+    target = torch.from_numpy(pixels).permute(2, 0, 1).reshape(3, -1).float() / 255.0
+    recipe = replace(PRESETS["medium"], features=features)
+    labels = auto_partition(pixels, regions) if regions > 1 else None
+    opt = Optimisation(target, h, w, 1e-3, recipe, Budget(10**6, None, time.perf_counter()),
+                       two_core=two_core, labels=labels)
+    model, optimizer = opt.new_candidate(0)
+
+    def step() -> object:
+        return opt.train_step(model, optimizer, "softround", 0.3, 0.2)
+
+    try:
+        for _ in range(3):
+            step()
+        yield step
+    finally:
+        if opt.cpu_loss is not None:
+            opt.cpu_loss.close()
+
+
 def step_seconds(pixels: np.ndarray, mode: str, features: int, repeats: int,
                  regions: int = 1) -> list[float]:
     """Seconds of each of `repeats` optimisation steps (after three that
@@ -109,29 +141,9 @@ def step_seconds(pixels: np.ndarray, mode: str, features: int, repeats: int,
     omp2 (plain PyTorch intra-op parallelism on two threads)."""
     import torch
 
-    from .contours.partition import auto_partition
-    from .training.encoder import Budget, Optimisation
-    from .training.recipe import PRESETS
-
     torch.set_num_threads(2 if mode == "omp2" else 1)
-    h, w = pixels.shape[:2]
-    target = torch.from_numpy(pixels).permute(2, 0, 1).reshape(3, -1).float() / 255.0
-    recipe = replace(PRESETS["medium"], features=features)
-    labels = auto_partition(pixels, regions) if regions > 1 else None
-    opt = Optimisation(target, h, w, 1e-3, recipe, Budget(10**6, None, time.perf_counter()),
-                       two_core=mode == "two-core", labels=labels)
-    model, optimizer = opt.new_candidate(0)
-    times = []
-    try:
-        for i in range(repeats + 3):
-            start = time.perf_counter()
-            opt.train_step(model, optimizer, "softround", 0.3, 0.2)
-            if i >= 3:
-                times.append(time.perf_counter() - start)
-    finally:
-        if opt.cpu_loss is not None:
-            opt.cpu_loss.close()
-    return times
+    with _training_steps(pixels, features, regions, two_core=mode == "two-core") as step:
+        return _timed(step, repeats)
 
 
 def step_profile(pixels: np.ndarray, features: int, repeats: int, regions: int = 1
@@ -143,30 +155,12 @@ def step_profile(pixels: np.ndarray, features: int, repeats: int, regions: int =
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from .contours.partition import auto_partition
     from .training.cpu_loss import PIECES
-    from .training.encoder import Budget, Optimisation
-    from .training.recipe import PRESETS
 
     torch.set_num_threads(1)
-    h, w = pixels.shape[:2]
-    target = torch.from_numpy(pixels).permute(2, 0, 1).reshape(3, -1).float() / 255.0
-    recipe = replace(PRESETS["medium"], features=features)
-    labels = auto_partition(pixels, regions) if regions > 1 else None
-    opt = Optimisation(target, h, w, 1e-3, recipe, Budget(10**6, None, time.perf_counter()),
-                       labels=labels)
-    model, optimizer = opt.new_candidate(0)
-    try:
-        for _ in range(3):
-            opt.train_step(model, optimizer, "softround", 0.3, 0.2)
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            start = time.perf_counter()
-            for _ in range(repeats):
-                opt.train_step(model, optimizer, "softround", 0.3, 0.2)
-            total = time.perf_counter() - start
-    finally:
-        if opt.cpu_loss is not None:
-            opt.cpu_loss.close()
+    with _training_steps(pixels, features, regions, two_core=False) as step, \
+            profile(activities=[ProfilerActivity.CPU]) as prof:
+        total = sum(_timed(step, repeats))
     names = {label: piece for piece, label in PIECES.items()}
     out = dict.fromkeys(PIECES, 0.0)
     for event in prof.key_averages():
