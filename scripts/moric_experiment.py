@@ -11,7 +11,6 @@ network parameters (about 1 kB).
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import time
 from dataclasses import replace
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from segpic_codec.moric.measure import recipe_overrides
 from segpic_codec.moric.training.encoder import Budget, Optimisation
 from segpic_codec.moric.training.recipe import PRESETS, quality_to_lambda
 from segpic_codec.shared_data import kodak_dir
@@ -34,17 +34,6 @@ def load(name: str, crop: str | None) -> np.ndarray:
         top, left = (pixels.shape[0] - h) // 2, (pixels.shape[1] - w) // 2
         pixels = pixels[top:top + h, left:left + w]
     return np.ascontiguousarray(pixels)
-
-
-def parse_overrides(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        key, value = item.split("=", 1)
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
-    return out
 
 
 def main() -> None:
@@ -64,7 +53,7 @@ def main() -> None:
     torch.set_num_threads(1)
     pixels = load(args.image, args.crop)
     h, w = pixels.shape[:2]
-    recipe = replace(PRESETS[args.preset], **parse_overrides(args.set))
+    recipe = replace(PRESETS[args.preset], **recipe_overrides(args.set))
     lmbda = quality_to_lambda(args.quality)
     target = torch.from_numpy(pixels).permute(2, 0, 1).reshape(3, -1).float() / 255.0
     trace = []
