@@ -1,5 +1,7 @@
-"""The float64 entropy convolutions in bands of rows equal the whole ones bit for bit
-(segpic/networks/conv_bands.py): files made before the banding decode to the same symbols."""
+"""The entropy convolutions in bands of rows (segpic/networks/conv_bands.py): equal
+to the definition up to float64 rounding on any input, and bit for bit to the whole
+convolution on the integer-valued inputs and weights of the exact entropy path
+(segpic/networks/fixed_point.py), whose sums float64 holds exactly in any order."""
 
 from __future__ import annotations
 
@@ -61,22 +63,48 @@ def test_banded_equals_the_definition(monkeypatch, cin, cout, k, h, w):
     torch.testing.assert_close(out, _reference(banded, x), rtol=1e-12, atol=1e-12)
 
 
+def _integer_valued(conv: nn.Conv2d, bits: int) -> nn.Conv2d:
+    """Weights and bias made integers, small enough that every sum stays below 2^53
+    for inputs below 2^30 (the bound of fixed_point.FixedConv)."""
+    with torch.no_grad():
+        conv.weight.copy_(torch.round(conv.weight * 2.0**bits))
+        conv.bias.copy_(torch.round(conv.bias * 2.0**(bits + 16)))
+    return conv
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("cin,cout,k,h,w", BANDED_SHAPES)
-def test_banded_equals_whole_bit_for_bit(monkeypatch, torch_threads, threads, cin, cout, k,
-                                         h, w):
+def test_banded_equals_whole_bit_for_bit_on_integers(monkeypatch, torch_threads, threads,
+                                                     cin, cout, k, h, w):
     # small band sizes, so that these small maps are cut into several bands
     # (1-row bands included) as a 4K image's are
     monkeypatch.setattr(conv_bands, "BAND_ABOVE_BYTES", 0)
     plain, banded = _pair(cin, cout, k, seed=cin + h)
-    x = torch.randn(1, cin, h, w, dtype=torch.float64)
+    for conv in (plain, banded):
+        _integer_valued(conv, 14)
+    x = torch.randint(-(1 << 30) + 1, 1 << 30, (1, cin, h, w)).to(torch.float64)
+    bound = plain.weight.abs().sum(dim=(1, 2, 3)).max() * (1 << 30) + plain.bias.abs().max()
+    assert bound < 2.0**53  # the premise of exactness
     torch_threads(threads)
     with torch.no_grad():
+        whole = _reference_exact(plain, x)
         for band_bytes in (1, 3 * cin * k * k * w * 8, 1 << 20):
             monkeypatch.setattr(conv_bands, "IM2COL_BYTES", band_bytes)
             if band_bytes < 1 << 20 and h * w >= 2 * conv_bands.MIN_BAND_POSITIONS:
                 assert conv_bands.rows_per_band(banded, x) < h  # really in bands
-            assert torch.equal(banded(x), plain(x))
+            assert torch.equal(banded(x), whole)
+            assert torch.equal(plain(x), whole)
+
+
+def _reference_exact(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """The convolution of integers in int64 arithmetic (exact, any order)."""
+    weight = conv.weight.detach().numpy().astype(np.int64)
+    bias = conv.bias.detach().numpy().astype(np.int64)
+    p = conv.padding[0]
+    padded = np.pad(x[0].numpy().astype(np.int64), ((0, 0), (p, p), (p, p)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, weight.shape[2:], axis=(1, 2))
+    out = np.einsum("oiyx,ihwyx->ohw", weight, windows) + bias[:, None, None]
+    return torch.from_numpy(out.astype(np.float64))[None]
 
 
 def test_small_maps_run_whole_and_only_same_convolutions_are_banded():

@@ -119,15 +119,33 @@ def test_grid_cells_match(reference):
 
 
 @needs_ref
-def test_bitstream_path_decodes_the_authors_reconstruction(imported, reference):
-    streams, x_hat = imported.compress(reference["x"], 0.0, 4)
+@pytest.mark.parametrize("exact_entropy", [False, True])
+def test_bitstream_path_decodes_the_authors_symbols(imported, reference, monkeypatch,
+                                                     exact_entropy):
+    """Both entropy paths code the authors' symbols. The float64 path (files made
+    before the exact one) also decodes the authors' reconstruction within the
+    README's tolerance; the exact path's fixed-point means differ from float by
+    about 4e-4 here, which moves the reconstruction by at most about 3e-4
+    (0.07 of a level), so it gets 1e-3."""
+    streams, x_hat = imported.compress(reference["x"], 0.0, 4, exact_entropy=exact_entropy)
+    assert streams.exact_entropy == exact_entropy
+    path = imported._entropy_path(exact_entropy)
+    symbols: list[torch.Tensor] = []
+    finish = type(path).finish_slice
+
+    def record(self, i, means, decoded, sym, mu):
+        symbols.append(sym.to(torch.int32))
+        return finish(self, i, means, decoded, sym, mu)
+
+    monkeypatch.setattr(type(path), "finish_slice", record)
     decoded = imported.decompress(streams, 0.0, 4)
     assert torch.equal(decoded, x_hat)
-    assert (decoded - reference["x_hat"].double()).abs().max().item() <= TOLERANCE["x_hat"]
-    st = imported._coding()
-    p1 = st.p_transform.decode(streams.prototype_streams[0], 16)
+    assert torch.equal(torch.cat(symbols, dim=1), reference["y_symbols"])
+    tolerance = 1e-3 if exact_entropy else TOLERANCE["x_hat"]
+    assert (decoded - reference["x_hat"].double()).abs().max().item() <= tolerance
+    p1 = path.p_transform.decode(streams.prototype_streams[0], 16)
     assert torch.equal(p1.t().reshape(1, -1, 4, 4).int(), reference["pprime_symbols"])
-    p2 = st.p_entropy.decode(streams.prototype_streams[1], 16)
+    p2 = path.p_entropy.decode(streams.prototype_streams[1], 16)
     assert torch.equal(p2.t().reshape(1, -1, 4, 4).int(), reference["p_symbols"])
 
 

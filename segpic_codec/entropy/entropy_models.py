@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import exact_math
 from .range_coding import decode_factorized, encode_factorized
 
 LOG_LIKELIHOOD_BOUND = math.log(1e-9)
@@ -136,6 +137,43 @@ class FactorizedDensity(nn.Module):
         table = pmf[:, lo_idx : hi_idx + 1].numpy().astype(np.float64)
         return table, int(grid[lo_idx])
 
+    def exact_pmf_table(self, radius: int = 64, tail_mass: float = 1e-8
+                        ) -> tuple[np.ndarray, int]:
+        """`pmf_table` computed with `exact_math` in a fixed order: the same bits on
+        every machine (the table's float pmf decides the coder's integer one)."""
+        return _tabulate(self._exact_cumulative, self.channels, radius, tail_mass)
+
+    def _exact_cumulative(self, x: np.ndarray) -> np.ndarray:
+        """`_logits_cumulative` of x (C, n) with exact_math and explicit sums."""
+        logits = x[:, None, :]  # (C, d, n)
+        for i, matrix in enumerate(self.matrices):
+            m = exact_math.softplus(matrix.detach().double().cpu().numpy())  # (C, out, in)
+            out = m[:, :, :1] * logits[:, None, 0, :]
+            for j in range(1, m.shape[2]):
+                out = out + m[:, :, j : j + 1] * logits[:, None, j, :]
+            logits = out + self.biases[i].detach().double().cpu().numpy()
+            if i < len(self.factors):
+                factor = exact_math.tanh(self.factors[i].detach().double().cpu().numpy())
+                logits = logits + factor * exact_math.tanh(logits)
+        return logits[:, 0, :]
+
+
+def _tabulate(cumulative, channels: int, radius: int, tail_mass: float
+              ) -> tuple[np.ndarray, int]:
+    """`FactorizedDensity.pmf_table`'s support and pmf from an exact cumulative
+    (logits of x (C, n) -> (C, n)), in exact_math."""
+    grid = np.arange(-radius, radius + 1, dtype=np.float64)
+    v = np.broadcast_to(grid, (channels, grid.size))
+    lower, upper = cumulative(v - 0.5), cumulative(v + 0.5)
+    sign = -np.sign(lower + upper)
+    pmf = np.abs(exact_math.sigmoid(sign * upper) - exact_math.sigmoid(sign * lower))
+    lo_ok = (exact_math.sigmoid(lower) <= tail_mass / 2).all(axis=0)
+    hi_ok = (exact_math.sigmoid(-upper) <= tail_mass / 2).all(axis=0)
+    lo_idx = int(np.nonzero(lo_ok)[0].max()) if lo_ok.any() else 0
+    hi_idx = int(np.nonzero(hi_ok)[0].min()) if hi_ok.any() else grid.size - 1
+    lo_idx, hi_idx = min(lo_idx, radius), max(hi_idx, radius)
+    return np.ascontiguousarray(pmf[:, lo_idx : hi_idx + 1]), int(grid[lo_idx])
+
 
 def float64_copy(module: nn.Module, device: torch.device | str = "cpu") -> nn.Module:
     """A float64 copy of `module` on `device`, in eval mode. The float64 tensors are
@@ -187,12 +225,34 @@ class ScaleTable:
         return self.values[self.index(scales)]
 
 
+class ExactScaleTable:
+    """`ScaleTable` for scales given as integers at scale 2^-frac_bits: the levels
+    and the thresholds between them come from `exact_math`, and a scale's level is
+    found by integer comparisons, so it is the same on every machine. A scale at
+    or above the geometric mean of two levels takes the upper one (the nearest in
+    log, as in `ScaleTable`)."""
+
+    def __init__(self, frac_bits: int, levels: int = SCALE_LEVELS):
+        log_min = exact_math.log(SCALE_MIN)
+        step = (exact_math.log(SCALE_MAX) - log_min) / (levels - 1)
+        self.values = exact_math.exp(log_min + step * np.arange(levels, dtype=np.float64))
+        middles = exact_math.exp(log_min + step * (np.arange(levels - 1) + 0.5))
+        self.thresholds = np.ceil(np.ldexp(middles, frac_bits)).astype(np.int64)
+
+    def index(self, scales: torch.Tensor) -> np.ndarray:
+        s = scales.detach().to(device="cpu", dtype=torch.int64).numpy()
+        return np.searchsorted(self.thresholds, s, side="right")
+
+    def stds(self, scales: torch.Tensor) -> np.ndarray:
+        return self.values[self.index(scales)]
+
+
 class DiscreteFactorized:
     """The coding form of a `FactorizedDensity`: per-channel pmf rows over a finite
     integer support [lo, lo + K). Symbols are arrays of shape (n, C)."""
 
-    def __init__(self, density: FactorizedDensity):
-        self.table, self.lo = density.pmf_table()
+    def __init__(self, density: FactorizedDensity, exact: bool = False):
+        self.table, self.lo = density.exact_pmf_table() if exact else density.pmf_table()
         self.channels = self.table.shape[0]
         self.hi = self.lo + self.table.shape[1] - 1
 

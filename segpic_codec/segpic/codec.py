@@ -160,7 +160,7 @@ class Codec:
                                              exact=self.exact)
         header = stream_layout.Header(
             model=self.model_name, weights_id=self.weights_id, quality=quality,
-            width=w, height=h, grid=grid)
+            width=w, height=h, grid=grid, exact_entropy=streams.exact_entropy)
         pixels_out = _to_pixels(x_hat, h, w) if x_hat is not None else None
         return CodedImage("segpic", w, h, stream_layout.pack_payload(header),
                           stream_layout.stream_list(streams), quality, pixels_out)

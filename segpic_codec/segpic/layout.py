@@ -1,8 +1,14 @@
 """SegPIC's part of a .spic file: its codec header (the frame's payload) and the
 order of its streams. Imports no torch, so `segpic info` stays fast.
 
-    payload: model id | weights id (4) | quality | grid        (7 bytes)
+    payload: model id | weights id (4) | quality | grid | flags   (8 bytes)
     streams: p_transform, p_entropy, z, y0 .. y{num_slices-1}
+
+flags bit 0 (FLAG_EXACT_ENTROPY): the entropy parameters come from the exact
+fixed-point path (`networks/entropy_paths.py`), the same bits on every machine.
+Files without the flags byte (7-byte payloads, every file before it) use the
+float64 path. Other flag bits are refused, so a file from a later version is
+not misread.
 
 Version-1 files carried these same 7 bytes right after the version byte, so they
 read through the same path (see `segpic_codec.container`).
@@ -22,6 +28,8 @@ MODEL_NAMES = {v: k for k, v in MODEL_IDS.items()}
 QUALITY_STEPS = 40  # quality is stored as round(quality * 40) in one byte
 MAX_GRID = 8
 PROTOTYPE_STREAMS = 2
+FLAGS_PAYLOAD = container.V1_PAYLOAD + 1  # the payload with its flags byte
+FLAG_EXACT_ENTROPY = 1
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,7 @@ class Header:
     width: int
     height: int
     grid: int
+    exact_entropy: bool = False
 
 
 @dataclass
@@ -43,6 +52,8 @@ class CodedStreams:
     y_streams: list[bytes]
     latent_height: int  # of y, in latent pixels (padded image / 16)
     latent_width: int
+    # entropy parameters from the exact path (FLAG_EXACT_ENTROPY), not float64
+    exact_entropy: bool = False
 
 
 def quantize_quality(quality: float) -> float:
@@ -65,8 +76,11 @@ def pack_payload(header: Header) -> bytes:
     q = round(header.quality * QUALITY_STEPS)
     if not 0 < q < 256:
         raise ValueError(f"quality {header.quality} cannot be stored")
-    return struct.pack("<B4sBB", MODEL_IDS[header.model],
-                       bytes.fromhex(header.weights_id), q, header.grid)
+    payload = struct.pack("<B4sBB", MODEL_IDS[header.model],
+                          bytes.fromhex(header.weights_id), q, header.grid)
+    if header.exact_entropy:
+        payload += bytes([FLAG_EXACT_ENTROPY])
+    return payload
 
 
 def stream_list(streams: CodedStreams) -> list[bytes]:
@@ -76,9 +90,13 @@ def stream_list(streams: CodedStreams) -> list[bytes]:
 
 def parse_header(frame: container.FrameHeader) -> Header:
     """Check SegPIC's payload and stream count against the model it names."""
-    if len(frame.payload) != container.V1_PAYLOAD:
+    if len(frame.payload) not in (container.V1_PAYLOAD, FLAGS_PAYLOAD):
         raise ContainerError(f"corrupt .spic file ({len(frame.payload)}-byte SegPIC header)")
-    model_id, weights, q, grid = struct.unpack("<B4sBB", frame.payload)
+    model_id, weights, q, grid = struct.unpack("<B4sBB", frame.payload[:container.V1_PAYLOAD])
+    flags = frame.payload[container.V1_PAYLOAD] if len(frame.payload) == FLAGS_PAYLOAD else 0
+    if flags & ~FLAG_EXACT_ENTROPY:
+        raise ContainerError(f"unknown SegPIC flags {flags:#04x} in .spic header "
+                             "(a file from a later version?)")
     if model_id not in MODEL_NAMES:
         raise ContainerError(f"unknown model id {model_id} in .spic header")
     model = MODEL_NAMES[model_id]
@@ -92,7 +110,8 @@ def parse_header(frame: container.FrameHeader) -> Header:
         raise ContainerError(f"corrupt .spic file: {count} streams, model {model!r} "
                              f"has {expected_streams(config)}")
     return Header(model=model, weights_id=weights.hex(), quality=q / QUALITY_STEPS,
-                  width=frame.width, height=frame.height, grid=grid)
+                  width=frame.width, height=frame.height, grid=grid,
+                  exact_entropy=bool(flags & FLAG_EXACT_ENTROPY))
 
 
 def read_header(data: bytes) -> tuple[Header, list[int], int]:
@@ -117,6 +136,7 @@ def unpack(data: bytes) -> tuple[Header, CodedStreams]:
         y_streams=streams[PROTOTYPE_STREAMS + 1 :],
         latent_height=ph // 16,
         latent_width=pw // 16,
+        exact_entropy=header.exact_entropy,
     )
     return header, coded
 
@@ -126,4 +146,5 @@ def describe_frame(frame: container.FrameHeader) -> dict:
     header = parse_header(frame)
     return {"model": header.model, "weights_id": header.weights_id,
             "quality": header.quality, "grid": header.grid,
+            "exact_entropy": header.exact_entropy,
             "stream_names": stream_names(len(frame.stream_lengths))}

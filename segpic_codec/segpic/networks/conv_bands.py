@@ -9,13 +9,14 @@ decode. A band of rows whose buffer stays near IM2COL_BYTES is reused from the
 heap and stays in cache: the same products, about 2x faster at 4K (2 threads,
 this machine). Smaller maps run whole.
 
-Bit-exactness: every output value is the same dot product over the same Cin*k*k
-inputs in the same order whether the convolution runs whole or in bands of rows
-(the matrix product only splits its columns, the output positions), so the
-banded result equals the whole one bit for bit, as long as no band is a single
-column (MIN_BAND_POSITIONS); tests/test_conv_bands.py checks it for the layer
-shapes and thread counts in use, which is what keeps files made before this
-change decoding to the same symbols.
+Exactness: on the exact entropy path (`fixed_point.FixedConv`) inputs and
+weights are integers sized so that every partial sum stays below 2^53, so a band
+gives the whole convolution's integers bit for bit, whatever order the BLAS
+kernel of the machine sums in (tests/test_conv_bands.py). On the float64 path of
+older files a band equals the whole convolution up to rounding: on some CPUs
+bit for bit, on others (measured: AMD EPYC) not, which is why new files use the
+exact path. No band is a single column (MIN_BAND_POSITIONS), so the kernel that
+a band uses is the one the whole convolution uses wherever that helps.
 """
 
 from __future__ import annotations

@@ -42,6 +42,10 @@ class MedianFactorizedDensity(FactorizedDensity):
         # x: (C, 1, n) in the symbol domain -> the cumulative of v = x + m
         return super()._logits_cumulative(x + self.medians.view(-1, 1, 1).to(x.dtype))
 
+    def _exact_cumulative(self, x):  # numpy (C, n), see FactorizedDensity
+        medians = self.medians.detach().double().cpu().numpy()[:, None]
+        return super()._exact_cumulative(x + medians)
+
     def quantile_loss(self) -> torch.Tensor:
         """CompressAI's auxiliary loss: moves `quantiles` (only them) to the tails and
         the median of the density."""

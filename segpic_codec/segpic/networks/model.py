@@ -11,10 +11,11 @@
 `decompress` are the bitstream path (grid partition): everything that the
 decoder must reproduce exactly to parse the y streams (prototype synthesis of p,
 the hyper-synthesis, the region-adapted entropy parameters, the ChARM steps)
-runs on a float64 CPU copy of those modules, on both sides, so that the entropy
-models cannot drift between devices, thread counts or processes. The synthesis
-transform (y^ -> pixels) runs in float32 by default: its result differs in the last
-bits between devices and thread counts, which moves a few decoded pixels by one
+runs on the CPU on one of the two paths of `entropy_paths`, on both sides: the
+exact path (integer fixed point, the same bits on every machine; every new
+file) or the float64 path of files made before it (the same bits on machines
+whose BLAS sums in the same order). The synthesis transform (y^ -> pixels) runs
+in float32 by default: its result differs in the last bits between devices and thread counts, which moves a few decoded pixels by one
 level at most (tests/test_reliability.py and tests/test_shipped_weights.py check
 that bound), never the parsing of a file. With `exact=True` it runs on a float64
 copy instead, and the decoded pixels are a function of the file alone.
@@ -26,13 +27,13 @@ holds one such network per quality level (`levels.LevelSet`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
-from ...entropy.entropy_models import DiscreteFactorized, ScaleTable, float64_copy
+from ...entropy.entropy_models import float64_copy
 from ...entropy.range_coding import GAUSSIAN_RANGE, decode_gaussian, encode_gaussian
 from ...heap import between_stages
 from ..config import ModelConfig
@@ -47,8 +48,8 @@ from .bands import (
     up_blocks_in_bands,
 )
 from .charm import ChannelARCodec
-from .conv_bands import band_convolutions
 from .densities import MedianFactorizedDensity
+from .entropy_paths import EntropyPath, entropy_path
 from .hyperprior import HyperpriorCodec
 from .layers import DownBlock, UpBlock, WindowAttentionModule, conv1x1
 from .prototype_stream import PrototypeCodec
@@ -65,11 +66,6 @@ def _only_present(log_likelihoods: torch.Tensor, partition: Partition) -> torch.
                        torch.zeros_like(log_likelihoods))
 
 
-# float32 modules that coding reads only through their float64 copies (the
-# entropy-parameter synthesis; the hyperprior's analysis stays, the encoder runs it)
-CODING_COPIES = ("charm", "hyperprior.h_s_means", "hyperprior.h_s_scales",
-                 "hyperprior.rat_means", "hyperprior.rat_scales")
-
 # the modules of the synthesis transform (y^ -> pixels), keys of CodingState.synthesis
 SYNTHESIS_MODULES = ("transform_prototypes", "y_gain", "g_s0", "rat_decoder", "g_s1")
 
@@ -79,11 +75,8 @@ class CodingState:
     """What the bitstream path derives from the weights (see SegPIC._coding)."""
 
     device: torch.device
-    entropy: nn.ModuleDict  # float64 CPU copies of the entropy-parameter modules
-    p_transform: DiscreteFactorized
-    p_entropy: DiscreteFactorized
-    z: DiscreteFactorized
-    scales: ScaleTable
+    # the entropy paths, by `exact_entropy`, each made on first use
+    paths: dict[bool, EntropyPath] = field(default_factory=dict)
     # float64 copies of the synthesis modules on `device`, made on first exact use
     synthesis64: nn.ModuleDict | None = None
 
@@ -178,37 +171,29 @@ class SegPIC(nn.Module):
 
     # -------------------------------------------------------------- bitstream
     def coding_only(self) -> None:
-        """Build the coding state now and free the float32 weights that coding never
-        reads once they have float64 copies (CODING_COPIES: 27 MB of `small`'s 57):
-        for a network loaded only to code (`Codec.load`). It can then neither train,
-        nor run `forward`, nor move to another device."""
-        self._coding()
-        for name in CODING_COPIES:
-            for p in self.get_submodule(name).parameters():
-                p.data = p.data.new_empty(0)
+        """Build the exact entropy path now (what new files use) and refuse from now
+        on to train, to run `forward`, to move to another device or to rebuild the
+        coding state: for a network loaded only to code (`Codec.load`). The float32
+        weights stay: a file without the `exact_entropy` flag builds its float64
+        path from them on first use."""
+        self._entropy_path(True)
         self._coding_only = True
 
     def _coding(self) -> CodingState:
-        """Derived state for the bitstream path, built on first use per device."""
+        """Derived state for the bitstream path, made on first use per device."""
         dev = self.device
         if self._coding_state is None or self._coding_state.device != dev:
             if self._coding_only:
                 raise RuntimeError("a network loaded for coding only cannot rebuild its "
                                    "coding state (new weights or another device)")
-            entropy = nn.ModuleDict({
-                "entropy_prototypes": self.entropy_prototypes,
-                "hyperprior": self.hyperprior,
-                "charm": self.charm,
-            })
-            self._coding_state = CodingState(
-                device=dev,
-                entropy=band_convolutions(float64_copy(entropy)),
-                p_transform=DiscreteFactorized(self.transform_prototypes.density),
-                p_entropy=DiscreteFactorized(self.entropy_prototypes.density),
-                z=DiscreteFactorized(self.hyperprior.density),
-                scales=ScaleTable(),
-            )
+            self._coding_state = CodingState(device=dev)
         return self._coding_state
+
+    def _entropy_path(self, exact_entropy: bool) -> EntropyPath:
+        paths = self._coding().paths
+        if exact_entropy not in paths:
+            paths[exact_entropy] = entropy_path(self, exact_entropy)
+        return paths[exact_entropy]
 
     def _synthesis(self, exact: bool) -> nn.ModuleDict | nn.Module:
         """The synthesis modules: this network's own (float32), or with `exact` their
@@ -235,12 +220,15 @@ class SegPIC(nn.Module):
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor, q: float, grid: int, reconstruct: bool = True,
-                 exact: bool = False) -> tuple[CodedStreams, torch.Tensor | None]:
+                 exact: bool = False, exact_entropy: bool = True
+                 ) -> tuple[CodedStreams, torch.Tensor | None]:
         """x (1, 3, H, W) in [0, 1], H and W multiples of 64. Returns the streams and,
         if `reconstruct`, the reconstruction the decoder will produce (`decompress`
         with the same `exact` on the same device and thread count; within one level
-        of it elsewhere, exactly with `exact`)."""
-        st = self._coding()
+        of it elsewhere, exactly with `exact`). `exact_entropy` (every new file)
+        computes the entropy parameters on the exact path (`entropy_paths`);
+        without it, on the float64 path of earlier versions."""
+        path = self._entropy_path(exact_entropy)
         _, _, H, W = x.shape
         rows = band_rows(W // 4)
         h, w = H // 16, W // 16
@@ -253,7 +241,7 @@ class SegPIC(nn.Module):
         # transforms run channels-last (faster convolutions on the CPU)
         x = x.contiguous(memory_format=torch.channels_last)
         y1 = analysis_g_a1(self.g_a1, x, rows)
-        p1_sym = st.p_transform.clamp(self.transform_prototypes.analyze(
+        p1_sym = path.p_transform.clamp(self.transform_prototypes.analyze(
             masked_average_pool(y1, part_mid), q))
         p1_hat = self.transform_prototypes.synthesize(p1_sym, q)
         y = self.g_a2(rat_in_bands(self.rat_encoder, y1, p1_hat, part_mid, rows, False))
@@ -264,68 +252,68 @@ class SegPIC(nn.Module):
         y = y.contiguous()
         gain, _ = self.y_gain(q)
         y = y * gain.view(1, -1, 1, 1)
-        p2_sym = st.p_entropy.clamp(self.entropy_prototypes.analyze(
+        p2_sym = path.p_entropy.clamp(self.entropy_prototypes.analyze(
             masked_average_pool(y, part_lat), q)).cpu()
-        p2_hat = st.entropy["entropy_prototypes"].synthesize(p2_sym, q)
-        z_sym = st.z.clamp(self.hyperprior.analyze(
-            y, p2_hat.to(dev, y.dtype), part_lat, q)).cpu()
+        p2_hat = path.prototypes(p2_sym, q)
+        z_sym = path.z.clamp(self.hyperprior.analyze(
+            y, path.values(p2_hat).to(dev, y.dtype), part_lat, q)).cpu()
 
-        # the decoder's entropy-parameter path, float64 on the CPU
-        means, scales = st.entropy["hyperprior"].synthesize(
-            z_sym.to(torch.float64), p2_hat, part_lat_cpu, q)
+        # the decoder's entropy-parameter path, on the CPU
+        means, scales = path.hyper(z_sym, p2_hat, part_lat_cpu, q)
         y64 = y.to("cpu", torch.float64)
         decoded: list[torch.Tensor] = []
         y_streams = []
         for i, y_slice in enumerate(y64.chunk(self.config.num_slices, dim=1)):
-            mu, scale = st.entropy["charm"].slice_params(i, means, scales, decoded)
-            sym = torch.round(y_slice - mu).clamp(-GAUSSIAN_RANGE, GAUSSIAN_RANGE)
-            y_streams.append(encode_gaussian(sym.numpy().astype(np.int32),
-                                             st.scales.stds(scale)))
-            decoded.append(st.entropy["charm"].finish_slice(i, means, decoded, sym + mu))
+            mu, scale = path.slice_params(i, means, scales, decoded)
+            sym = torch.round(y_slice - path.values(mu)).clamp(-GAUSSIAN_RANGE, GAUSSIAN_RANGE)
+            y_streams.append(encode_gaussian(sym.numpy().astype(np.int32), path.stds(scale)))
+            decoded.append(path.finish_slice(i, means, decoded, sym, mu))
 
         streams = CodedStreams(
-            prototype_streams=[st.p_transform.encode(p1_sym), st.p_entropy.encode(p2_sym)],
-            z_stream=st.z.encode(z_sym.permute(0, 2, 3, 1).reshape(-1, z_sym.shape[1])),
+            prototype_streams=[path.p_transform.encode(p1_sym), path.p_entropy.encode(p2_sym)],
+            z_stream=path.z.encode(z_sym.permute(0, 2, 3, 1).reshape(-1, z_sym.shape[1])),
             y_streams=y_streams,
             latent_height=h,
             latent_width=w,
+            exact_entropy=exact_entropy,
         )
-        x_hat = self._synthesize(decoded, p1_sym, part_mid, q, exact) if reconstruct else None
-        return streams, x_hat
+        if not reconstruct:
+            return streams, None
+        y_hat = [path.values(d) for d in decoded]
+        return streams, self._synthesize(y_hat, p1_sym, part_mid, q, exact)
 
     @torch.no_grad()
     def decompress(self, streams: CodedStreams, q: float, grid: int, exact: bool = False
                    ) -> torch.Tensor:
         """-> reconstruction (1, 3, 16h, 16w), unclipped; float32, or float64 and a
         function of the file alone with `exact`."""
-        st = self._coding()
+        path = self._entropy_path(streams.exact_entropy)
         h, w = streams.latent_height, streams.latent_width
         part_mid = grid_partition(1, 4 * h, 4 * w, grid, self.device)
         part_lat_cpu = grid_partition(1, h, w, grid, "cpu")
         if len(streams.y_streams) != self.config.num_slices:
             raise ValueError("wrong number of y streams for this model")
 
-        p1_sym = st.p_transform.decode(streams.prototype_streams[0], part_mid.num_regions)
-        p2_sym = st.p_entropy.decode(streams.prototype_streams[1], part_lat_cpu.num_regions)
-        p2_hat = st.entropy["entropy_prototypes"].synthesize(p2_sym, q)
+        p1_sym = path.p_transform.decode(streams.prototype_streams[0], part_mid.num_regions)
+        p2_sym = path.p_entropy.decode(streams.prototype_streams[1], part_lat_cpu.num_regions)
+        p2_hat = path.prototypes(p2_sym, q)
         zh, zw = h // 4, w // 4
-        z_sym = st.z.decode(streams.z_stream, zh * zw)
-        # contiguous NCHW, as on the encoder side: a channels-last view would make the
-        # convolutions sum in another order and the entropy parameters differ in the
-        # last bits from the encoder's
+        z_sym = path.z.decode(streams.z_stream, zh * zw)
+        # contiguous NCHW, as on the encoder side: on the float path a channels-last
+        # view would make the convolutions sum in another order and the entropy
+        # parameters differ in the last bits from the encoder's
         z_sym = z_sym.view(1, zh, zw, -1).permute(0, 3, 1, 2).contiguous()
-        means, scales = st.entropy["hyperprior"].synthesize(
-            z_sym.to(torch.float64), p2_hat, part_lat_cpu, q)
+        means, scales = path.hyper(z_sym, p2_hat, part_lat_cpu, q)
 
         decoded: list[torch.Tensor] = []
         shape = (1, self.config.slice_channels, h, w)
         for i in range(self.config.num_slices):
-            mu, scale = st.entropy["charm"].slice_params(i, means, scales, decoded)
-            sym = decode_gaussian(streams.y_streams[i], st.scales.stds(scale))
-            sym = torch.from_numpy(sym.astype(np.float64)).view(shape)
-            decoded.append(st.entropy["charm"].finish_slice(i, means, decoded, sym + mu))
+            mu, scale = path.slice_params(i, means, scales, decoded)
+            sym = decode_gaussian(streams.y_streams[i], path.stds(scale))
+            sym = torch.from_numpy(sym.astype(np.int64)).view(shape)
+            decoded.append(path.finish_slice(i, means, decoded, sym, mu))
         between_stages()  # the entropy path's buffers, before the synthesis' own
-        return self._synthesize(decoded, p1_sym, part_mid, q, exact)
+        return self._synthesize([path.values(d) for d in decoded], p1_sym, part_mid, q, exact)
 
     def _synthesize(self, decoded: list[torch.Tensor], p1_sym: torch.Tensor,
                     part_mid: Partition, q: float, exact: bool = False) -> torch.Tensor:

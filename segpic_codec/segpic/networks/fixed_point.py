@@ -1,0 +1,240 @@
+"""Fixed-point layers: the entropy-parameter networks computed exactly, so that
+every machine (any CPU, any BLAS kernel, any thread count or band plan) derives
+the same means and scales from the same file.
+
+Activations are int64 tensors of integers a at scale 2^-FRAC_BITS (a value
+v = a / 2^16), clamped to |a| <= ACT_LIMIT. A convolution keeps BLAS speed by
+running in float64 on integer-valued tensors:
+
+    acc = sum_j w_j a_j + b,   w_j = round(weight_j 2^s),  b = round(bias 2^(16+s))
+
+and every partial sum of such a convolution is an integer whose magnitude is at
+most sum_j |w_j| ACT_LIMIT + |b|. `FixedConv` picks the largest shift s (at most
+MAX_WEIGHT_SHIFT) for which that bound, taken over the output channel with the
+largest sum of |w_j|, stays below 2^53; float64 then holds every partial sum
+exactly, in whatever order, blocking or band plan the convolution sums them, and
+the result is the exact integer acc. It is rescaled by rounding (acc + 2^(s-1))
+>> s in integer arithmetic. The bound is checked when the layer is built (a
+weight that cannot meet it raises) and by tests/test_fixed_point.py at the layer
+widths of every configuration.
+
+Nonlinearities are integer tables (`exact_math`, the same bits everywhere) with
+linear interpolation in integer arithmetic; products of two activations run in
+int64 (|a b| < 2^60). No step reads a libm function.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...entropy import exact_math
+from .conv_bands import band_convolutions
+
+FRAC_BITS = 16
+ONE = 1 << FRAC_BITS
+ACT_LIMIT = (1 << 30) - 1  # |activation| < 2^14
+EXACT_SUM_LIMIT = 1 << 53  # float64 holds every integer below it
+MAX_WEIGHT_SHIFT = 40
+# nonlinearities are tabulated every 2^-TABLE_BITS and interpolated linearly: the
+# interpolation error (h^2/8 max|f''| <= 2e-6 for GELU and tanh) is below one
+# activation step (2^-16)
+TABLE_BITS = 8
+_SUBSTEP = FRAC_BITS - TABLE_BITS
+
+
+def to_fixed(x: torch.Tensor) -> torch.Tensor:
+    """float64 values -> activations (round half to even, then clamp)."""
+    return torch.round(x.to(torch.float64) * ONE).clamp_(-ACT_LIMIT, ACT_LIMIT).to(torch.int64)
+
+
+def to_float(a: torch.Tensor) -> torch.Tensor:
+    """activations -> float64 values (exact: a power-of-two scale)."""
+    return a.to(torch.float64) / ONE
+
+
+def rescale(acc: torch.Tensor, shift: int) -> torch.Tensor:
+    """round(acc / 2^shift), halves rounded up, in int64 (in place when it can)."""
+    if shift == 0:
+        return acc
+    return acc.add_(1 << (shift - 1)).bitwise_right_shift_(shift)
+
+
+def multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The activation a * b (both activations, so |a b| < 2^60 fits int64)."""
+    return rescale(a * b, FRAC_BITS)
+
+
+class FixedConv(nn.Module):
+    """An nn.Conv2d or nn.ConvTranspose2d on activations, exactly (see the module
+    docstring for the bound)."""
+
+    def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d):
+        super().__init__()
+        weight = conv.weight.detach().to("cpu", torch.float64)
+        bias = (conv.bias.detach().to("cpu", torch.float64) if conv.bias is not None
+                else torch.zeros(weight.shape[0 if isinstance(conv, nn.Conv2d) else 1],
+                                 dtype=torch.float64))
+        self.transposed = isinstance(conv, nn.ConvTranspose2d)
+        if self.transposed and conv.groups != 1:
+            raise ValueError("grouped transposed convolutions are not supported")
+        # the taps that reach one output channel: (in / groups, kh, kw) of a
+        # convolution's weight row; all of a transposed convolution's (in, kh, kw)
+        out_dim, sum_dims = (1, (0, 2, 3)) if self.transposed else (0, (1, 2, 3))
+        self.shift, w_int, b_int = _weights_for_exact_sums(weight, bias, out_dim, sum_dims)
+        self.stride, self.padding, self.groups = conv.stride, conv.padding, conv.groups
+        self.output_padding = getattr(conv, "output_padding", (0, 0))
+        if self.transposed:
+            self.register_buffer("weight", w_int)
+            self.register_buffer("bias", b_int)
+        else:
+            # an integer-valued float64 copy of the layer: its row bands
+            # (conv_bands) sum the same integers exactly
+            layer = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size,
+                              conv.stride, conv.padding, conv.dilation, conv.groups,
+                              dtype=torch.float64)
+            with torch.no_grad():
+                layer.weight.copy_(w_int)
+                layer.bias.copy_(b_int)
+            self.layer = band_convolutions(layer.requires_grad_(False))
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        x = a.clamp(-ACT_LIMIT, ACT_LIMIT).to(torch.float64)
+        if self.transposed:
+            acc = F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
+                                     self.output_padding, self.groups)
+        else:
+            acc = self.layer(x)
+        return rescale(acc.to(torch.int64), self.shift).clamp_(-ACT_LIMIT, ACT_LIMIT)
+
+
+def _weights_for_exact_sums(weight: torch.Tensor, bias: torch.Tensor, out_dim: int,
+                            sum_dims: tuple[int, ...]
+                            ) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """The largest shift s <= MAX_WEIGHT_SHIFT for which every output channel's
+    sum_j |round(w_j 2^s)| ACT_LIMIT + |round(b 2^(16+s))| < 2^53, with those
+    integer weights and biases (float64). The sums are taken in int64: exact,
+    so the choice of s is the same on every machine. The search starts one above
+    a float estimate of s (the estimate may differ between machines, but it
+    never lands below the largest s that passes the exact test, which decides)."""
+    l1_float = float(weight.abs().sum(dim=sum_dims).max())
+    start = MAX_WEIGHT_SHIFT
+    if l1_float > 0:
+        start = min(start, int(np.floor(np.log2(EXACT_SUM_LIMIT / ACT_LIMIT / l1_float))) + 1)
+    for shift in range(max(start, 0), -1, -1):
+        w_int = torch.round(weight * 2.0**shift)
+        b_int = torch.round(bias * 2.0**(FRAC_BITS + shift))
+        if w_int.abs().max() >= EXACT_SUM_LIMIT or b_int.abs().max() >= EXACT_SUM_LIMIT:
+            continue
+        l1 = w_int.to(torch.int64).abs().sum(dim=sum_dims)
+        if out_dim == 1 and l1.dim() > 1:
+            l1 = l1.reshape(-1)
+        # l1 * ACT_LIMIT could overflow int64 for a huge l1: compare in float
+        # first (far from that edge), then exactly
+        if float(l1.max()) * ACT_LIMIT < 2.0**62:
+            worst = l1 * ACT_LIMIT + b_int.to(torch.int64).abs()
+            if int(worst.max()) < EXACT_SUM_LIMIT:
+                return shift, w_int, b_int
+    raise ValueError("weights too large for exact fixed-point sums")
+
+
+def _table(fn, lo: float, hi: float) -> tuple[torch.Tensor, int]:
+    """fn on the grid lo..hi every 2^-TABLE_BITS, as activations, and the index of lo."""
+    k0, k1 = int(lo * (1 << TABLE_BITS)), int(hi * (1 << TABLE_BITS))
+    grid = np.arange(k0, k1 + 1, dtype=np.float64) / (1 << TABLE_BITS)
+    values = np.rint(fn(grid) * ONE).astype(np.int64)
+    return torch.from_numpy(values), k0
+
+
+class TableActivation(nn.Module):
+    """f on activations: integer table, linear interpolation between its entries;
+    inputs beyond the table take its end values (or x itself with `identity_above`,
+    GELU's asymptote)."""
+
+    def __init__(self, fn, lo: float, hi: float, identity_above: bool = False,
+                 zero_below: bool = False):
+        super().__init__()
+        table, self.k0 = _table(fn, lo, hi)
+        self.register_buffer("table", table)
+        self.lo, self.hi = self.k0 << _SUBSTEP, (self.k0 + table.numel() - 1) << _SUBSTEP
+        self.identity_above, self.zero_below = identity_above, zero_below
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        x = a.clamp(self.lo, self.hi)
+        index = (x >> _SUBSTEP) - self.k0
+        frac = x & ((1 << _SUBSTEP) - 1)
+        last = self.table.numel() - 1
+        left = self.table[index]
+        right = self.table[(index + 1).clamp_(max=last)]
+        out = rescale(left * ((1 << _SUBSTEP) - frac) + right * frac, _SUBSTEP)
+        if self.identity_above:
+            out = torch.where(a > self.hi, a, out)
+        if self.zero_below:
+            out = torch.where(a < self.lo, torch.zeros_like(out), out)
+        return out
+
+
+def gelu_table() -> TableActivation:
+    return TableActivation(exact_math.gelu, -8.0, 8.0, identity_above=True, zero_below=True)
+
+
+def sigmoid_table() -> TableActivation:
+    return TableActivation(exact_math.sigmoid, -16.0, 16.0)
+
+
+def tanh_table() -> TableActivation:
+    return TableActivation(exact_math.tanh, -8.0, 8.0)
+
+
+class FixedLeakyReLU(nn.Module):
+    def __init__(self, slope: float):
+        super().__init__()
+        self.slope = float(slope)
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        # one correctly rounded product, then round half to even: the same everywhere
+        scaled = torch.round(a.to(torch.float64) * self.slope).to(torch.int64)
+        return torch.where(a < 0, scaled, a)
+
+
+class FixedMean(nn.Module):
+    """AdaptiveAvgPool2d(1): the exact int64 sum, divided with rounding."""
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        n = a.shape[2] * a.shape[3]
+        total = a.sum(dim=(2, 3), keepdim=True)
+        return torch.div(2 * total + n, 2 * n, rounding_mode="floor")
+
+
+class FixedPixelShuffle(nn.Module):
+    def __init__(self, factor: int):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(a, self.factor)
+
+
+def fixed_layer(module: nn.Module) -> nn.Module:
+    """The fixed-point counterpart of one float layer of the entropy networks."""
+    from .layers import SubpelConv3x3  # the float layers this module mirrors
+
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        return FixedConv(module)
+    if isinstance(module, nn.GELU):
+        if module.approximate != "none":
+            raise ValueError("only the exact (erf) GELU has a fixed-point table")
+        return gelu_table()
+    if isinstance(module, nn.LeakyReLU):
+        return FixedLeakyReLU(module.negative_slope)
+    if isinstance(module, nn.Sigmoid):
+        return sigmoid_table()
+    if isinstance(module, nn.AdaptiveAvgPool2d):
+        return FixedMean()
+    if isinstance(module, SubpelConv3x3):
+        return nn.Sequential(FixedConv(module.conv), FixedPixelShuffle(2))
+    if isinstance(module, nn.Sequential):
+        return nn.Sequential(*(fixed_layer(m) for m in module))
+    raise TypeError(f"no fixed-point form of {type(module).__name__}")
