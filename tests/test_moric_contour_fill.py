@@ -85,22 +85,27 @@ def step(direction: int) -> tuple[int, int]:
     return dys[direction * DIRECTIONS // 16], dxs[direction * DIRECTIONS // 16]
 
 
-def down_to(height: int, first: int, pattern: list[int]) -> list[int]:
-    """`pattern` repeated while the chain (first step `first`) stays within the rows."""
-    y, directions = step(first)[0], []
-    while y + step(pattern[len(directions) % len(pattern)])[0] <= height:
+def down_to(height: int, width: int, first: int, pattern: list[int]) -> list[int]:
+    """`pattern` repeated while the chain from (0, 0) (first step `first`) stays
+    within the image's rows and columns."""
+    (y, x), directions = step(first), []
+    while True:
+        dy, dx = step(pattern[len(directions) % len(pattern)])
+        if y + dy > height or x + dx > width:
+            return directions
         directions.append(pattern[len(directions) % len(pattern)])
-        y += step(directions[-1])[0]
-    return directions
+        y, x = y + dy, x + dx
 
 
 def slivers(height: int, width: int, spanning: bool) -> CstarChain:
-    """A thin chain from the top down to the bottom rows, its closing edge back up:
-    zigzagging at 22.5 and 45 degrees it spans the image's box (`spanning`),
-    or, stepping down by the same rows, keeps within about 100 columns."""
+    """A thin chain from the top left corner down towards the bottom right one,
+    its closing edge straight back: zigzagging at 22.5 and 45 degrees it spans
+    the image's box (`spanning`), or, mirroring every other pair of those
+    steps, crosses the same rows within about 100 columns."""
+    directions = down_to(height, width, 2, [1, 2])
     if spanning:
-        return escape_chain(0, 0, 2, down_to(height, 2, [1, 2]))
-    return escape_chain(0, 100, 2, down_to(height, 2, [7, 6, 1, 2]))
+        return escape_chain(0, 0, 2, directions)
+    return escape_chain(0, 100, 2, ([7, 6, 1, 2] * len(directions))[:len(directions)])
 
 
 def frames(height: int, width: int, spanning: bool) -> CstarChain:
