@@ -130,32 +130,31 @@ def corners_of_turns(y0: int, x0: int, turns: list[int]) -> tuple[np.ndarray, np
     return ys[keep], xs[keep]
 
 
-def fill_polygon(ys: np.ndarray, xs: np.ndarray, height: int, width: int
-                 ) -> tuple[int, int, np.ndarray]:
+def polygon_runs(ys: np.ndarray, xs: np.ndarray, height: int, width: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pixels whose centre has a non-zero winding number around the closed
-    polygon (corners ys, xs; the last corner joins the first).
+    polygon (corners ys, xs; the last corner joins the first), as runs along
+    rows: (rows, starts, stops), int64; the pixels (rows[i], starts[i] ..
+    stops[i] - 1) of every run i are inside, no others. Runs are disjoint.
 
-    Exact integer scanline: pixel (r, c) is inside when the number of signed
-    edge crossings of the row r + 1/2 strictly left of c + 1/2 is non-zero.
-    Returns (row0, col0, mask) with mask covering the polygon's bounding box
-    clipped to the image (possibly empty)."""
+    Exact integer scanline: pixel (r, c) is inside when the signed edge
+    crossings of the row r + 1/2 strictly left of c + 1/2 sum to non-zero.
+    Work and memory grow with the rows the edges cross within the image (and
+    a sort of those crossings), not with the polygon's area or bounding box,
+    so that a stream of image-spanning slivers costs the decoder no more than
+    its rows crossed (`stream._rows_crossed`, budgeted)."""
     ys = np.asarray(ys, dtype=np.int64)
     xs = np.asarray(xs, dtype=np.int64)
-    r0, r1 = max(int(ys.min()), 0), min(int(ys.max()), height)
-    c0, c1 = max(int(xs.min()), 0), min(int(xs.max()), width)
-    if r1 <= r0 or c1 <= c0:
-        return 0, 0, np.zeros((0, 0), dtype=bool)
-    ya, xa = ys, xs
     yb, xb = np.roll(ys, -1), np.roll(xs, -1)
-    moving = ya != yb
-    ya, xa, yb, xb = ya[moving], xa[moving], yb[moving], xb[moving]
+    moving = ys != yb
+    ya, xa, yb, xb = ys[moving], xs[moving], yb[moving], xb[moving]
     sign = np.where(yb > ya, 1, -1)
-    # rows whose centre r + 1/2 lies in [min(ya, yb), max(ya, yb))
-    lo = np.clip(np.minimum(ya, yb), r0, r1)
-    hi = np.clip(np.maximum(ya, yb), r0, r1)
-    spans = hi - lo
-    edge = np.repeat(np.arange(spans.size), spans)
-    rows = lo[edge] + np.arange(edge.size) - np.repeat(np.cumsum(spans) - spans, spans)
+    # rows whose centre r + 1/2 lies in [min(ya, yb), max(ya, yb)), within the image
+    lo = np.clip(np.minimum(ya, yb), 0, height)
+    hi = np.clip(np.maximum(ya, yb), 0, height)
+    counts = hi - lo
+    edge = np.repeat(np.arange(counts.size), counts)
+    rows = lo[edge] + np.arange(edge.size) - np.repeat(np.cumsum(counts) - counts, counts)
     dy = (yb - ya)[edge]
     dx = (xb - xa)[edge]
     # crossing x = xa + (r + 1/2 - ya) * dx / dy; first pixel right of it has
@@ -164,8 +163,32 @@ def fill_polygon(ys: np.ndarray, xs: np.ndarray, height: int, width: int
     den = 2 * dy
     num = np.where(den < 0, -num, num)
     den = np.abs(den)
-    first_col = np.clip(num // den + 1, c0, c1) - c0
-    winding = np.zeros((r1 - r0, c1 - c0 + 1), dtype=np.int32)
-    np.add.at(winding, (rows - r0, first_col), sign[edge].astype(np.int32))
-    inside = np.cumsum(winding[:, :-1], axis=1) != 0
-    return r0, c0, inside
+    first_col = np.clip(num // den + 1, 0, width)
+    # crossings in raster order; a row's signed crossings sum to zero (the
+    # polygon is closed), so the running sum is each row's winding number
+    key = rows * (width + 1) + first_col
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    winding = np.cumsum(sign[edge][order])
+    run = (winding[:-1] != 0) & (key[1:] > key[:-1])
+    start, stop = key[:-1][run], key[1:][run]
+    return start // (width + 1), start % (width + 1), stop % (width + 1)
+
+
+def fill_polygon(ys: np.ndarray, xs: np.ndarray, height: int, width: int
+                 ) -> tuple[int, int, np.ndarray]:
+    """`polygon_runs` as a mask: (row0, col0, mask) with mask covering the
+    polygon's bounding box clipped to the image (possibly empty). Work and
+    memory grow with the box: for the encoder's own components."""
+    ys = np.asarray(ys, dtype=np.int64)
+    xs = np.asarray(xs, dtype=np.int64)
+    r0, r1 = max(int(ys.min()), 0), min(int(ys.max()), height)
+    c0, c1 = max(int(xs.min()), 0), min(int(xs.max()), width)
+    if r1 <= r0 or c1 <= c0:
+        return 0, 0, np.zeros((0, 0), dtype=bool)
+    rows, starts, stops = polygon_runs(ys, xs, height, width)
+    # runs lie within the box (crossings lie between the extreme corners)
+    steps = np.zeros((r1 - r0, c1 - c0 + 1), dtype=np.int8)
+    np.add.at(steps, (rows - r0, starts - c0), 1)
+    np.add.at(steps, (rows - r0, stops - c0), -1)
+    return r0, c0, np.cumsum(steps, axis=1, dtype=np.int8)[:, :-1] != 0

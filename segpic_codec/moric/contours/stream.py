@@ -44,8 +44,10 @@ from .geometry import (
     fill_polygon,
     label_components,
     padded_table,
+    polygon_runs,
     trace_crack,
 )
+from .painting import RunCanvas
 from .partition import check_partition
 
 CONTOUR_STREAM_VERSION = 1
@@ -93,9 +95,11 @@ def _chain_edges(method: int, chain) -> int:  # noqa: ANN001 - a _Component or C
 
 
 def _rows_crossed(ys: np.ndarray, height: int) -> int:
-    """Pixel rows the polygon's edges cross within the image: the scanline
-    fill's work and memory (`fill_polygon`), counted before it runs, so that a
-    hostile chain cannot make it huge (C* steps of up to 65 rows, back and forth)."""
+    """Pixel rows the polygon's edges cross within the image: the work and
+    memory of its fill (`polygon_runs`) and of its runs on the canvas
+    (`RunCanvas`), counted before they run, so that a hostile chain cannot make
+    them huge (C* steps of up to 65 rows, back and forth). Neither depends on
+    the chain's bounding box or area."""
     clipped = np.clip(ys, 0, height)
     return int(np.abs(clipped - np.roll(clipped, -1)).sum())
 
@@ -350,7 +354,7 @@ def _decode(data: bytes, height: int, width: int, max_regions: int, check: bool,
         raise ContourFormatError(f"corrupt contour stream ({count} chains in a "
                                  f"{width}x{height} image)")
     reader = Reader(np.frombuffer(data, dtype="<u4")[2:].astype(np.uint32))
-    canvas = np.full((height, width), base, dtype=np.int32)
+    canvas = RunCanvas(height, width, base)
     methods, crack, cstar = AdaptiveModel(1, 2), CrackCoder(), CstarCoder()
     budget = [edge_budget(height, width)]
     rows_left = _rows_budget(height, width)
@@ -368,15 +372,15 @@ def _decode(data: bytes, height: int, width: int, max_regions: int, check: bool,
         rows_left -= _rows_crossed(ys, height)
         if rows_left < 0:
             raise ContourFormatError("corrupt contour stream (its chains cross too many rows)")
-        r0, c0, mask = fill_polygon(ys, xs, height, width)
-        canvas[r0:r0 + mask.shape[0], c0:c0 + mask.shape[1]][mask] = label
+        canvas.paint(*polygon_runs(ys, xs, height, width), label)
         if stats is not None:
             stats.append((label, reader.spent - before))
     if not reader.finished():
         raise ContourFormatError("corrupt contour stream (trailing data)")
+    labels = canvas.labels()
     if check:
-        used = np.bincount(canvas.ravel(), minlength=regions)
+        used = np.bincount(labels.ravel(), minlength=regions)
         if not used.all():
             raise ContourFormatError(f"corrupt contour stream (region "
                                      f"{int(np.argmin(used))} is empty)")
-    return canvas
+    return labels
