@@ -511,6 +511,32 @@ def test_table_runs_keeps_recipe_overrides_apart(tmp_path):
     assert tuned.endswith("| -50.0% | -50.0% |"), tuned
 
 
+def test_table_minutes_gives_bd_rate_by_budget_and_plots(tmp_path):
+    """Two series at 180 and 1000 steps: MoRIC at 1.2x and 0.8x VTM's rates gives
+    +20% and -20% at the minutes --minutes maps those budgets to; AVIF (1.25x)
+    is a line at +25%."""
+    anchors, run = _vtm_and_avif_run(tmp_path, ["a.png"], 1.25)
+    files = []
+    for series, steps, factor in (("today", 180, 1.2), ("now", 1000, 0.8)):
+        rows = [{"image": "a", "quality": float(q), "steps": steps, "regions_asked": "auto",
+                 "bpp": factor * r, "psnr": p}
+                for q, (r, p) in enumerate(zip(RATES, PSNRS, strict=True))]
+        files += ["--points", f"{series}={_write_points(tmp_path / f'{series}.jsonl', rows)}"]
+    plot = tmp_path / "minutes.png"
+    result = CliRunner().invoke(bench, ["table", "minutes", str(run), "--anchors", str(anchors),
+                                        "--minutes", "180=1,1000=5.7", "--plot", str(plot),
+                                        *files])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "| today | MoRIC (180 steps, regions auto, today) | 180 | 1 | +20.0% |" in lines
+    assert "| now | MoRIC (1k steps, regions auto, now) | 1000 | 5.7 | -20.0% |" in lines
+    assert "| (line) | AVIF | | | +25.0% |" in lines
+    assert plot.stat().st_size > 10_000
+    missing = CliRunner().invoke(bench, ["table", "minutes", str(run), "--anchors", str(anchors),
+                                         "--minutes", "180=1", *files])
+    assert missing.exit_code != 0 and "no minutes for 1000 steps" in missing.output
+
+
 def test_table_runs_missing_point_is_one_line_error(tmp_path):
     run = tmp_path / "run"
     run.mkdir()

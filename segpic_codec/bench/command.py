@@ -16,6 +16,7 @@ from .points import points
 from .rd import rd
 from .speed import speed
 from .table import table
+from .time_table import minutes_table
 
 DEFAULT_COMMAND = "rd"
 
@@ -38,5 +39,6 @@ def bench() -> None:
     """
 
 
+table.add_command(minutes_table)
 for command in (rd, points, speed, table):
     bench.add_command(command)
