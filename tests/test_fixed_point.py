@@ -161,7 +161,8 @@ def test_bands_and_threads_leave_the_entropy_parameters_unchanged(
     pixels = random_image(192, 256, seed=5)
     torch_threads(1)
     enc, dec, data = _entropy_record(tiny_codec, pixels, monkeypatch)
-    assert len(enc) == len(dec) > 2 and all(torch.equal(a, b) for a, b in zip(enc, dec, strict=True))
+    assert len(enc) == len(dec) > 2
+    assert all(torch.equal(a, b) for a, b in zip(enc, dec, strict=True))
     torch_threads(2)
     with monkeypatch.context() as m:  # the thinnest bands
         m.setattr(conv_bands, "BAND_ABOVE_BYTES", 0)

@@ -15,8 +15,8 @@ runs on the CPU on one of the two paths of `entropy_paths`, on both sides: the
 exact path (integer fixed point, the same bits on every machine; every new
 file) or the float64 path of files made before it (the same bits on machines
 whose BLAS sums in the same order). The synthesis transform (y^ -> pixels) runs
-in float32 by default: its result differs in the last bits between devices and thread counts, which moves a few decoded pixels by one
-level at most (tests/test_reliability.py and tests/test_shipped_weights.py check
+in float32 by default: its result differs in the last bits between devices and
+thread counts, which moves a few decoded pixels by one level at most (tests/test_reliability.py and tests/test_shipped_weights.py check
 that bound), never the parsing of a file. With `exact=True` it runs on a float64
 copy instead, and the decoded pixels are a function of the file alone.
 
