@@ -16,8 +16,9 @@ exact path (integer fixed point, the same bits on every machine; every new
 file) or the float64 path of files made before it (the same bits on machines
 whose BLAS sums in the same order). The synthesis transform (y^ -> pixels) runs
 in float32 by default: its result differs in the last bits between devices and
-thread counts, which moves a few decoded pixels by one level at most (tests/test_reliability.py and tests/test_shipped_weights.py check
-that bound), never the parsing of a file. With `exact=True` it runs on a float64
+thread counts, which moves a few decoded pixels by one level at most
+(tests/test_reliability.py and tests/test_shipped_weights.py check that bound),
+never the parsing of a file. With `exact=True` it runs on a float64
 copy instead, and the decoded pixels are a function of the file alone.
 
 A configuration without gain units (`segpic`, the authors' fixed-rate design) has
