@@ -26,6 +26,7 @@ from torch import nn
 from ...entropy import exact_math
 from .charm import ChannelARCodec
 from .fixed_point import (
+    ACT_LIMIT,
     ONE,
     FixedConv,
     fixed_layer,
@@ -132,8 +133,8 @@ class FixedRAT(nn.Module):
         for idx in range(self.k * self.k):
             i, j = divmod(idx, self.k)
             out += multiply(fp[:, :, i : i + h, j : j + w], kernels[:, :, idx])
-        out = multiply(out, self.cag(out))
-        return self.merge(out) + x
+        out = multiply(out.clamp_(-ACT_LIMIT, ACT_LIMIT), self.cag(out))
+        return self.merge(out).add_(x).clamp_(-ACT_LIMIT, ACT_LIMIT)
 
 
 class ExactHyperSynthesis(nn.Module):
@@ -181,7 +182,7 @@ class ExactCharm(nn.Module):
     def finish_slice(self, i: int, means: torch.Tensor, decoded: list[torch.Tensor],
                      symbols: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
         """y^ of slice i from its integer symbols and mean (activations)."""
-        y_hat = symbols.to(torch.int64) * ONE + mu
+        y_hat = (symbols.to(torch.int64) * ONE + mu).clamp_(-ACT_LIMIT, ACT_LIMIT)
         support = decoded[: self.max_support]
         lrp = self.lrp_transforms[i](torch.cat([means, *support, y_hat], dim=1))
-        return y_hat + rescale(self.tanh(lrp), 1)
+        return (y_hat + rescale(self.tanh(lrp), 1)).clamp_(-ACT_LIMIT, ACT_LIMIT)

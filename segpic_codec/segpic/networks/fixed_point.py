@@ -25,6 +25,8 @@ int64 (|a b| < 2^60). No step reads a libm function.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -101,7 +103,9 @@ class FixedConv(nn.Module):
             self.layer = band_convolutions(layer.requires_grad_(False))
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        x = a.clamp(-ACT_LIMIT, ACT_LIMIT).to(torch.float64)
+        # a holds activations (|a| <= ACT_LIMIT): every layer here clamps what it
+        # produces, and so does each place that makes activations otherwise
+        x = a.to(torch.float64)
         if self.transposed:
             acc = F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
                                      self.output_padding, self.groups)
@@ -140,8 +144,10 @@ def _weights_for_exact_sums(weight: torch.Tensor, bias: torch.Tensor, out_dim: i
     raise ValueError("weights too large for exact fixed-point sums")
 
 
+@functools.cache
 def _table(fn, lo: float, hi: float) -> tuple[torch.Tensor, int]:
-    """fn on the grid lo..hi every 2^-TABLE_BITS, as activations, and the index of lo."""
+    """fn on the grid lo..hi every 2^-TABLE_BITS, as activations, and the index of lo
+    (made once per process: every layer of one kind reads the same table)."""
     k0, k1 = int(lo * (1 << TABLE_BITS)), int(hi * (1 << TABLE_BITS))
     grid = np.arange(k0, k1 + 1, dtype=np.float64) / (1 << TABLE_BITS)
     values = np.rint(fn(grid) * ONE).astype(np.int64)
@@ -151,24 +157,26 @@ def _table(fn, lo: float, hi: float) -> tuple[torch.Tensor, int]:
 class TableActivation(nn.Module):
     """f on activations: integer table, linear interpolation between its entries;
     inputs beyond the table take its end values (or x itself with `identity_above`,
-    GELU's asymptote)."""
+    GELU's asymptote; 0 with `zero_below`)."""
 
     def __init__(self, fn, lo: float, hi: float, identity_above: bool = False,
                  zero_below: bool = False):
         super().__init__()
-        table, self.k0 = _table(fn, lo, hi)
-        self.register_buffer("table", table)
-        self.lo, self.hi = self.k0 << _SUBSTEP, (self.k0 + table.numel() - 1) << _SUBSTEP
+        table, k0 = _table(fn, lo, hi)
+        self.table = table  # the entries themselves (tests and docs read them)
+        # entry i times 2^_SUBSTEP, and the step to entry i + 1 (0 after the last):
+        # f(x) = (start[i] + step[i] * frac + half) >> _SUBSTEP
+        self.register_buffer("start", table << _SUBSTEP, persistent=False)
+        self.register_buffer("step", torch.cat([table[1:] - table[:-1], table.new_zeros(1)]),
+                             persistent=False)
+        self.lo, self.hi = k0 << _SUBSTEP, (k0 + table.numel() - 1) << _SUBSTEP
         self.identity_above, self.zero_below = identity_above, zero_below
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        x = a.clamp(self.lo, self.hi)
-        index = (x >> _SUBSTEP) - self.k0
-        frac = x & ((1 << _SUBSTEP) - 1)
-        last = self.table.numel() - 1
-        left = self.table[index]
-        right = self.table[(index + 1).clamp_(max=last)]
-        out = rescale(left * ((1 << _SUBSTEP) - frac) + right * frac, _SUBSTEP)
+        x = a.clamp(self.lo, self.hi).sub_(self.lo)
+        index = x >> _SUBSTEP
+        out = self.step[index].mul_(x.bitwise_and_((1 << _SUBSTEP) - 1))
+        out = rescale(out.add_(self.start[index]), _SUBSTEP)
         if self.identity_above:
             out = torch.where(a > self.hi, a, out)
         if self.zero_below:
