@@ -60,8 +60,8 @@ def test_tables_are_the_same_bits_on_every_machine():
 
 
 def test_table_activations_follow_the_float_functions():
-    x = torch.arange(-12 * 2**FRAC_BITS, 12 * 2**FRAC_BITS, 977, dtype=torch.int64)
-    v = x.double() / 2**FRAC_BITS
+    x = torch.arange(-12 * 2**FRAC_BITS, 12 * 2**FRAC_BITS, 977, dtype=torch.float64)
+    v = x / 2**FRAC_BITS
     for table, fn in ((gelu_table(), nn.functional.gelu), (sigmoid_table(), torch.sigmoid),
                       (tanh_table(), torch.tanh)):
         out = table(x).double() / 2**FRAC_BITS
@@ -110,9 +110,10 @@ def test_a_convolution_is_exact_at_its_bound():
     conv = FixedConv(nn.Conv2d(96, 8, 3, padding=1))
     w = conv.layer.weight.detach()
     worst = int(w.abs().sum(dim=(1, 2, 3)).argmax())
-    x = (torch.sign(w[worst]) * ACT_LIMIT).to(torch.int64)[None]  # (1, 96, 3, 3)
+    x = (torch.sign(w[worst]) * ACT_LIMIT)[None]  # (1, 96, 3, 3)
     out = conv(x)[0, worst, 1, 1]
-    exact = int((w[worst].to(torch.int64) * x[0]).sum()) + int(conv.layer.bias[worst])
+    exact = int((w[worst].to(torch.int64) * x[0].to(torch.int64)).sum()) \
+        + int(conv.layer.bias[worst])
     assert abs(exact) > 2**50  # near the bound indeed
     expected = min(ACT_LIMIT, (exact + (1 << (conv.shift - 1))) >> conv.shift)
     assert int(out) == expected
@@ -121,7 +122,7 @@ def test_a_convolution_is_exact_at_its_bound():
 def test_permuted_summation_gives_the_same_activations():
     torch.manual_seed(2)
     float_conv = nn.Conv2d(64, 16, 3, padding=1)
-    x = torch.randint(-(2**22), 2**22, (1, 64, 9, 11))
+    x = torch.randint(-(2**22), 2**22, (1, 64, 9, 11)).to(torch.float64)
     perm = torch.randperm(64)
     permuted = nn.Conv2d(64, 16, 3, padding=1)
     with torch.no_grad():

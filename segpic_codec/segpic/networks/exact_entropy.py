@@ -27,6 +27,7 @@ from ...entropy import exact_math
 from .charm import ChannelARCodec
 from .fixed_point import (
     ACT_LIMIT,
+    DPS_LIMIT,
     ONE,
     FixedConv,
     fixed_layer,
@@ -115,8 +116,9 @@ class FixedRAT(nn.Module):
     def __init__(self, rat: RegionAdaptiveTransform):
         super().__init__()
         self.k = rat.k
-        self.ctl = fixed_layer(rat.ctl)
-        self.dkg = fixed_layer(rat.dkg)
+        # the features and kernels that DPSConv multiplies end in DPS_LIMIT
+        self.ctl = nn.Sequential(*map(fixed_layer, rat.ctl[:-1]), FixedConv(rat.ctl[-1], DPS_LIMIT))
+        self.dkg = nn.Sequential(*map(fixed_layer, rat.dkg[:-1]), FixedConv(rat.dkg[-1], DPS_LIMIT))
         self.cag = fixed_layer(rat.cag)
         self.merge = FixedConv(rat.merge)
 
@@ -126,7 +128,7 @@ class FixedRAT(nn.Module):
         f = self.ctl(x)
         kernels = self.dkg(torch.cat([f, expand_prototypes(prototypes, partition)], dim=1))
         kernels = kernels.view(b, f.shape[1], self.k * self.k, h, w)
-        # DPSConv: each product rounded to an activation, then summed (< 2^34)
+        # DPSConv: each product (< 2^52) rounded to an activation, then summed
         pad = self.k // 2
         fp = nn.functional.pad(f, (pad, pad, pad, pad))
         out = torch.zeros_like(f)
@@ -182,7 +184,7 @@ class ExactCharm(nn.Module):
     def finish_slice(self, i: int, means: torch.Tensor, decoded: list[torch.Tensor],
                      symbols: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
         """y^ of slice i from its integer symbols and mean (activations)."""
-        y_hat = (symbols.to(torch.int64) * ONE + mu).clamp_(-ACT_LIMIT, ACT_LIMIT)
+        y_hat = (symbols.to(torch.float64) * ONE + mu).clamp_(-ACT_LIMIT, ACT_LIMIT)
         support = decoded[: self.max_support]
         lrp = self.lrp_transforms[i](torch.cat([means, *support, y_hat], dim=1))
         return (y_hat + rescale(self.tanh(lrp), 1)).clamp_(-ACT_LIMIT, ACT_LIMIT)

@@ -2,25 +2,27 @@
 every machine (any CPU, any BLAS kernel, any thread count or band plan) derives
 the same means and scales from the same file.
 
-Activations are int64 tensors of integers a at scale 2^-FRAC_BITS (a value
-v = a / 2^16), clamped to |a| <= ACT_LIMIT. A convolution keeps BLAS speed by
-running in float64 on integer-valued tensors:
+Activations are integers a at scale 2^-FRAC_BITS (a value v = a / 2^16),
+clamped to |a| <= ACT_LIMIT, held in float64 tensors: float64 holds every
+integer below 2^53 exactly, and BLAS convolutions take float64. A convolution
 
     acc = sum_j w_j a_j + b,   w_j = round(weight_j 2^s),  b = round(bias 2^(16+s))
 
-and every partial sum of such a convolution is an integer whose magnitude is at
-most sum_j |w_j| ACT_LIMIT + |b|. `FixedConv` picks the largest shift s (at most
-MAX_WEIGHT_SHIFT) for which that bound, taken over the output channel with the
-largest sum of |w_j|, stays below 2^53; float64 then holds every partial sum
-exactly, in whatever order, blocking or band plan the convolution sums them, and
-the result is the exact integer acc. It is rescaled by rounding (acc + 2^(s-1))
->> s in integer arithmetic. The bound is checked when the layer is built (a
-weight that cannot meet it raises) and by tests/test_fixed_point.py at the layer
-widths of every configuration.
+has integer partial sums whose magnitude is at most sum_j |w_j| ACT_LIMIT + |b|.
+`FixedConv` picks the largest shift s (at most MAX_WEIGHT_SHIFT) for which that
+bound, taken over the output channel with the largest sum of |w_j|, stays
+below 2^53; float64 then holds every partial sum exactly, in whatever order,
+blocking or band plan the convolution sums them, and the result is the exact
+integer acc. It is rescaled to floor(acc 2^-s + 1/2), which float64 computes
+exactly (a power-of-two scaling, then a sum whose bits still fit 53). The
+bound is checked when the layer is built (a weight that cannot meet it raises)
+and by tests/test_fixed_point.py at the layer widths of every configuration.
 
-Nonlinearities are integer tables (`exact_math`, the same bits everywhere) with
-linear interpolation in integer arithmetic; products of two activations run in
-int64 (|a b| < 2^60). No step reads a libm function.
+Products of two activations are exact where both factors are bounded so that
+the product stays below 2^53 (`multiply`; the RAT's per-pixel kernels and the
+features they filter are clamped to DPS_LIMIT for it). Nonlinearities are
+integer tables (`exact_math`, the same bits everywhere) with linear
+interpolation in the same exact arithmetic. No step reads a libm function.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from .conv_bands import band_convolutions
 FRAC_BITS = 16
 ONE = 1 << FRAC_BITS
 ACT_LIMIT = (1 << 30) - 1  # |activation| < 2^14
+DPS_LIMIT = (1 << 26) - 1  # the RAT's kernels and features: their products < 2^52
 EXACT_SUM_LIMIT = 1 << 53  # float64 holds every integer below it
 MAX_WEIGHT_SHIFT = 40
 # nonlinearities are tabulated every 2^-TABLE_BITS and interpolated linearly: the
@@ -49,23 +52,23 @@ _SUBSTEP = FRAC_BITS - TABLE_BITS
 
 def to_fixed(x: torch.Tensor) -> torch.Tensor:
     """float64 values -> activations (round half to even, then clamp)."""
-    return torch.round(x.to(torch.float64) * ONE).clamp_(-ACT_LIMIT, ACT_LIMIT).to(torch.int64)
+    return torch.round(x.to(torch.float64) * ONE).clamp_(-ACT_LIMIT, ACT_LIMIT)
 
 
 def to_float(a: torch.Tensor) -> torch.Tensor:
     """activations -> float64 values (exact: a power-of-two scale)."""
-    return a.to(torch.float64) / ONE
+    return a / ONE
 
 
 def rescale(acc: torch.Tensor, shift: int) -> torch.Tensor:
-    """round(acc / 2^shift), halves rounded up, in int64 (in place when it can)."""
+    """floor(acc / 2^shift + 1/2) of integers |acc| < 2^53, in place."""
     if shift == 0:
         return acc
-    return acc.add_(1 << (shift - 1)).bitwise_right_shift_(shift)
+    return acc.mul_(2.0**-shift).add_(0.5).floor_()
 
 
 def multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """The activation a * b (both activations, so |a b| < 2^60 fits int64)."""
+    """The activation a * b, for factors whose product stays below 2^53."""
     return rescale(a * b, FRAC_BITS)
 
 
@@ -73,8 +76,9 @@ class FixedConv(nn.Module):
     """An nn.Conv2d or nn.ConvTranspose2d on activations, exactly (see the module
     docstring for the bound)."""
 
-    def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d):
+    def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d, limit: int = ACT_LIMIT):
         super().__init__()
+        self.limit = limit  # of the outputs (ACT_LIMIT, or DPS_LIMIT in the RAT)
         weight = conv.weight.detach().to("cpu", torch.float64)
         bias = (conv.bias.detach().to("cpu", torch.float64) if conv.bias is not None
                 else torch.zeros(weight.shape[0 if isinstance(conv, nn.Conv2d) else 1],
@@ -105,13 +109,12 @@ class FixedConv(nn.Module):
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         # a holds activations (|a| <= ACT_LIMIT): every layer here clamps what it
         # produces, and so does each place that makes activations otherwise
-        x = a.to(torch.float64)
         if self.transposed:
-            acc = F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
+            acc = F.conv_transpose2d(a, self.weight, self.bias, self.stride, self.padding,
                                      self.output_padding, self.groups)
         else:
-            acc = self.layer(x)
-        return rescale(acc.to(torch.int64), self.shift).clamp_(-ACT_LIMIT, ACT_LIMIT)
+            acc = self.layer(a)
+        return rescale(acc, self.shift).clamp_(-self.limit, self.limit)
 
 
 def _weights_for_exact_sums(weight: torch.Tensor, bias: torch.Tensor, out_dim: int,
@@ -166,17 +169,18 @@ class TableActivation(nn.Module):
         self.table = table  # the entries themselves (tests and docs read them)
         # entry i times 2^_SUBSTEP, and the step to entry i + 1 (0 after the last):
         # f(x) = (start[i] + step[i] * frac + half) >> _SUBSTEP
-        self.register_buffer("start", table << _SUBSTEP, persistent=False)
-        self.register_buffer("step", torch.cat([table[1:] - table[:-1], table.new_zeros(1)]),
-                             persistent=False)
+        self.register_buffer("start", (table << _SUBSTEP).to(torch.float64), persistent=False)
+        self.register_buffer("step", torch.cat([table[1:] - table[:-1], table.new_zeros(1)])
+                             .to(torch.float64), persistent=False)
         self.lo, self.hi = k0 << _SUBSTEP, (k0 + table.numel() - 1) << _SUBSTEP
         self.identity_above, self.zero_below = identity_above, zero_below
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         x = a.clamp(self.lo, self.hi).sub_(self.lo)
-        index = x >> _SUBSTEP
-        out = self.step[index].mul_(x.bitwise_and_((1 << _SUBSTEP) - 1))
-        out = rescale(out.add_(self.start[index]), _SUBSTEP)
+        index = torch.floor(x * 2.0**-_SUBSTEP)
+        frac = x.sub_(index * (1 << _SUBSTEP))
+        index = index.to(torch.int64)
+        out = rescale(self.step[index].mul_(frac).add_(self.start[index]), _SUBSTEP)
         if self.identity_above:
             out = torch.where(a > self.hi, a, out)
         if self.zero_below:
@@ -203,17 +207,17 @@ class FixedLeakyReLU(nn.Module):
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         # one correctly rounded product, then round half to even: the same everywhere
-        scaled = torch.round(a.to(torch.float64) * self.slope).to(torch.int64)
-        return torch.where(a < 0, scaled, a)
+        return torch.where(a < 0, torch.round(a * self.slope), a)
 
 
 class FixedMean(nn.Module):
-    """AdaptiveAvgPool2d(1): the exact int64 sum, divided with rounding."""
+    """AdaptiveAvgPool2d(1): the exact sum (below 2^53 for any image under the
+    pixel limit), divided with rounding in int64."""
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         n = a.shape[2] * a.shape[3]
-        total = a.sum(dim=(2, 3), keepdim=True)
-        return torch.div(2 * total + n, 2 * n, rounding_mode="floor")
+        total = a.sum(dim=(2, 3), keepdim=True).to(torch.int64)
+        return torch.div(2 * total + n, 2 * n, rounding_mode="floor").to(torch.float64)
 
 
 class FixedPixelShuffle(nn.Module):
