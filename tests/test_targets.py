@@ -173,3 +173,25 @@ def test_unreachable_targets(encoder):
 def test_moric_refuses_targets():
     with pytest.raises(CodecError, match="moric has no rate target yet: use --quality"):
         codecs.load_encoder("moric", device="cpu").encode(random_image(8, 8), size="1k")
+
+
+def test_pillow_save_takes_targets(tiny_weights):
+    import io
+
+    from PIL import Image
+
+    import segpic_codec.pillow  # noqa: F401 - registers the format
+
+    image = Image.fromarray(random_image(48, 64, seed=9))
+    buf = io.BytesIO()
+    image.save(buf, format="SPIC", size="2k", weights=tiny_weights, device="cpu")
+    frame = container.read_frame(buf.getvalue())
+    assert len(buf.getvalue()) <= 2000
+    assert target_record.read(frame.metadata) == {"kind": "size", "value": 2000, "met": True}
+    with pytest.raises(ValueError, match="cannot meet 50 bytes"):
+        image.save(io.BytesIO(), format="SPIC", size=50, weights=tiny_weights, device="cpu")
+    buf = io.BytesIO()
+    with pytest.warns(UserWarning, match="best effort: cannot meet 50 bytes"):
+        image.save(buf, format="SPIC", size=50, best_effort=True, weights=tiny_weights,
+                   device="cpu")
+    assert target_record.read(container.read_frame(buf.getvalue()).metadata)["met"] is False
