@@ -115,7 +115,7 @@ class Encoder:
         `psnr` (dB). A target that cannot be met raises `targets.TargetNotMet`, or
         with `best_effort` gives the closest file (`target_met` False, a note).
         `record_target`: store the target in the file for `segpic info`
-        (`target_record`, about 190 bytes, counted by the target)."""
+        (`target_record`, about 230 bytes, counted by the target)."""
         from . import target_record, targets  # numpy-free, but not for `segpic info`
 
         _check_names(self.codec, options, get(self.codec).options().names("encode"),
