@@ -74,9 +74,9 @@ DEVICE = CodecOption("device", "choice", "auto uses CUDA when present.", "loader
 TARGETS = (
     CodecOption("bpp", "float", "Target bits per pixel of the whole file: the highest "
                 "quality whose file fits.", "encode", metavar="B"),
-    CodecOption("size", "size", "Target file size in bytes, metadata included: the "
-                "highest quality whose file fits. k = 1000 and M = 1000000 bytes (as "
-                "cwebp counts), Ki = 1024, Mi = 1048576; e.g. 40k, 1.5M, 64Ki.",
+    CodecOption("size", "size", "Target file size in bytes (as cwebp's -size), "
+                "metadata included: the highest quality whose file fits. k = 1000, "
+                "M = 1000000, Ki = 1024, Mi = 1048576 bytes; e.g. 40k, 1.5M, 64Ki.",
                 "encode", metavar="BYTES"),
     CodecOption("psnr", "float", "Target PSNR in dB (RGB): the lowest quality that "
                 "reaches it.", "encode", metavar="DB"),

@@ -10,7 +10,7 @@ them. XMP readers ignore namespaces they do not know. The decoder leaves the
 record out of the images it writes (it describes the .spic file, not the
 picture), and the encoder drops a record that comes in with an input image.
 
-The record is about 230 bytes (more where it joins an image's own XMP) and
+The record is about 230 bytes (about 140 where it joins an image's own XMP) and
 counts in the file's size like any metadata; --strip leaves it out with the rest.
 """
 

@@ -112,11 +112,12 @@ def main() -> None:
 def quality_options(func: Callable) -> Callable:
     """--quality and the targets every codec's API takes (options.TARGETS, declared
     there once): --bpp, --size, --psnr, --best-effort."""
+    owners = ", ".join(n for n, e in codecs.CODECS.items() if e.options().rate_targets)
     for option in reversed(TARGETS):
         kind = {"is_flag": True} if option.kind == "bool" else {
             "type": ByteSize() if option.kind == "size" else float}
         func = click.option(option.flag, option.name, default=None, metavar=option.metavar,
-                            help=option.help, **kind)(func)
+                            help=f"{owners}: {option.help}", **kind)(func)
     return click.option("--quality", "-q", type=float, default=None,
                         help="Quality 1 (smallest) to 6 (best); fractions interpolate. "
                              "Default: the middle (3.5). Or one target: --bpp, --size, "
