@@ -72,15 +72,15 @@ class CodecOptions:
 DEVICE = CodecOption("device", "choice", "auto uses CUDA when present.", "loader",
                      default="auto", choices=("auto", "cpu", "cuda"))
 TARGETS = (
-    CodecOption("bpp", "float", "Target bits per pixel of the whole file: the highest "
+    CodecOption("bpp", "float", "target bits per pixel of the whole file: the highest "
                 "quality whose file fits.", "encode", metavar="B"),
-    CodecOption("size", "size", "Target file size in bytes (as cwebp's -size), "
+    CodecOption("size", "size", "target file size in bytes (as cwebp's -size), "
                 "metadata included: the highest quality whose file fits. k = 1000, "
                 "M = 1000000, Ki = 1024, Mi = 1048576 bytes; e.g. 40k, 1.5M, 64Ki.",
                 "encode", metavar="BYTES"),
-    CodecOption("psnr", "float", "Target PSNR in dB (RGB): the lowest quality that "
+    CodecOption("psnr", "float", "target PSNR in dB (RGB): the lowest quality that "
                 "reaches it.", "encode", metavar="DB"),
-    CodecOption("best_effort", "bool", "When the target cannot be met, write the "
+    CodecOption("best_effort", "bool", "when the target cannot be met, write the "
                 "closest file (the smallest, or the best) instead of failing.", "encode"),
 )
 TARGET_NAMES = ("bpp", "size", "psnr")
