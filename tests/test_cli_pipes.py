@@ -155,3 +155,12 @@ def test_batch_decode_format(spic, tiny_weights, tmp_path):
             "--weights", tiny_weights)
     assert r.exit_code == 0, r.output
     assert Image.open(tmp_path / "out" / "a.webp").format == "WEBP"
+
+
+def test_batch_options_of_the_other_direction_refused(tmp_path):
+    (tmp_path / "in").mkdir()
+    r = run("batch", tmp_path / "in", tmp_path / "out", "--format", "jpeg")
+    assert r.exit_code == 2 and "--format and --webp-quality apply to --decode" in r.stderr
+    r = run("batch", tmp_path / "in", tmp_path / "out", "--decode", "--size", "4k")
+    assert r.exit_code == 2 and "apply to encoding" in r.stderr
+    assert not (tmp_path / "out").exists()
