@@ -59,7 +59,9 @@ def encode(src: Path, dst: Path, quality: float | None, bpp: float | None,
     if setup.optimises:
         from .progress import OptimisationProgress  # rich.progress: not for `segpic info`
 
-        with OptimisationProgress(console, f"{codec} {display(src)}") as bar:
+        # the file's name, not its path: the bar's columns must fit the terminal
+        name = display(src) if is_stdio(src) else src.name
+        with OptimisationProgress(console, f"{codec} {name}") as bar:
             result = encode_file(setup, src, dst, quality, bpp, strip, **targets,
                                  progress=bar.update, should_stop=bar.should_stop)
     else:
