@@ -32,6 +32,8 @@ from .registry import CODECS, DEFAULT_CODEC, CodecEntry
 if TYPE_CHECKING:  # numpy stays unimported for `segpic info` (its start-up time)
     import numpy as np
 
+    from .targets import Target
+
 
 @dataclass
 class CodedImage:
@@ -55,7 +57,7 @@ class CodedImage:
 
     @property
     def bpp(self) -> float:
-        """Of the file without metadata: what a bpp target aims at."""
+        """Of the file without metadata."""
         return 8 * len(self.frame()) / (self.width * self.height)
 
     def result(self, metadata: Mapping[str, bytes] | None = None) -> EncodeResult:
@@ -71,6 +73,10 @@ class EncodeResult:
     width: int
     height: int
     notes: tuple[str, ...] = ()  # what a user should be told (e.g. "stopped early")
+    target: Target | None = None  # the --bpp/--size/--psnr that chose the quality
+    target_met: bool = True  # False: --best-effort wrote the closest file
+    trials: int = 1  # encodes made (a target's search makes several)
+    psnr: float | None = None  # dB, where a --psnr search measured it
 
     @property
     def bpp(self) -> float:
@@ -78,7 +84,9 @@ class EncodeResult:
 
 
 class CodecEncoder(Protocol):
-    """What a codec's `frontend.load_encoder` returns."""
+    """What a codec's `frontend.load_encoder` returns. A codec that declares
+    `rate_targets` also has `quality_grid() -> (lowest, highest, step)`, the
+    qualities its files can hold, over which a target is searched."""
 
     def encode_streams(self, pixels: np.ndarray, quality: float | None = None,
                        bpp: float | None = None, reconstruct: bool = True,
@@ -98,14 +106,32 @@ class Encoder:
 
     def encode(self, pixels: np.ndarray, quality: float | None = None,
                bpp: float | None = None, reconstruct: bool = True,
-               metadata: Mapping[str, bytes] | None = None, **options: Any) -> EncodeResult:
+               metadata: Mapping[str, bytes] | None = None, size: str | int | None = None,
+               psnr: float | None = None, best_effort: bool = False,
+               record_target: bool = True, **options: Any) -> EncodeResult:
         """`options`: the codec's encode options (`OPTIONS.names("encode")`);
-        `metadata`: kind -> bytes, stored beside the image (not counted by `bpp`)."""
+        `metadata`: kind -> bytes, stored beside the image. One of `quality` or a
+        target: `bpp`, `size` (bytes, or text such as "40k": `targets.parse_size`),
+        `psnr` (dB). A target that cannot be met raises `targets.TargetNotMet`, or
+        with `best_effort` gives the closest file (`target_met` False, a note).
+        `record_target`: store the target in the file for `segpic info`
+        (`target_record`, about 230 bytes, counted by the target)."""
+        from . import target_record, targets  # numpy-free, but not for `segpic info`
+
         _check_names(self.codec, options, get(self.codec).options().names("encode"),
                      "encode")
-        coded = self.coder.encode_streams(pixels, quality=quality, bpp=bpp,
-                                          reconstruct=reconstruct, **options)
-        return coded.result(metadata)
+        target = targets.from_options(quality, bpp, size, psnr)
+        metadata = target_record.without(metadata or {})
+        if target is None:
+            coded = self.coder.encode_streams(pixels, quality=quality,
+                                              reconstruct=reconstruct, **options)
+            return coded.result(metadata)
+        if not get(self.codec).options().rate_targets:
+            raise CodecError(f"{self.codec} has no rate target yet: use --quality")
+        from .target_search import encode_for_target
+
+        return encode_for_target(self.coder, pixels, target, metadata, best_effort,
+                                 reconstruct, options, record_target)
 
 
 def get(name: str) -> CodecEntry:
@@ -169,12 +195,15 @@ def load_decoder(frame: container.FrameHeader, weights: str | Path | None = None
 
 def encode(pixels: np.ndarray, codec: str = DEFAULT_CODEC, quality: float | None = None,
            bpp: float | None = None, metadata: Mapping[str, bytes] | None = None,
-           **options: Any) -> EncodeResult:
+           size: str | int | None = None, psnr: float | None = None,
+           best_effort: bool = False, **options: Any) -> EncodeResult:
     """Encode RGB pixels with `codec` into a .spic file; `options`: the codec's own,
-    loader and encode ones together (and device)."""
+    loader and encode ones together (and device). A quality or one target (bpp,
+    size, psnr; see `Encoder.encode`)."""
     loader, rest = split_options(codec, options)
     return load_encoder(codec, **loader).encode(pixels, quality=quality, bpp=bpp,
-                                                metadata=metadata, **rest)
+                                                metadata=metadata, size=size, psnr=psnr,
+                                                best_effort=best_effort, **rest)
 
 
 def split_options(codec: str, options: Mapping[str, Any]
@@ -192,8 +221,8 @@ def split_options(codec: str, options: Mapping[str, Any]
 
 
 def all_option_names() -> tuple[str, ...]:
-    """Every option any codec declares, and those all codecs take (quality, bpp,
-    device): what the Pillow plugin passes on from `Image.save`."""
+    """Every option any codec declares, and those all codecs take (quality, the
+    targets, device): what the Pillow plugin passes on from `Image.save`."""
     names = list(COMMON)
     for entry in CODECS.values():
         names += [o.name for o in entry.options().options if o.name not in names]

@@ -4,6 +4,7 @@ writing outputs (PNGs, .spic files) atomically with the mode a plain open() give
 from __future__ import annotations
 
 import errno
+import io
 import os
 import re
 import secrets
@@ -54,7 +55,6 @@ def load_image(path: str | Path, metadata: bool = True) -> LoadedImage:
     stays on as a second line). Every failure is an `ImageError` with a one-line
     message naming the file; metadata that cannot be kept is left out with a note."""
     path = Path(path)
-    limit = max_pixels()
     try:
         f = path.open("rb")
     except OSError as exc:
@@ -66,53 +66,64 @@ def load_image(path: str | Path, metadata: bool = True) -> LoadedImage:
             empty = stat.S_ISREG(info.st_mode) and info.st_size == 0
         except OSError:
             empty = False
-        if empty:
-            raise ImageError(f"{path}: empty file, not an image")
-        # a .spic file is not an input image, even where segpic_codec.pillow has
-        # taught Pillow to open it (peek: a pipe cannot seek back)
-        if f.peek(4)[:4] == b"SPIC":
-            raise ImageError(f"{path}: a .spic file, not an image (segpic decode turns it "
-                             "into a PNG)")
-        try:
-            with warnings.catch_warnings():
-                # Pillow warns above Image.MAX_IMAGE_PIXELS (~89 MP) and refuses
-                # twice that. The warning becomes an error unless the user raised
-                # SEGPIC_MAX_PIXELS above Pillow's limit on purpose.
-                pillow_limit = Image.MAX_IMAGE_PIXELS
-                if pillow_limit is None or limit <= pillow_limit:
-                    warnings.simplefilter("error", Image.DecompressionBombWarning)
-                else:
-                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                with Image.open(f) as img:
-                    w, h = img.size
-                    if w < 1 or h < 1:
-                        raise ImageError(f"{path}: image has no pixels ({w}x{h})")
-                    if w * h > limit:
-                        raise ImageError(
-                            f"{path}: {w}x{h} is {format_pixels(w * h)}, over the limit of "
-                            f"{format_pixels(limit)} (set SEGPIC_MAX_PIXELS to raise it)")
-                    if w > MAX_DIMENSION or h > MAX_DIMENSION:
-                        raise ImageError(f"{path}: {w}x{h} has a side over the limit of "
-                                         f"{MAX_DIMENSION} pixels")
-                    img.load()  # a PNG's eXIf and XMP may follow its pixels
-                    upright, turned = photo_metadata.turn_upright(img)
-                    loaded = _to_rgb8(upright, path)
-                    if metadata:
-                        loaded.metadata, dropped = photo_metadata.extract(img, turned)
-                        loaded.notes += [f"{path.name}: {line}" for line in dropped]
-                    return loaded
-        except ImageError:
-            raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageError(_bomb_message(path, exc, limit)) from None
-        except UnidentifiedImageError:
-            raise ImageError(f"{path}: not an image file Pillow can read") from None
-        except MemoryError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - Pillow's plugins fail in many ways
-            # on hostile files (OSError, SyntaxError, struct.error, IndexError...)
-            raise ImageError(f"{path}: broken or truncated image "
-                             f"({type(exc).__name__}: {exc})") from None
+        return _load_from(f, path, empty, metadata)
+
+
+def load_image_data(data: bytes, name: str = "<stdin>", metadata: bool = True) -> LoadedImage:
+    """`load_image` for an image already in memory (read from a pipe, bounded by
+    `limits.max_image_bytes`); `name` stands for the file in messages."""
+    return _load_from(io.BufferedReader(io.BytesIO(data)), Path(name), not data, metadata)
+
+
+def _load_from(f: io.BufferedReader, path: Path, empty: bool, metadata: bool) -> LoadedImage:
+    limit = max_pixels()
+    if empty:
+        raise ImageError(f"{path}: empty file, not an image")
+    # a .spic file is not an input image, even where segpic_codec.pillow has
+    # taught Pillow to open it (peek: a pipe cannot seek back)
+    if f.peek(4)[:4] == b"SPIC":
+        raise ImageError(f"{path}: a .spic file, not an image (segpic decode turns it "
+                         "into a PNG)")
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns above Image.MAX_IMAGE_PIXELS (~89 MP) and refuses
+            # twice that. The warning becomes an error unless the user raised
+            # SEGPIC_MAX_PIXELS above Pillow's limit on purpose.
+            pillow_limit = Image.MAX_IMAGE_PIXELS
+            if pillow_limit is None or limit <= pillow_limit:
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+            else:
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(f) as img:
+                w, h = img.size
+                if w < 1 or h < 1:
+                    raise ImageError(f"{path}: image has no pixels ({w}x{h})")
+                if w * h > limit:
+                    raise ImageError(
+                        f"{path}: {w}x{h} is {format_pixels(w * h)}, over the limit of "
+                        f"{format_pixels(limit)} (set SEGPIC_MAX_PIXELS to raise it)")
+                if w > MAX_DIMENSION or h > MAX_DIMENSION:
+                    raise ImageError(f"{path}: {w}x{h} has a side over the limit of "
+                                     f"{MAX_DIMENSION} pixels")
+                img.load()  # a PNG's eXIf and XMP may follow its pixels
+                upright, turned = photo_metadata.turn_upright(img)
+                loaded = _to_rgb8(upright, path)
+                if metadata:
+                    loaded.metadata, dropped = photo_metadata.extract(img, turned)
+                    loaded.notes += [f"{path.name}: {line}" for line in dropped]
+                return loaded
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(_bomb_message(path, exc, limit)) from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image file Pillow can read") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow's plugins fail in many ways
+        # on hostile files (OSError, SyntaxError, struct.error, IndexError...)
+        raise ImageError(f"{path}: broken or truncated image "
+                         f"({type(exc).__name__}: {exc})") from None
 
 
 def _open_message(path: Path, exc: OSError) -> str:

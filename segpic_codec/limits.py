@@ -56,3 +56,12 @@ def max_spic_bytes() -> int:
     the most metadata a file may carry. A bigger (or endless) input is refused before
     it can fill the memory."""
     return 64 * max_pixels() // 8 + (1 << 20) + MAX_METADATA_TOTAL
+
+
+def max_image_bytes() -> int:
+    """The most bytes read from a pipe as one input image (`segpic encode -`). A
+    file on disk is bounded by its pixel count alone, read from its header; a pipe
+    must be held in memory first, so its size is bounded too: 8 bytes per pixel of
+    `max_pixels()` (a 16-bit RGBA TIFF or PPM, uncompressed, the largest honest
+    encoding) plus room for the metadata."""
+    return 8 * max_pixels() + (4 << 20) + MAX_METADATA_TOTAL

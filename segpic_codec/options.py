@@ -17,7 +17,7 @@ from typing import Literal
 Stage = Literal["loader", "encode"]
 # how the command line reads the value (the Python API also takes richer values
 # where the codec documents them, e.g. a label array for MoRIC's regions)
-Kind = Literal["int", "float", "str", "path", "choice", "duration", "bool"]
+Kind = Literal["int", "float", "str", "path", "choice", "duration", "bool", "size"]
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,15 @@ class CodecOption:
 
 @dataclass(frozen=True)
 class CodecOptions:
-    """A codec's declared options (beyond quality, bpp and device, which every
-    codec takes). `optimises`: its encoder takes `progress` and `should_stop`
-    hooks (the command line shows a bar and stops cleanly on Ctrl-C)."""
+    """A codec's declared options (beyond COMMON: quality, the targets and device,
+    which every codec's API takes). `optimises`: its encoder takes `progress` and
+    `should_stop` hooks (the command line shows a bar and stops cleanly on
+    Ctrl-C). `rate_targets`: it meets --bpp, --size and --psnr (TARGETS) by trial
+    encodes over its quality scale; its encoder has `quality_grid()`."""
 
     options: tuple[CodecOption, ...]
     optimises: bool = False
+    rate_targets: bool = False
 
     def __post_init__(self) -> None:
         names = [option.name for option in self.options]
@@ -64,7 +67,21 @@ class CodecOptions:
         return tuple(o.name for o in self.options if o.decoder)
 
 
-# What every codec takes: `codecs.encode(pixels, codec, quality, bpp, device=...)`
+# What every codec's API takes: `codecs.encode(pixels, codec, quality, bpp, size,
+# psnr, best_effort, device=...)`; a codec without `rate_targets` refuses targets
 DEVICE = CodecOption("device", "choice", "auto uses CUDA when present.", "loader",
                      default="auto", choices=("auto", "cpu", "cuda"))
-COMMON = ("quality", "bpp", "device")
+TARGETS = (
+    CodecOption("bpp", "float", "target bits per pixel of the whole file: the highest "
+                "quality whose file fits.", "encode", metavar="B"),
+    CodecOption("size", "size", "target file size in bytes (as cwebp's -size), "
+                "metadata included: the highest quality whose file fits. k = 1000, "
+                "M = 1000000, Ki = 1024, Mi = 1048576 bytes; e.g. 40k, 1.5M, 64Ki.",
+                "encode", metavar="BYTES"),
+    CodecOption("psnr", "float", "target PSNR in dB (RGB): the lowest quality that "
+                "reaches it.", "encode", metavar="DB"),
+    CodecOption("best_effort", "bool", "when the target cannot be met, write the "
+                "closest file (the smallest, or the best) instead of failing.", "encode"),
+)
+TARGET_NAMES = ("bpp", "size", "psnr")
+COMMON = ("quality", *(o.name for o in TARGETS), "device")

@@ -32,6 +32,9 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from . import container
 from .errors import SegpicError
 from .limits import max_spic_bytes
+from .options import TARGETS
+
+TARGET_OPTIONS = tuple(option.name for option in TARGETS)  # bpp, size, psnr, best_effort
 
 FORMAT = "SPIC"
 EXTENSION = ".spic"
@@ -136,7 +139,7 @@ def _decode(data: bytes) -> Any:
         return decoder.decode(data)
 
 
-def _encode(pixels: Any, codec: str, quality: float | None, bpp: float | None,
+def _encode(pixels: Any, codec: str, quality: float | None, targets: dict[str, Any],
             options: dict[str, Any]) -> Any:
     from . import codecs
 
@@ -149,12 +152,14 @@ def _encode(pixels: Any, codec: str, quality: float | None, bpp: float | None,
             encoder = codecs.load_encoder(codec, **loader)
         else:
             encoder = _loaded(key, lambda: codecs.load_encoder(codec, **loader))
-        return encoder.encode(pixels, quality=quality, bpp=bpp, reconstruct=False, **rest)
+        return encoder.encode(pixels, quality=quality, reconstruct=False, **targets, **rest)
 
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     """Encode `im` into `fp`. Options (as `segpic encode`): codec ("segpic", the
-    default, or "moric"), quality (the codec's scale, segpic 1 to 6) or bpp, device,
+    default, or "moric"), quality (the codec's scale, segpic 1 to 6) or one target
+    (bpp, size in bytes or "40k", psnr in dB; best_effort=True writes the closest
+    file where none meets it, else a ValueError), device,
     and the options the codecs declare (`codecs.all_option_names()`; segpic: grid,
     model, weights, exact; moric: steps, time_limit, preset, regions, region_count,
     contours, roi); one of another codec is an error. Pillow plugins ignore the
@@ -168,14 +173,15 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     info = im.encoderinfo
     codec = info.get("codec") or codecs.DEFAULT_CODEC
     codecs.get(codec)  # an unknown codec: CodecError (a ValueError) before converting
+    targets = {k: info[k] for k in TARGET_OPTIONS if info.get(k) is not None}
     options = {k: info[k] for k in codecs.all_option_names()
-               if k not in ("quality", "bpp") and info.get(k) is not None}
+               if k not in ("quality", *TARGET_OPTIONS) and info.get(k) is not None}
     name = Path(os.fsdecode(filename) or "image")  # "" when saving to a file object
     try:
         pixels = _to_rgb8(im, name).pixels
     except ImageError as exc:
         raise OSError(f"cannot write mode {im.mode} as {FORMAT}") from exc
-    result = _encode(pixels, codec, info.get("quality"), info.get("bpp"), options)
+    result = _encode(pixels, codec, info.get("quality"), targets, options)
     for note in result.notes:  # e.g. MoRIC stopped at its time limit
         warnings.warn(f"{name}: {note}", stacklevel=2)
     fp.write(result.data)

@@ -52,14 +52,16 @@ def _file_bpp_and_quality(spic: Path) -> tuple[float, float]:
 
 
 def test_bpp_option(tiny_weights, tiny_codec, tmp_path):
-    """--bpp B: the highest quality whose file has at most B bits per pixel."""
+    """--bpp B: the highest quality whose file has at most B bits per pixel (with
+    --strip, nothing but the image: no target record, tests/test_cli_targets.py)."""
     src = _png(tmp_path / "in.png", random_image(96, 96))
     top = tmp_path / "top.spic"
     r = run("encode", src, top, "--weights", tiny_weights, "-q", tiny_codec.num_qualities)
     assert r.exit_code == 0, r.output
     top_bpp, _ = _file_bpp_and_quality(top)
     assert top_bpp <= 20  # so --bpp 20 allows the highest quality
-    r = run("encode", src, tmp_path / "a.spic", "--weights", tiny_weights, "--bpp", "20")
+    r = run("encode", src, tmp_path / "a.spic", "--weights", tiny_weights, "--bpp", "20",
+            "--strip")
     assert r.exit_code == 0, r.output
     assert _file_bpp_and_quality(tmp_path / "a.spic") == (top_bpp, tiny_codec.num_qualities)
     # a target below the highest quality's rate: a lower quality, within the target
@@ -67,7 +69,8 @@ def test_bpp_option(tiny_weights, tiny_codec, tmp_path):
     assert run("encode", src, low, "--weights", tiny_weights, "-q", "1").exit_code == 0
     low_bpp, _ = _file_bpp_and_quality(low)
     target = (low_bpp + top_bpp) / 2
-    r = run("encode", src, tmp_path / "b.spic", "--weights", tiny_weights, "--bpp", target)
+    r = run("encode", src, tmp_path / "b.spic", "--weights", tiny_weights, "--bpp", target,
+            "--strip")
     assert r.exit_code == 0, r.output
     bpp, quality = _file_bpp_and_quality(tmp_path / "b.spic")
     assert bpp <= target and 1 <= quality < tiny_codec.num_qualities

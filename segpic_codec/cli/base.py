@@ -1,5 +1,5 @@
 """What every `segpic` command shares: the command group, one-line errors, the
-options common to the codecs, and reading/writing one file."""
+options common to the codecs (reading and writing one file: `files`)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,16 @@ import functools
 import importlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
 from .. import codecs, container, heap
-from ..codecs import EncodeResult
 from ..errors import CodecError, SegpicError
-from ..limits import max_pixels, max_spic_bytes
-from ..options import DEVICE, CodecOption
-
-if TYPE_CHECKING:
-    import numpy as np
+from ..limits import max_pixels
+from ..options import DEVICE, TARGETS, CodecOption
 
 console = Console(stderr=True)
 # SegpicError covers ContainerError, CodecError, StreamError, ImageError, WeightsError
@@ -113,14 +109,33 @@ def main() -> None:
 
 
 
-def quality_options(func):
-    func = click.option("--bpp", type=float, default=None,
-                        help="Target bits per pixel: the highest quality that does not "
-                             "exceed it.")(func)
-    func = click.option("--quality", "-q", type=float, default=None,
+def quality_options(func: Callable) -> Callable:
+    """--quality and the targets every codec's API takes (options.TARGETS, declared
+    there once): --bpp, --size, --psnr, --best-effort."""
+    owners = ", ".join(n for n, e in codecs.CODECS.items() if e.options().rate_targets)
+    for option in reversed(TARGETS):
+        kind = {"is_flag": True} if option.kind == "bool" else {
+            "type": ByteSize() if option.kind == "size" else float}
+        func = click.option(option.flag, option.name, default=None, metavar=option.metavar,
+                            help=f"{owners}: {option.help}", **kind)(func)
+    return click.option("--quality", "-q", type=float, default=None,
                         help="Quality 1 (smallest) to 6 (best); fractions interpolate. "
-                             "Default: the middle (3.5).")(func)
-    return func
+                             "Default: the middle (3.5). Or one target: --bpp, --size, "
+                             "--psnr.")(func)
+
+
+class ByteSize(click.ParamType):
+    """A size in bytes: 40000, 40k, 1.5M, 64Ki (targets.parse_size)."""
+
+    name = "size"
+
+    def convert(self, value, param, ctx) -> int:
+        from ..targets import parse_size
+
+        try:
+            return parse_size(value)
+        except CodecError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 def codec_options(func: Callable) -> Callable:
@@ -153,6 +168,20 @@ def _click_type(option: CodecOption) -> click.ParamType | type:
         return click.IntRange(option.minimum, option.maximum)
     return {"float": float, "str": str, "path": click.Path(path_type=Path),
             "choice": click.Choice(option.choices), "duration": TimeSpan()}[option.kind]
+
+
+def output_format_options(func: Callable) -> Callable:
+    """--format, --jpeg-quality, --webp-quality: the image a decode writes."""
+    from ..image_formats import DEFAULT_JPEG_QUALITY, FORMATS
+
+    func = click.option("--webp-quality", type=click.IntRange(0, 100), default=None,
+                        help="WebP output: lossy at this quality [default: lossless].")(func)
+    func = click.option("--jpeg-quality", type=click.IntRange(1, 100),
+                        default=DEFAULT_JPEG_QUALITY, show_default=True,
+                        help="JPEG output: its quality.")(func)
+    return click.option("--format", "output_format", type=click.Choice(sorted(FORMATS)),
+                        default=None, help="The image format to write, whatever the "
+                        "extension [default: the output's extension; png for -].")(func)
 
 
 def strip_option(func):
@@ -199,6 +228,7 @@ class EncoderSetup:
                 raise click.UsageError(f"{flag} does not apply to --codec {codec}")
         self.codec = codec
         self.optimises = declared.optimises
+        self.rate_targets = declared.rate_targets
         self.loader = {k: v for k, v in given.items() if k in loader}
         self.options = {k: v for k, v in given.items() if k in encode}
         self.device = device
@@ -227,70 +257,18 @@ class DecoderCache:
                                                    device=self.device)
         return self.loaded[key]
 
-def check_quality_args(quality: float | None, bpp: float | None) -> None:
-    if quality is not None and bpp is not None:
-        raise click.UsageError("use either --quality or --bpp, not both")
+def check_quality_args(quality: float | None, bpp: float | None = None,
+                       size: int | None = None, psnr: float | None = None,
+                       best_effort: bool = False, codec: str | None = None) -> None:
+    """One of --quality and the targets; a codec without targets refuses them here,
+    before any image is read."""
+    from ..targets import from_options
 
-
-def check_output(out: Path) -> None:
-    if out.is_dir():
-        raise CodecError(f"{out}: is a directory; give a file name")
-    if not out.parent.is_dir():
-        raise CodecError(f"{out.parent}: output folder does not exist")
-
-
-
-def encode_file(setup: EncoderSetup, src: Path, dst: Path, quality: float | None,
-                bpp: float | None, strip: bool = False, **hooks) -> EncodeResult:
-    """Encode src (turned upright) into dst, with its metadata unless `strip`. The
-    metadata boxes come on top of the coded size (--bpp targets the image, not the
-    metadata)."""
-    from ..image_io import atomic_write_bytes, load_image  # numpy, Pillow: not for info
-
-    image = load_image(src, metadata=not strip)
-    for note in image.notes:
-        warn(note)
-    result = setup.encoder(**hooks).encode(image.pixels, quality=quality, bpp=bpp,
-                                           reconstruct=False, metadata=image.metadata,
-                                           **setup.options)
-    atomic_write_bytes(dst, result.data)
-    return result
-
-
-def decode_file(cache: DecoderCache, src: Path, dst: Path,
-                regions: tuple[int, ...] | None = None, strip: bool = False) -> np.ndarray:
-    """Decode src to a PNG, with the file's metadata unless `strip`; `regions`:
-    layered decoding (an RGBA PNG holding those regions only), for codecs whose
-    files have regions."""
-    from ..image_io import save_png
-
-    data = read_spic(src)
-    frame, fields = codecs.describe(data)
-    decoder = cache.get(frame, fields)
-    if regions is None:
-        pixels = decoder.decode(data)
-    elif not hasattr(decoder, "decode_regions"):
-        raise CodecError(f"{src}: a {frame.codec} file has no regions to decode alone "
-                         "(--region applies to moric files)")
-    else:
-        pixels = decoder.decode_regions(data, set(regions))
-    save_png(pixels, dst, metadata=None if strip else frame.metadata)
-    return pixels
-
-def read_spic(path: Path) -> bytes:
-    if not path.exists():
-        raise CodecError(f"{path}: no such file")
-    if path.is_dir():
-        raise CodecError(f"{path}: is a directory, not a .spic file")
-    limit = max_spic_bytes()
-    too_large = f"{path}: more than {limit} bytes, too large to be a .spic file"
-    if path.stat().st_size > limit:
-        raise CodecError(too_large)
-    # read at most limit + 1 bytes: a pipe or a device (/dev/zero) has no size to
-    # check beforehand and must not fill the memory
-    with path.open("rb") as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise CodecError(too_large)
-    return data
-
+    try:
+        target = from_options(quality, bpp, size, psnr)
+    except CodecError as exc:
+        raise click.UsageError(str(exc)) from None
+    if best_effort and target is None:
+        raise click.UsageError("--best-effort applies to --bpp, --size or --psnr")
+    if target is not None and codec is not None and not codecs.get(codec).options().rate_targets:
+        raise click.UsageError(f"{codec} has no rate target yet: use --quality")

@@ -20,6 +20,7 @@ from rich.progress import (
 )
 
 from ..errors import CodecError
+from ..image_formats import BY_EXTENSION, FORMATS
 from ..image_io import IMAGE_SUFFIXES, remove_stale_temp_files
 from .base import (
     EXIT_FAILED,
@@ -29,12 +30,14 @@ from .base import (
     handle_errors,
     main,
     os_message,
+    output_format_options,
     quality_options,
     strip_option,
     warn,
 )
 from .batch_worker import BatchOptions, Coders, FileTask, codec_option_items
 from .executors import InlineRunner, ProcessRunner, Runner, remove_partial_outputs, usable_cores
+from .files import ImageOutput
 
 
 def make_runner(executor: str, jobs: int | None, address: str | None,
@@ -111,7 +114,8 @@ def _plan_jobs(files: list[Path], src: Path, dst: Path, out_suffix: str,
 @click.argument("src", type=click.Path(path_type=Path, file_okay=False))
 @click.argument("dst", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--decode", "decode_mode", is_flag=True,
-              help="Decode .spic files to PNG instead of encoding images.")
+              help="Decode .spic files to images (PNG, or --format) instead of encoding "
+                   "images.")
 @click.option("--force", is_flag=True, help="Redo files whose output already exists.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Files coded at once: N local worker processes (default: one file at "
@@ -126,11 +130,14 @@ def _plan_jobs(files: list[Path], src: Path, dst: Path, out_suffix: str,
                    "folders at the same paths); default: start a local one.")
 @quality_options
 @codec_options
+@output_format_options
 @strip_option
 @handle_errors
 def batch(src: Path, dst: Path, decode_mode: bool, force: bool, jobs: int | None,
           executor: str, address: str | None, quality: float | None,
-          bpp: float | None, codec: str, device: str, strip: bool, **options: Any) -> None:
+          bpp: float | None, size: int | None, psnr: float | None, best_effort: bool | None,
+          codec: str, device: str, output_format: str | None, jpeg_quality: int,
+          webp_quality: int | None, strip: bool, **options: Any) -> None:
     """Encode a folder tree of images into the same tree of .spic files (or --decode).
 
     Outputs are written to a temporary file (.NAME.PID.XXXXXXXX.part beside the
@@ -142,7 +149,12 @@ def batch(src: Path, dst: Path, decode_mode: bool, force: bool, jobs: int | None
     worker dies is tried again on another one, then reported. Exit code: 0 all
     done, 1 some files failed, 130/143 interrupted.
     """
-    check_quality_args(quality, bpp)
+    best_effort = bool(best_effort)
+    check_quality_args(quality, bpp, size, psnr, best_effort, None if decode_mode else codec)
+    if decode_mode and any(v is not None for v in (quality, bpp, size, psnr)):
+        raise click.UsageError("--quality and the targets apply to encoding, not --decode")
+    if not decode_mode and (output_format is not None or webp_quality is not None):
+        raise click.UsageError("--format and --webp-quality apply to --decode")
     if address is not None and executor != "ray":
         raise click.UsageError("--address applies to --executor ray")
     if address is not None and jobs is not None:
@@ -153,14 +165,18 @@ def batch(src: Path, dst: Path, decode_mode: bool, force: bool, jobs: int | None
     if dst.exists() and not dst.is_dir():
         raise CodecError(f"{dst}: exists and is not a folder")
     options = BatchOptions(decode=decode_mode, codec=codec, device=device, quality=quality,
-                           bpp=bpp, codec_options=codec_option_items(options), strip=strip)
+                           bpp=bpp, codec_options=codec_option_items(options), strip=strip,
+                           size=size, psnr=psnr, best_effort=best_effort,
+                           output=ImageOutput(output_format, jpeg_quality, webp_quality))
     coders = Coders()
     runner = make_runner(executor, jobs, address, coders)  # no Ray: one error, up front
     failures: list[tuple[str, str]] = []
     suffixes = {".spic"} if decode_mode else IMAGE_SUFFIXES
-    out_suffix = ".png" if decode_mode else ".spic"
+    out_suffix = ".spic"
+    if decode_mode:  # --format names the outputs' extension: a.spic -> a.jpg
+        out_suffix = (FORMATS[output_format] if output_format else FORMATS["png"]).extensions[0]
     dst.mkdir(parents=True, exist_ok=True)
-    stale = remove_stale_temp_files(dst, suffixes=(".spic", ".png"))
+    stale = remove_stale_temp_files(dst, suffixes=(".spic", *BY_EXTENSION))
     if stale:
         warn(f"removed {len(stale)} temporary file(s) left in {dst} by an interrupted run")
     links: list[Path] = []

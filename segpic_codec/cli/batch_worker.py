@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 
 from ..errors import CodecError
-from . import base
+from . import base, files
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,10 @@ class BatchOptions:
     # the codec options given (the codecs' declared flags), sorted (name, value) pairs
     codec_options: tuple[tuple[str, Any], ...] = ()
     strip: bool = False  # leave the metadata out
+    size: int | None = None  # targets: --size (bytes), --psnr (dB)
+    psnr: float | None = None
+    best_effort: bool = False
+    output: files.ImageOutput = files.ImageOutput()  # --decode: the image format written
 
     @property
     def weights(self) -> Path | None:
@@ -113,10 +117,12 @@ def process_file(task: FileTask, coders: Coders = _CODERS) -> FileResult:
         check_regular(src)
         out.parent.mkdir(parents=True, exist_ok=True)
         if options.decode:
-            base.decode_file(coders.decoder(options), src, out, strip=options.strip)
+            files.decode_file(coders.decoder(options), src, out, strip=options.strip,
+                             output=options.output)
         else:
-            base.encode_file(coders.setup(options), src, out, options.quality, options.bpp,
-                             strip=options.strip)
+            files.encode_file(coders.setup(options), src, out, options.quality, options.bpp,
+                             strip=options.strip, size=options.size, psnr=options.psnr,
+                             best_effort=options.best_effort)
     except (*base.EXPECTED_ERRORS, OSError, ValueError, MemoryError) as exc:
         message = base.os_message(exc) if isinstance(exc, OSError) else str(exc)
         stop = None

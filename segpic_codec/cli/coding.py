@@ -10,24 +10,22 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from .. import codecs, container
+from .. import codecs, container, target_record
 from .base import (
     DecoderCache,
     EncoderSetup,
-    check_output,
     check_quality_args,
     codec_options,
     console,
-    decode_file,
     device_option,
-    encode_file,
     handle_errors,
     main,
+    output_format_options,
     quality_options,
-    read_spic,
     strip_option,
-    warn,
 )
+from .files import ImageOutput, check_output, decode_file, encode_file, read_spic
+from .stdio import display, is_stdio
 
 
 @main.command()
@@ -37,34 +35,50 @@ from .base import (
 @codec_options
 @strip_option
 @handle_errors
-def encode(src: Path, dst: Path, quality: float | None, bpp: float | None, codec: str,
+def encode(src: Path, dst: Path, quality: float | None, bpp: float | None,
+           size: int | None, psnr: float | None, best_effort: bool | None, codec: str,
            device: str, strip: bool, **options: Any) -> None:
-    """Encode an image (PNG, JPEG, ...) into a .spic file.
+    """Encode an image (PNG, JPEG, ...) into a .spic file. `-` for SRC reads the
+    image from standard input, `-` for DST writes the file to standard output.
 
     The image is turned upright by its EXIF orientation; its ICC profile, EXIF and
-    XMP are kept (unless --strip) and written back into the decoded PNG.
+    XMP are kept (unless --strip) and written back into the decoded image.
+
+    --bpp, --size and --psnr (segpic) try a few qualities (at most about 8
+    encodes) and keep the highest whose file fits, or the lowest that reaches the
+    PSNR; exit 2 when none does, unless --best-effort.
 
     With --codec moric the encoder optimises for minutes: a progress bar shows the
     step, rate, PSNR and ETA; Ctrl-C (or SIGTERM) stops it and writes the best
     state so far, a second Ctrl-C aborts without writing anything."""
-    check_quality_args(quality, bpp)
+    best_effort = bool(best_effort)
+    check_quality_args(quality, bpp, size, psnr, best_effort, codec)
     check_output(dst)
     setup = EncoderSetup(codec, device, options)  # options: each codec's declared flags
+    targets = {"size": size, "psnr": psnr, "best_effort": best_effort}
     if setup.optimises:
         from .progress import OptimisationProgress  # rich.progress: not for `segpic info`
 
-        with OptimisationProgress(console, f"{codec} {src.name}") as bar:
-            result = encode_file(setup, src, dst, quality, bpp, strip, progress=bar.update,
-                                 should_stop=bar.should_stop)
+        # the file's name, not its path: the bar's columns must fit the terminal
+        name = display(src) if is_stdio(src) else src.name
+        with OptimisationProgress(console, f"{codec} {name}") as bar:
+            result = encode_file(setup, src, dst, quality, bpp, strip, **targets,
+                                 progress=bar.update, should_stop=bar.should_stop)
     else:
-        result = encode_file(setup, src, dst, quality, bpp, strip)
-    for note in result.notes:
-        warn(note)
+        result = encode_file(setup, src, dst, quality, bpp, strip, **targets)
     kept = container.read_frame(result.data).metadata
     extra = (f" (with {sum(map(len, kept.values()))} bytes of metadata: {', '.join(kept)})"
              if kept else "")
-    click.echo(f"{src} -> {dst}: {result.width}x{result.height}, quality {result.quality:g}, "
-               f"{len(result.data)} bytes{extra}, {result.bpp:.4f} bpp")
+    searched = ""
+    if result.target is not None:
+        met = "met" if result.target_met else "NOT met, closest file written"
+        measured = "" if result.psnr is None else f", {result.psnr:.2f} dB"
+        searched = (f", target {result.target} {met}{measured}, "
+                    f"{result.trials} trial encodes")
+    # the summary goes to stderr when the file itself goes to standard output
+    click.echo(f"{display(src)} -> {display(dst, stdin=False)}: {result.width}x"
+               f"{result.height}, quality {result.quality:g}, {len(result.data)} bytes{extra}, "
+               f"{result.bpp:.4f} bpp{searched}", err=is_stdio(dst))
 
 
 @main.command()
@@ -76,18 +90,25 @@ def encode(src: Path, dst: Path, quality: float | None, bpp: float | None, codec
 @device_option
 @click.option("--region", "region", default=None, metavar="K[,K2...]",
               help="moric: decode only these regions (numbered from 0, see `segpic info`) "
-                   "into an RGBA PNG, transparent elsewhere.")
+                   "into an RGBA image, transparent elsewhere.")
+@output_format_options
 @strip_option
 @handle_errors
 def decode(src: Path, dst: Path, weights: Path | None, device: str, region: str | None,
-           strip: bool) -> None:
-    """Decode a .spic file (any codec) into a PNG of the original size, with the
-    file's ICC profile, EXIF and XMP (unless --strip)."""
+           strip: bool, output_format: str | None, jpeg_quality: int,
+           webp_quality: int | None) -> None:
+    """Decode a .spic file (any codec) into an image of the original size, in the
+    format DST's extension names (.png, .jpg/.jpeg, .webp, .tif/.tiff, .ppm) or
+    --format, with the file's ICC profile, EXIF and XMP where the format holds them
+    (unless --strip). `-` for SRC reads standard input; `-` for DST writes a PNG
+    (or --format) to standard output."""
     regions = None if region is None else _region_list(region)
+    output = ImageOutput(output_format, jpeg_quality, webp_quality)
     check_output(dst)
-    pixels = decode_file(DecoderCache(weights, device), src, dst, regions, strip)
+    pixels = decode_file(DecoderCache(weights, device), src, dst, regions, strip, output)
     layers = "" if regions is None else f", regions {','.join(map(str, regions))} (RGBA)"
-    click.echo(f"{src} -> {dst}: {pixels.shape[1]}x{pixels.shape[0]}{layers}")
+    click.echo(f"{display(src)} -> {display(dst, stdin=False)}: "
+               f"{pixels.shape[1]}x{pixels.shape[0]}{layers}", err=is_stdio(dst))
 
 
 def _region_list(text: str) -> tuple[int, ...]:
@@ -109,14 +130,15 @@ def _region_list(text: str) -> tuple[int, ...]:
                    "latents: about a second for a Kodak image).")
 @handle_errors
 def info(src: Path, as_json: bool, latents: bool) -> None:
-    """Show the header, stream sizes and bpp of a .spic file (no weights, no torch)."""
+    """Show the header, stream sizes and bpp of a .spic file (no weights, no torch);
+    `-` reads it from standard input."""
     data = read_spic(src)
     frame, fields = codecs.describe(data, details=2 if latents else 1)
     names = fields.pop("stream_names")
     regions = fields.pop("region_table", None)
     pixels = frame.width * frame.height
     summary = {
-        "file": str(src),
+        "file": display(src),
         "format_version": frame.version,
         "codec": frame.codec,
         **fields,
@@ -130,6 +152,8 @@ def info(src: Path, as_json: bool, latents: bool) -> None:
                     for n, b in zip(names, frame.stream_lengths, strict=True)],
         # ICC profile, EXIF, XMP: counted in header_bytes and overhead_bytes
         "metadata": [{"kind": kind, "bytes": len(box)} for kind, box in frame.metadata.items()],
+        # the --bpp/--size/--psnr that chose the quality (in the XMP box), or None
+        "target": target_record.read(frame.metadata),
     }
     if regions is not None:
         summary["region_table"] = regions
@@ -137,12 +161,16 @@ def info(src: Path, as_json: bool, latents: bool) -> None:
         click.echo(json.dumps(summary, indent=2))
         return
     out = Console()
-    table = Table(title=f"{src}", show_header=True, header_style="bold")
+    table = Table(title=display(src), show_header=True, header_style="bold")
     table.add_column("field")
     table.add_column("value", justify="right")
     for key, value in summary.items():
-        if key not in ("file", "bpp", "streams", "region_table", "metadata"):
+        if key not in ("file", "bpp", "streams", "region_table", "metadata", "target"):
             table.add_row(key, str(value))
+    if summary["target"] is not None:
+        target = summary["target"]
+        table.add_row("target", f"{target['kind']} {target['value']:g}"
+                      f"{'' if target['met'] else ' (not met: best effort)'}")
     table.add_row("bpp", f"{summary['bpp']:.4f}")
     for entry in summary["streams"]:
         table.add_row(f"stream {entry['name']}",

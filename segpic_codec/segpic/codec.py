@@ -165,32 +165,31 @@ class Codec:
         return CodedImage("segpic", w, h, stream_layout.pack_payload(header),
                           stream_layout.stream_list(streams), quality, pixels_out)
 
-    def _encode_for_bpp(self, pixels: np.ndarray, target: float, grid: int) -> CodedImage:
-        """Largest quality whose file does not exceed `target` bpp (bisection on
-        the quality grid of the header, assuming rate grows with quality)."""
-        if not target > 0:
-            raise CodecError("target bpp must be positive")
-        lo_q, hi_q = 1.0, float(self.num_qualities)
-        best = self._encode_at(pixels, lo_q, grid)
-        if best.bpp > target:
-            raise CodecError(f"cannot reach {target} bpp: the lowest quality gives "
-                             f"{best.bpp:.4f} bpp")
-        top = self._encode_at(pixels, hi_q, grid)
-        if top.bpp <= target:
-            return top
+    def quality_grid(self) -> tuple[float, float, float]:
+        """(lowest, highest, step) of the qualities a file can hold: the header's
+        steps of 1/40, or whole levels for fixed-rate weights. A target
+        (`segpic_codec.targets`) is searched over this grid."""
         step = 1.0 if self.fixed_rate else 1.0 / stream_layout.QUALITY_STEPS
-        while hi_q - lo_q > step * 1.5:
-            mid = stream_layout.quantize_quality((lo_q + hi_q) / 2)
-            if self.fixed_rate:
-                mid = float(math.floor(mid))
-            if mid in (lo_q, hi_q):
-                break
-            trial = self._encode_at(pixels, mid, grid)
-            if trial.bpp <= target:
-                lo_q, best = mid, trial
-            else:
-                hi_q = mid
-        return best
+        return 1.0, float(self.num_qualities), step
+
+    def _encode_for_bpp(self, pixels: np.ndarray, target: float, grid: int) -> CodedImage:
+        """The highest quality whose file (frame without metadata) does not exceed
+        `target` bpp: `targets.search`, as `codecs.Encoder.encode` runs it for
+        --bpp, --size and --psnr (where the metadata counts too)."""
+        from ..targets import QualityGrid, Target, TargetNotMet, Trial, search
+
+        goal = Target("bpp", target)
+
+        def trial(quality: float) -> Trial[CodedImage]:
+            coded = self._encode_at(pixels, quality, grid)
+            return Trial(quality, float(len(coded.frame())), coded)
+
+        h, w = pixels.shape[:2]
+        outcome = search(trial, goal, QualityGrid(*self.quality_grid()), h * w)
+        if not outcome.met:
+            raise TargetNotMet(f"cannot reach {target} bpp: the lowest quality gives "
+                               f"{outcome.best.encoded.bpp:.4f} bpp")
+        return outcome.best.encoded
 
     # ----------------------------------------------------------------- decode
     def decode(self, data: bytes) -> np.ndarray:

@@ -18,4 +18,4 @@ OPTIONS = CodecOptions((
                 "everywhere (default: $SEGPIC_EXACT).", "loader", decoder=True, cli=False),
     CodecOption("grid", "int", "n x n grid of regions replacing the masks.", "encode",
                 default=DEFAULT_GRID, minimum=1, maximum=MAX_GRID),
-))
+), rate_targets=True)

@@ -1,0 +1,69 @@
+"""A target (`targets.Target`) met by a codec's encoder: each trial is a whole
+file, packed with its metadata and the target's record, so a size target counts
+exactly the bytes that will be written. The search itself is `targets.search`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import target_record
+from .quality_metrics import psnr_rgb
+from .targets import QualityGrid, Target, TargetNotMet, Trial, search
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# the encoder (`codecs.CodecEncoder`), its `codecs.CodedImage` and the
+# `codecs.EncodeResult` go by `Any` here: codecs imports this module
+CodedImage = Any
+
+
+def encode_for_target(coder: Any, pixels: np.ndarray, target: Target,
+                      metadata: Mapping[str, bytes], best_effort: bool, reconstruct: bool,
+                      options: Mapping[str, Any], record: bool = True) -> Any:
+    """The file whose quality the search picks; `metadata` without any record. The
+    record says whether the target was met, so both records (met or not) have the
+    same length and a trial's size is the written file's. `record`: False leaves
+    the record out."""
+    lowest, highest, step = coder.quality_grid()
+    grid = QualityGrid(lowest, highest, step)
+    stored = target_record.encode_target(target.kind, target.value)
+    boxes = {met: target_record.with_record(metadata, stored, met) if record else
+             dict(metadata) for met in (True, False)}
+    pixel_count = int(pixels.shape[0]) * int(pixels.shape[1])
+
+    def trial(quality: float) -> Trial[CodedImage]:
+        measure = not target.rate
+        coded = coder.encode_streams(pixels, quality=quality,
+                                     reconstruct=reconstruct or measure, **options)
+        if measure:
+            return Trial(quality, psnr_rgb(pixels, coded.reconstruction), coded)
+        return Trial(quality, float(len(coded.frame(boxes[True]))), coded)
+
+    outcome = search(trial, target, grid, pixel_count)
+    coded, value = outcome.best.encoded, outcome.best.value
+    result = coded.result(boxes[outcome.met])
+    result.target, result.target_met, result.trials = target, outcome.met, outcome.trials
+    result.psnr = None if target.rate else value
+    # a rate target reports the file as written (its record may say "not met")
+    reached = _reached(target, value if not target.rate else len(result.data),
+                       coded.quality, pixel_count)
+    if not outcome.met:
+        end = "lowest" if target.rate else "highest"
+        message = (f"cannot meet {target}: the {end} quality ({coded.quality:g}) gives "
+                   f"{reached} ({outcome.trials} trial encodes)")
+        if not best_effort:
+            raise TargetNotMet(message + "; --best-effort writes it anyway", result)
+        result.notes += (f"best effort: {message}",)
+    if not reconstruct:
+        result.reconstruction = None
+    return result
+
+
+def _reached(target: Target, value: float, quality: float, pixels: int) -> str:
+    if target.kind == "psnr":
+        return f"{value:.2f} dB"
+    if target.kind == "bpp":
+        return f"{8 * value / pixels:.4f} bpp ({int(value)} bytes)"
+    return f"{int(value)} bytes"
