@@ -90,7 +90,7 @@ class Codec:
                                f"not {model!r}")
         codec = cls(net, manifest["weights_id"], dev, exact=exact)
         if isinstance(net, SegPIC):  # (a LevelSet does it as it loads each level)
-            net.coding_only()  # frees the float32 weights that coding does not read
+            net.coding_only()  # builds the exact entropy path now; no training from here on
         between_stages()  # the file's half-precision tensors and those weights
         return codec
 

@@ -139,7 +139,7 @@ class LevelSet:
                 raise WeightsError(f"weights of quality {level + 1} do not fit model "
                                    f"{self.config.name!r}: {exc}") from None
             self._networks[level] = net.to(self.device).eval()
-            net.coding_only()  # a LevelSet only codes: free what coding does not read
+            net.coding_only()  # a LevelSet only codes: its exact entropy path, built now
         return self._networks[level]
 
     def compress(self, x: torch.Tensor, q: float, grid: int, reconstruct: bool = True,
