@@ -65,6 +65,16 @@ def tiny_codec(tiny_weights) -> Codec:
     return Codec.load(tiny_weights, device="cpu")
 
 
+def sigint_as_in_a_terminal() -> None:
+    """preexec_fn of a child that a test stops with SIGINT: a job started with & by
+    a non-interactive shell (as CI runners and nohup start them) ignores SIGINT,
+    and its children inherit that, so Python would not install its Ctrl-C handler
+    in them; give the child the default disposition a terminal's process has."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def random_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     """A smooth random image (closer to a photo than white noise)."""
     rng = np.random.default_rng(seed)

@@ -19,7 +19,7 @@ from pathlib import Path
 import batch_hooks
 import pytest
 from click.testing import CliRunner
-from conftest import SHIPPED, random_image
+from conftest import SHIPPED, random_image, sigint_as_in_a_terminal
 from PIL import Image
 
 from segpic_codec.cli import executors, main, ray_executor
@@ -104,7 +104,8 @@ def _interrupt(tmp_path: Path, weights: Path, *options: str, count: int = 24) ->
     dst = tmp_path / "dst"
     proc = subprocess.Popen([sys.executable, "-m", "segpic_codec", "batch", str(src), str(dst),
                              "--device", "cpu", "-q", "2", *options],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            preexec_fn=sigint_as_in_a_terminal)
     deadline = time.monotonic() + 120
     while not dst.is_dir() or len(_outputs(dst)) < 2:
         assert proc.poll() is None, proc.communicate()

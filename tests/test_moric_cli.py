@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import REPO, random_image
+from conftest import REPO, random_image, sigint_as_in_a_terminal
 from PIL import Image
 
 from segpic_codec import codecs
@@ -99,7 +99,8 @@ def test_interrupt_writes_the_best_state_or_nothing(tmp_path, signals):
     proc = subprocess.Popen([sys.executable, "-m", "segpic_codec", "encode", str(src),
                              str(spic), "--codec", "moric", "--steps", "1000000",
                              "--device", "cpu"], env={**ENV, "FORCE_COLOR": "1"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=sigint_as_in_a_terminal)
     chunks: list[str] = []
     reader = threading.Thread(target=_collect, args=(proc.stderr, chunks), daemon=True)
     reader.start()

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import REPO, random_image
+from conftest import REPO, random_image, sigint_as_in_a_terminal
 from PIL import Image
 
 from segpic_codec import image_io
@@ -211,7 +211,8 @@ def _start_batch(src: Path, dst: Path, weights: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "segpic_codec", "batch", str(src), str(dst), "--weights",
          str(weights), "--device", "cpu", "-q", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+        preexec_fn=sigint_as_in_a_terminal)
 
 
 def _wait_for_outputs(proc: subprocess.Popen, dst: Path, count: int) -> None:
