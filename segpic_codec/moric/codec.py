@@ -45,6 +45,7 @@ from .file_format import MAX_ABS_LATENT, MAX_CODED_REGIONS, NUM_GRIDS
 from .networks.model import Architecture, MoricModel
 from .options import DEFAULT_PRESET, DEFAULT_QUALITY, DEFAULT_REGION_COUNT
 from .training.encoder import Budget, Optimisation
+from .training.prior import load_prior
 from .training.recipe import PRESETS, QUALITY_MAX, QUALITY_MIN, quality_to_lambda
 
 MAX_PARAMETER_BYTES = 1 << 16
@@ -310,7 +311,9 @@ def _encode(pixels: np.ndarray, settings: EncodeSettings, partition: _CodedParti
     optimisation = Optimisation(target, height, width, lmbda, recipe,
                                 Budget(steps, settings.time_limit, start), settings.seed,
                                 settings.progress, settings.should_stop, two_core=two_core,
-                                labels=labels if several else None, object_only=object_only)
+                                labels=labels if several else None, object_only=object_only,
+                                prior=load_prior(recipe.features, recipe.activation)
+                                if recipe.prior else None)
     model, _ = optimisation.run()
     model = model.to("cpu")
     fields, streams, reconstruction = _finalise(model, target.to("cpu"), lmbda,

@@ -17,6 +17,7 @@ from torch.autograd.profiler import record_function
 from ...quality_metrics import psnr_from_mse
 from ..networks.model import Architecture, MoricModel
 from .cpu_loss import PIECES, CpuLoss
+from .prior import apply_prior
 from .recipe import Recipe
 from .soap import Soap
 
@@ -67,7 +68,7 @@ class Optimisation:
                  progress: Callable[[dict], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, progress_every: int = 10,
                  two_core: bool = False, labels: np.ndarray | None = None,
-                 object_only: bool = False):
+                 object_only: bool = False, prior: dict[str, Tensor] | None = None):
         self.target = target  # (3, N) in [0, 1], on the training device
         self.height, self.width = height, width
         # pixels whose error counts (the rate is per such pixel too): all, or
@@ -91,6 +92,7 @@ class Optimisation:
         regions = 1 if labels is None else int(labels.max()) + 1
         self.arch = Architecture(recipe.features, recipe.activation, regions)
         self.generator = torch.Generator(device=target.device).manual_seed(seed)
+        self.prior = prior  # the networks' start (`prior`); None: a random one
         # on a CPU, rate and distortion in cache-sized pieces, on two threads
         # with two_core (see cpu_loss); the caller sets one intra-op thread
         self.cpu_loss = CpuLoss(2 if two_core else 1) if target.device.type == "cpu" else None
@@ -99,17 +101,21 @@ class Optimisation:
     def new_candidate(self, index: int) -> tuple[MoricModel, torch.optim.Optimizer]:
         model = MoricModel(self.height, self.width, self.arch, self.recipe.latent_gain,
                            seed=self.seed * 1000 + index, labels=self.labels,
-                           object_only=self.object_only).to(self.target.device)
+                           object_only=self.object_only)
+        if self.prior is not None:
+            apply_prior(model, self.prior)
+        model = model.to(self.target.device)
         with torch.no_grad():  # start each region's output at its mean colour
             flat = None if self.labels is None else torch.from_numpy(
                 self.labels.reshape(-1)).to(self.target.device)
             for r, lsn in enumerate(model.synthesis.lsns):
                 pixels = self.target if flat is None else self.target[:, flat == r]
                 lsn.b_res[2].copy_(pixels.mean(dim=1))
-            model.arm.w_out.mul_(self.recipe.arm_output_init)
-            for name, p in model.synthesis.named_parameters():
-                if name.split(".")[-1] in ("w1", "w2", "w_in") or "mod_w" in name:
-                    p.mul_(self.recipe.synthesis_init_scale)
+            if self.prior is None:
+                model.arm.w_out.mul_(self.recipe.arm_output_init)
+                for name, p in model.synthesis.named_parameters():
+                    if name.split(".")[-1] in ("w1", "w2", "w_in") or "mod_w" in name:
+                        p.mul_(self.recipe.synthesis_init_scale)
         r = self.recipe
         groups = [{"params": [model.latents.values], "name": "latents", "betas": (0.9, 0.999),
                    "weight_decay": 0.0},
@@ -183,8 +189,11 @@ class Optimisation:
     # -- phases ------------------------------------------------------------
     def warmup(self) -> tuple[MoricModel, torch.optim.Optimizer]:
         """Cool-Chic's competition: train every candidate briefly, keep the best
-        `warmup_survivors`, train them again, keep the best (hard-rounded loss)."""
+        `warmup_survivors`, train them again, keep the best (hard-rounded loss).
+        From a prior every candidate would start alike: no competition."""
         r = self.recipe
+        if self.prior is not None:
+            return self.new_candidate(0)
         noise = r.warmup_noise(self.lmbda)
         count = r.warmup_candidates
         stages = [count] + ([r.warmup_survivors] if 1 < r.warmup_survivors < count else [])

@@ -53,6 +53,7 @@ class Recipe:
     arm_output_init: float = 1.0  # times Cool-Chic's random initial ARM output weights
     synthesis_init_scale: float = 1.0  # times MoRIC's initial synthesis weights
     features: int = 24  # GMN width
+    prior: bool = True  # start the networks from the shipped prior where one fits
     activation: str = "gelu"
 
     def warmup_noise(self, lmbda: float) -> float:

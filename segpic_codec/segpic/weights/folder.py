@@ -27,15 +27,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ...errors import SegpicError
+from ...shipped_data import shipped_weights_root
 from ..config import ModelConfig
 from ..networks.model import SegPIC
 
 MANIFEST = "manifest.json"
 MAX_SHARD_BYTES = 16 * 2**20 - 2**16  # 16 MiB per file, minus room for the header
-# The repository keeps the shipped weights in its top-level weights/; the wheel and
-# the sdist carry that folder as the package `segpic_codec.shipped_weights`
-# (pyproject.toml maps it), so an installed segpic finds them anywhere.
-SOURCE_WEIGHTS = Path(__file__).resolve().parents[3] / "weights"
 
 
 class WeightsError(SegpicError, RuntimeError):
@@ -176,15 +173,3 @@ def default_weights_dir(model_name: str) -> Path:
     """$SEGPIC_WEIGHTS/<model> if set, else the shipped weights/<model>."""
     root = os.environ.get("SEGPIC_WEIGHTS")
     return (Path(root) if root else shipped_weights_root()) / model_name
-
-
-def shipped_weights_root() -> Path:
-    """Where the installed package keeps the shipped weights; the source tree's
-    weights/ when segpic runs from a checkout without being installed."""
-    try:
-        import segpic_codec.shipped_weights as shipped
-    except ImportError:
-        return SOURCE_WEIGHTS
-    for folder in getattr(shipped, "__path__", []):
-        return Path(folder)
-    return SOURCE_WEIGHTS
