@@ -16,7 +16,7 @@ from segpic_codec import container
 from segpic_codec.moric import layout
 from segpic_codec.moric.bitstream.expgolomb import code_length
 from segpic_codec.moric.bitstream.param_stream import information_bits
-from segpic_codec.moric.bitstream.region_info import parameter_group_values
+from segpic_codec.moric.bitstream.parameters import parameter_group_values
 
 
 def parameter_bits(data: bytes) -> dict:

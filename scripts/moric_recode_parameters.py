@@ -21,7 +21,7 @@ import numpy as np
 from segpic_codec import container
 from segpic_codec.moric import codec, layout
 from segpic_codec.moric.bitstream.param_stream import best_scale, encode_groups
-from segpic_codec.moric.bitstream.region_info import parameter_group_values
+from segpic_codec.moric.bitstream.parameters import parameter_group_values
 
 
 def recode(data: bytes) -> tuple[bytes, dict]:

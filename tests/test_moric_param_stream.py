@@ -22,7 +22,7 @@ from segpic_codec.moric.bitstream.param_stream import (
     group_pmf,
     laplace_scale,
 )
-from segpic_codec.moric.bitstream.region_info import read_parameters
+from segpic_codec.moric.bitstream.region_info import lsn_bits_and_arm
 from segpic_codec.moric.errors import MoricFormatError
 
 OLD_FILES = Path(__file__).parent / "data" / "moric-v1"
@@ -111,7 +111,7 @@ def test_files_with_exp_golomb_parameters_still_decode(name):
     pixels = codec.decode(frame.payload, streams, frame.width, frame.height)
     expected = np.asarray(Image.open(OLD_FILES / f"{name}.decoded.png"))
     np.testing.assert_array_equal(pixels, expected)
-    lsn_bits, arm = read_parameters(header, streams[0])
+    lsn_bits, arm = lsn_bits_and_arm(header, streams[0])
     assert len(lsn_bits) == header.regions and all(b > 0 for b in lsn_bits)
 
 
@@ -122,7 +122,7 @@ def test_new_files_are_range_coded_and_smaller_on_a_tiny_image():
     enc = codec.encode(pixels, quality=2.0, steps=30, regions="none", seed=0)
     header = layout.unpack(enc.payload)
     assert header.range_coded and not layout.unpack(old[0]).range_coded
-    lsn_bits, _ = read_parameters(header, enc.streams[0])
+    lsn_bits, _ = lsn_bits_and_arm(header, enc.streams[0])
     assert lsn_bits[0] > 0
     decoded = codec.decode(enc.payload, enc.streams, 24, 17)
     np.testing.assert_array_equal(decoded, enc.reconstruction)

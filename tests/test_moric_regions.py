@@ -238,18 +238,21 @@ def test_bad_object_masks(roi, match):
 
 
 @pytest.mark.parametrize("features, regions", [(24, 1), (16, 3), (8, 16)])
-def test_info_parameter_counts_follow_the_networks(features, regions):
-    """region_info walks the parameter stream without torch: its sizes must be
-    the networks' own."""
+def test_parameter_shapes_follow_the_networks(features, regions):
+    """The torch-free decoder and `segpic info` walk the parameter stream by
+    `parameters.parameter_shapes`: its names and shapes must be the networks' own."""
     from segpic_codec.moric.bitstream.param_quant import parameter_groups
-    from segpic_codec.moric.bitstream.region_info import parameter_counts
+    from segpic_codec.moric.bitstream.parameters import parameter_shapes
 
     labels = (np.arange(16 * 16).reshape(16, 16) % regions).astype(np.int32)
     model = MoricModel(16, 16, Architecture(features, "gelu", regions),
                        labels=labels if regions > 1 else None)
-    counts = parameter_counts(features, regions)
-    for module, kind, params in parameter_groups(model.sent_modules()):
-        assert counts[(module, kind)] == [p.numel() for p in params], (module, kind)
+    shapes = parameter_shapes(features, regions)
+    modules = model.sent_modules()
+    for module, kind, params in parameter_groups(modules):
+        names = {id(p): n for n, p in modules[module].named_parameters()}
+        assert shapes[(module, kind)] == [(names[id(p)], tuple(p.shape)) for p in params], \
+            (module, kind)
 
 
 def test_object_outline_is_exact_by_default():

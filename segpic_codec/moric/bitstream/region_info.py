@@ -3,9 +3,8 @@ pixels, its contour chains and their bits, the bits of its LSN in the
 parameter stream, and its share of the latent bits.
 
 The parameter stream holds the values grouped by (module, kind), range coded
-(`param_stream`) or, in older files, exp-Golomb coded (`param_quant`); the
-counts below follow the networks' shapes
-(`tests/test_moric_regions.py` checks them against the modules). The LSNs'
+(`param_stream`) or, in older files, exp-Golomb coded (`param_quant`), in
+the order and shapes of `parameters`. The LSNs'
 values come region after region within each group, so each region's share
 of the stream is exact. The latents are shared (the GMN is global): each
 latent's information content (under the decoder's integer ARM) is split
@@ -18,47 +17,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..file_format import KINDS, MODULES, NUM_GRIDS, Header
-from .arm_integer import ARM_WIDTH, IntegerArm
-from .canvas import CONTEXT_OFFSETS, Canvas
+from ..file_format import Header
+from .arm_integer import IntegerArm
+from .canvas import Canvas
 from .expgolomb import code_length
 from .latent_stream import decode_latents, latent_bits
-from .param_stream import information_bits, read_groups
+from .param_stream import information_bits
+from .parameters import parameter_counts, parameter_group_values
 from .roi import kept_latents
 
-LSN_WEIGHTS = (6, 27)  # w_in (3 x 2), w_res (3 x 3 x 3)
-LSN_BIASES = (3, 9)  # b_in, b_res
 # the Arm's parameters of each kind, in stream order (`arm.Arm`)
 ARM_NAMES = {"weight": ("w1", "w2", "w_out", "w_linear"), "bias": ("b1", "b2", "b_out")}
 
 
-def parameter_counts(features: int, regions: int) -> dict[tuple[str, str], list[int]]:
-    """(module, kind) -> sizes of its parameters, in stream order."""
-    n, w, f = len(CONTEXT_OFFSETS), ARM_WIDTH, features
-    return {
-        ("arm", "weight"): [w * n, w * w, 2 * w, 2 * n],
-        ("arm", "bias"): [w, w, 2],
-        ("upsampling", "weight"): [4 * (NUM_GRIDS - 1)],
-        ("upsampling", "bias"): [],
-        ("gmn", "weight"): [f * 7, 3 * f, 81, 81] + [3 * (3 + f + 3 * (k + 1)) for k in range(3)],
-        ("gmn", "bias"): [f, 3, 3, 3, 3, 3, 3],
-        ("lsn", "weight"): list(LSN_WEIGHTS) * regions,
-        ("lsn", "bias"): list(LSN_BIASES) * regions,
-    }
-
-
-def parameter_group_values(header: Header, parameters: bytes
-                           ) -> dict[tuple[str, str], np.ndarray]:
-    """Each (module, kind) group's integers, in stream order, from a parameter
-    stream of either coding."""
-    counts = parameter_counts(header.features, header.regions)
-    groups = [(m, k) for m in MODULES for k in KINDS]
-    flats = read_groups(parameters, [(sum(counts[g]), header.coding[g][1]) for g in groups],
-                        header.range_coded)
-    return dict(zip(groups, flats, strict=True))
-
-
-def read_parameters(header: Header, parameters: bytes
+def lsn_bits_and_arm(header: Header, parameters: bytes
                     ) -> tuple[list[float], dict[str, tuple[np.ndarray, int]]]:
     """(bits of each region's LSN in the parameter stream, the ARM's integer
     parameters for `IntegerArm`). In a range-coded stream a value's bits are
@@ -129,7 +101,7 @@ def describe_regions(header: Header, streams: list[bytes], width: int, height: i
                       sum(b for label, b in stats if label == r))
                   for r in range(header.regions)}
     pixels = np.bincount(labels.ravel(), minlength=header.regions)
-    lsn, arm = read_parameters(header, streams[0])
+    lsn, arm = lsn_bits_and_arm(header, streams[0])
     shares = latent_bits_by_region(header, streams, labels, arm) if latents else None
     out = []
     for r in range(header.regions):

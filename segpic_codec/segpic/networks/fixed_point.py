@@ -27,27 +27,22 @@ interpolation in the same exact arithmetic. No step reads a libm function.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...entropy import exact_math
+from ...entropy import activation_tables, exact_math
+from ...entropy.activation_tables import FRAC_BITS, SUBSTEP
 from .conv_bands import band_convolutions
 
-FRAC_BITS = 16
 ONE = 1 << FRAC_BITS
 ACT_LIMIT = (1 << 30) - 1  # |activation| < 2^14
 DPS_LIMIT = (1 << 26) - 1  # the RAT's kernels and features: their products < 2^52
 EXACT_SUM_LIMIT = 1 << 53  # float64 holds every integer below it
 MAX_WEIGHT_SHIFT = 40
-# nonlinearities are tabulated every 2^-TABLE_BITS and interpolated linearly: the
-# interpolation error (h^2/8 max|f''| <= 2e-6 for GELU and tanh) is below one
-# activation step (2^-16)
-TABLE_BITS = 8
-_SUBSTEP = FRAC_BITS - TABLE_BITS
+# nonlinearities: integer tables interpolated linearly (`activation_tables`)
+_SUBSTEP = SUBSTEP
 
 
 def to_fixed(x: torch.Tensor) -> torch.Tensor:
@@ -147,14 +142,11 @@ def _weights_for_exact_sums(weight: torch.Tensor, bias: torch.Tensor, out_dim: i
     raise ValueError("weights too large for exact fixed-point sums")
 
 
-@functools.cache
 def _table(fn, lo: float, hi: float) -> tuple[torch.Tensor, int]:
     """fn on the grid lo..hi every 2^-TABLE_BITS, as activations, and the index of lo
-    (made once per process: every layer of one kind reads the same table)."""
-    k0, k1 = int(lo * (1 << TABLE_BITS)), int(hi * (1 << TABLE_BITS))
-    grid = np.arange(k0, k1 + 1, dtype=np.float64) / (1 << TABLE_BITS)
-    values = np.rint(fn(grid) * ONE).astype(np.int64)
-    return torch.from_numpy(values), k0
+    (`activation_tables.table`: made once per process, shared by every layer)."""
+    values, k0 = activation_tables.table(fn, lo, hi)
+    return torch.from_numpy(values.copy()), k0
 
 
 class TableActivation(nn.Module):
