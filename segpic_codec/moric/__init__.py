@@ -6,6 +6,8 @@ made of a shared Global Modulation Network and one Local Synthesis Network per
 region. The parts:
 
     codec.py        the API: `encode` (pixels -> payload + streams), `decode`
+    decoder/        the decoder in numpy (no torch): integer upsampling and
+                    synthesis, and the float32 path of older files
     frontend.py     MoRIC behind the codec-neutral API (`segpic_codec.codecs`)
     layout.py       the header payload and stream order; what `segpic info` shows
     file_format.py  the format's constants and header record, defined once
@@ -18,6 +20,7 @@ region. The parts:
     bitstream/      the latent canvas, integer ARM, latent and parameter streams
     contours/       the region partition and its contour stream
 
-`layout`, `file_format`, `contours` and `bitstream` (but `param_quant`) import
-no torch, so `segpic info` stays fast; this `__init__` imports nothing.
+`layout`, `file_format`, `contours`, `decoder` and `bitstream` (but
+`param_quant`) import no torch, so `segpic info` and `segpic decode` stay fast;
+this `__init__` imports nothing.
 """

@@ -11,9 +11,10 @@ Regions (MoRIC's partition): `regions="auto"` splits the image into
 gives them, "none" codes one region. Their contours travel in the file
 (`contours`); the networks fit the partition the decoder will rebuild.
 
-The decoder's entropy path is exact integer arithmetic, so a file encoded on a
-GPU decodes identically on any CPU. `encode` returns what `decode` outputs: the
-reconstruction is computed by the decoder's own code on the CPU.
+The decoder (`decoder`, numpy only) is exact integer arithmetic, entropy path,
+upsampling and synthesis, so a file encoded on a GPU decodes identically on
+any CPU. `encode` returns what `decode` outputs: the reconstruction is
+computed by the decoder's own code (`decoder.decode.reconstruct`).
 """
 
 from __future__ import annotations
@@ -29,26 +30,19 @@ import torch
 from ..limits import MAX_DIMENSION, max_pixels
 from . import layout
 from .bitstream.arm_integer import IntegerArm
-from .bitstream.canvas import grid_sizes
-from .bitstream.latent_stream import decode_latents, encode_latents
-from .bitstream.param_quant import (
-    GroupCoding,
-    decode_parameters,
-    encode_parameters,
-    quantized_integers,
-    search_steps,
-)
+from .bitstream.latent_stream import encode_latents
+from .bitstream.param_quant import GroupCoding, encode_parameters, quantized_integers, search_steps
+from .bitstream.parameters import read_parameters
 from .contours.partition import auto_partition, check_partition
-from .contours.stream import decode_partition, encode_partition
-from .errors import MoricArgumentError, MoricFormatError
-from .file_format import MAX_ABS_LATENT, MAX_CODED_REGIONS, NUM_GRIDS
-from .networks.model import Architecture, MoricModel
+from .contours.stream import encode_partition
+from .decoder.decode import decode, reconstruct, with_alpha
+from .errors import MoricArgumentError
+from .file_format import MAX_ABS_LATENT, MAX_CODED_REGIONS
+from .networks.model import MoricModel
 from .options import DEFAULT_PRESET, DEFAULT_QUALITY, DEFAULT_REGION_COUNT
 from .training.encoder import Budget, Optimisation
 from .training.prior import load_prior
 from .training.recipe import PRESETS, QUALITY_MAX, QUALITY_MIN, quality_to_lambda
-
-MAX_PARAMETER_BYTES = 1 << 16
 
 __all__ = ["PRESETS", "EncodeSettings", "MoricEncoded", "decode", "encode", "encode_with"]
 
@@ -181,25 +175,10 @@ def _integer_arm(model: MoricModel, coding: dict[tuple[str, str], GroupCoding]) 
     return IntegerArm(params)
 
 
-@torch.no_grad()
-def _reconstruct(model: MoricModel, flat_canvas: np.ndarray, only: set[int] | None = None
-                 ) -> np.ndarray:
-    """The decoder's float path: integer latents -> (H, W, 3) uint8.
-
-    One intra-op thread, whatever the caller's setting: float sums split over
-    threads could round differently, and the encoder's reconstruction must be
-    the decoder's output bit for bit (it costs ~0.15 s on a 768x512 image)."""
-    q = torch.from_numpy(flat_canvas).to(torch.float32).reshape(model.canvas.shape)
-    with _one_intra_op_thread():
-        image = model.decode_latents(q, only)
-    image = torch.nan_to_num(image, nan=0.0).clamp(0.0, 1.0)
-    image = torch.round(image * 255.0).to(torch.uint8)
-    return image.reshape(3, model.height, model.width).permute(1, 2, 0).contiguous().numpy()
-
-
 def _finalise(model: MoricModel, target: torch.Tensor, lmbda: float, contour_stream: bytes
               ) -> tuple[dict, list[bytes], np.ndarray]:
-    """Quantise the networks, entropy-code everything, rebuild the decoder's output."""
+    """Quantise the networks, entropy-code everything -> (header fields, streams,
+    the coded latents as the flat canvas)."""
     latents = model.latents
     ints = latents.integers().clamp(-MAX_ABS_LATENT, MAX_ABS_LATENT - 1)
     latents.set_integers(ints)
@@ -235,16 +214,17 @@ def _finalise(model: MoricModel, target: torch.Tensor, lmbda: float, contour_str
     streams += encode_latents(arm, flat, model.canvas, low, high, model.keep)
     fields = {"coding": {k: (c.exponent, c.model) for k, c in coding.items()},
               "latent_low": low, "latent_high": high}
-    reconstruction = _reconstruct(model, flat)
-    if model.object_only:
-        reconstruction = _with_alpha(reconstruction, model, model.regions.only)
-    return fields, streams, reconstruction
+    return fields, streams, flat
 
 
-def _with_alpha(pixels: np.ndarray, model: MoricModel, regions: set[int]) -> np.ndarray:
-    """RGBA: opaque on the pixels of `regions`, transparent elsewhere."""
-    alpha = np.isin(model.regions.labels, sorted(regions)).astype(np.uint8) * 255
-    return np.dstack([pixels, alpha])
+def _reconstruction(header: layout.Header, streams: list[bytes], flat: np.ndarray,
+                    model: MoricModel) -> np.ndarray:
+    """What `decode` outputs for this file, by the decoder's own code (its
+    parameters read back from their stream, the latents as coded)."""
+    labels = model.regions.labels
+    only = model.regions.only if model.object_only else None
+    pixels = reconstruct(header, read_parameters(header, streams[0]), flat, labels, only)
+    return pixels if only is None else with_alpha(pixels, labels, only)
 
 
 def encode(pixels: np.ndarray, quality: float = DEFAULT_QUALITY, steps: int | None = None,
@@ -316,78 +296,11 @@ def _encode(pixels: np.ndarray, settings: EncodeSettings, partition: _CodedParti
                                 if recipe.prior else None)
     model, _ = optimisation.run()
     model = model.to("cpu")
-    fields, streams, reconstruction = _finalise(model, target.to("cpu"), lmbda,
-                                                partition.contour_stream)
+    fields, streams, flat = _finalise(model, target.to("cpu"), lmbda, partition.contour_stream)
     header = layout.Header(quality=settings.quality, preset=settings.preset,
                            steps=optimisation.step, interrupted=optimisation.interrupted,
                            features=recipe.features, activation=recipe.activation,
                            regions=model.arch.regions, object_only=object_only, **fields)
+    reconstruction = _reconstruction(header, streams, flat, model)
     return MoricEncoded(layout.pack(header), streams, reconstruction, optimisation.step,
                         optimisation.interrupted, time.perf_counter() - start, labels)
-
-
-def decode(payload: bytes, streams: list[bytes], width: int, height: int,
-           regions: set[int] | None = None) -> np.ndarray:
-    """(H, W, 3) uint8 pixels of a MoRIC payload and its streams; with
-    `regions` (layered decoding), (H, W, 4) RGBA holding only those regions
-    (alpha 0 elsewhere), computed with less synthesis work. A single-object
-    file always decodes to RGBA (its object only)."""
-    if not (isinstance(width, int) and isinstance(height, int)) or width < 1 or height < 1 \
-            or width > MAX_DIMENSION or height > MAX_DIMENSION or width * height > max_pixels():
-        raise MoricFormatError(f"bad MoRIC image size {width}x{height}")
-    header = layout.unpack(payload)
-    if not isinstance(streams, (list, tuple)) or len(streams) != header.num_streams:
-        raise MoricFormatError(f"corrupt MoRIC file ({len(streams)} streams, "
-                               f"expected {header.num_streams})")
-    if not all(isinstance(s, (bytes, bytearray, memoryview)) for s in streams):
-        raise MoricFormatError("MoRIC streams must be bytes")
-    streams = [bytes(s) for s in streams]
-    if regions is not None:
-        regions = set(regions)
-        first = 1 if header.object_only else 0  # region 0 of an object-only file is empty
-        bad = sorted(r for r in regions
-                     if not (isinstance(r, int) and first <= r < header.regions))
-        if bad or not regions:
-            raise MoricArgumentError(f"the file has region(s) {first}.."
-                                     f"{header.regions - 1}; cannot decode region(s) "
-                                     f"{', '.join(map(str, bad)) or '(none)'}")
-    elif header.object_only:
-        regions = set(range(1, header.regions))
-    with _one_intra_op_thread():
-        return _decode(header, streams, width, height, regions)
-
-
-def _check_stream_sizes(streams: list[bytes], width: int, height: int) -> None:
-    """Reject streams longer than any encoder writes, before parsing them: the
-    parameters take ~2 kB (at most 96 bits per value exp-Golomb coded, 24 range
-    coded), a latent at most 24 bits (constriction's smallest probability is
-    2**-24)."""
-    if len(streams[0]) > MAX_PARAMETER_BYTES:
-        raise MoricFormatError(f"corrupt MoRIC file ({len(streams[0])}-byte parameter stream)")
-    if len(streams) > 1 + NUM_GRIDS and len(streams[1]) > 4 * width * height + 64:
-        raise MoricFormatError(f"corrupt MoRIC file ({len(streams[1])}-byte contour stream)")
-    latents = streams[len(streams) - NUM_GRIDS:]
-    for i, (rows, cols) in enumerate(grid_sizes(height, width)):
-        if len(latents[i]) > 3 * rows * cols + 64:
-            raise MoricFormatError(f"corrupt MoRIC file (latent stream {i} too long)")
-
-
-def _decode(header: layout.Header, streams: list[bytes], width: int, height: int,
-            regions: set[int] | None) -> np.ndarray:
-    _check_stream_sizes(streams, width, height)
-    labels = None
-    if header.regions > 1:
-        labels = decode_partition(streams[1], height, width, header.regions)
-        if int(labels.max()) + 1 != header.regions:
-            raise MoricFormatError(f"corrupt MoRIC file (the contours hold "
-                                   f"{int(labels.max()) + 1} regions, the header "
-                                   f"{header.regions})")
-    arch = Architecture(header.features, header.activation, header.regions)
-    model = MoricModel(height, width, arch, labels=labels, object_only=header.object_only)
-    coding = {k: GroupCoding(e, o) for k, (e, o) in header.coding.items()}
-    integers = decode_parameters(streams[0], model.sent_modules(), coding, header.range_coded)
-    arm = IntegerArm(integers["arm"])
-    flat = decode_latents(arm, streams[header.latent_streams], model.canvas, header.latent_low,
-                          header.latent_high, model.keep)
-    pixels = _reconstruct(model, flat, regions)
-    return pixels if regions is None else _with_alpha(pixels, model, regions)

@@ -47,6 +47,8 @@ class Header:
     object_only: bool = False
     # parameters range coded (`param_stream`), not exp-Golomb coded
     range_coded: bool = True
+    # upsampling and synthesis in exact fixed point (`decoder.layers`), not float32
+    integer_synthesis: bool = True
 
     @property
     def num_streams(self) -> int:

@@ -15,7 +15,6 @@ import numpy as np
 from .. import container
 from ..codecs import CodedImage
 from ..container import FrameHeader
-from ..devices import select_device
 from ..errors import CodecError
 from .options import DEFAULT_PRESET, DEFAULT_QUALITY
 
@@ -34,6 +33,7 @@ class MoricEncoder:
                  time_limit: float | None = None, preset: str = DEFAULT_PRESET,
                  progress: Callable[[dict], None] | None = None,
                  should_stop: Callable[[], bool] | None = None):
+        from ..devices import select_device  # torch: the encoder's alone
         from .codec import EncodeSettings
 
         self.settings = EncodeSettings(steps=steps, time_limit=time_limit, preset=preset,
@@ -111,12 +111,12 @@ class MoricDecoder:
 
     def decode_regions(self, data: bytes, regions: set[int] | None) -> np.ndarray:
         """Layered decoding: (H, W, 4) RGBA with only `regions` drawn (None: all, RGB)."""
-        from . import codec
+        from .decoder.decode import decode  # numpy only: no torch to import
 
         frame = container.read_frame(data)
         if frame.codec != "moric":
             raise CodecError(f"not a MoRIC file (codec {frame.codec!r})")
-        return codec.decode(frame.payload, container.split_streams(data, frame),
+        return decode(frame.payload, container.split_streams(data, frame),
                             frame.width, frame.height, regions)
 
 
@@ -129,6 +129,6 @@ def load_encoder(device: str = "auto", steps: int | None = None,
 
 def load_decoder(frame: FrameHeader, weights: str | Path | None = None,
                  device: str = "auto") -> MoricDecoder:
-    # The decoder runs on the CPU: its entropy path is integer arithmetic and its
-    # synthesis is small; `weights` and `device` do not apply.
+    # The decoder runs on the CPU in numpy: it is integer arithmetic throughout and
+    # its networks are small; `weights` and `device` do not apply.
     return MoricDecoder()

@@ -59,9 +59,9 @@ class IntegerArm:
         shift = float(1 << WEIGHT_FRACTION_BITS)
         x = np.asarray(contexts, dtype=np.float64) * shift
         h = np.floor((x @ self.w1 + self.b1) / shift)
-        h = np.clip(h, 0.0, HIDDEN_CLAMP)
+        h = np.minimum(np.maximum(h, 0.0), HIDDEN_CLAMP)  # not np.clip: its per-call cost
         h = np.floor((h @ self.w2 + self.b2) / shift)
-        h = np.clip(h, 0.0, HIDDEN_CLAMP)
+        h = np.minimum(np.maximum(h, 0.0), HIDDEN_CLAMP)  # not np.clip: its per-call cost
         out = h @ self.w_out + x @ self.w_linear + self.b_out
         out = np.floor(out / float(1 << (BIAS_FRACTION_BITS - OUTPUT_FRACTION_BITS)))
         out = out.astype(np.int64)

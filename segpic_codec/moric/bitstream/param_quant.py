@@ -6,7 +6,8 @@ module after module, to minimise D + lambda * (R_latents + R_parameters). The
 quantised integers are range coded under one quantised Laplace per (module,
 kind) (`param_stream`); steps and Laplace scales go in the header. Files
 written before that (header flag bit 2 clear) hold signed exp-Golomb codes
-with one order per group instead; they still decode.
+with one order per group instead; they still decode. The decoder reads the
+stream back with `parameters.read_parameters` (torch-free).
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import MoricFormatError
-from ..file_format import KINDS, MAX_EXPONENT, MODULES
+from ..file_format import KINDS, MODULES
 from .arm_integer import BIAS_FRACTION_BITS, MAX_ABS_PARAMETER, WEIGHT_FRACTION_BITS
-from .param_stream import best_scale, encode_groups, read_groups
+from .param_stream import best_scale, encode_groups
 
 WEIGHT_EXPONENTS = range(2, 15)
 BIAS_EXPONENTS = range(2, 21)
@@ -158,33 +158,3 @@ def encode_parameters(modules: dict[str, nn.Module],
         c = coding[(module, kind)]
         groups.append((_flat(quantized_integers(params, c.exponent, None)), c.model))
     return encode_groups(groups)
-
-
-def decode_parameters(data: bytes, modules: dict[str, nn.Module],
-                      coding: dict[tuple[str, str], GroupCoding], range_coded: bool = True
-                      ) -> dict[str, dict[str, tuple[np.ndarray, int]]]:
-    """Read the parameter stream into `modules` (in place, as float values);
-    `range_coded` False reads the exp-Golomb stream of older files.
-
-    Returns, per module, {parameter name: (integers, exponent)} for the exact
-    integer ARM."""
-    groups = parameter_groups(modules)
-    for module, kind, _ in groups:
-        if not 0 <= coding[(module, kind)].exponent <= MAX_EXPONENT:
-            raise MoricFormatError("bad quantisation step "
-                                   f"2^-{coding[(module, kind)].exponent} in MoRIC header")
-    flats = iter(read_groups(data, [(sum(p.numel() for p in params),
-                                     coding[(module, kind)].model)
-                                    for module, kind, params in groups], range_coded))
-    names = {id(p): n for m in MODULES for n, p in modules[m].named_parameters()}
-    integers: dict[str, dict[str, tuple[np.ndarray, int]]] = {m: {} for m in MODULES}
-    for module, kind, params in groups:
-        flat, exponent, start = next(flats), coding[(module, kind)].exponent, 0
-        for p in params:
-            values = flat[start:start + p.numel()].reshape(tuple(p.shape))
-            start += p.numel()
-            integers[module][names[id(p)]] = (values, exponent)
-            with torch.no_grad():
-                p.copy_(torch.from_numpy(values.astype(np.float64) * 2.0**-exponent)
-                        .reshape(p.shape).to(p.dtype))
-    return integers

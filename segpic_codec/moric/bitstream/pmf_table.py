@@ -74,12 +74,14 @@ def table_indices(mean_fp: np.ndarray, log_scale_raw_fp: np.ndarray, low: int, h
     m is the mean's integer part clamped to [low - 1, high + 1] so every window
     of the table row stays inside it."""
     one = 1 << FRACTION_BITS
-    m = np.clip(mean_fp >> FRACTION_BITS, low - 1, high + 1)
+    # np.minimum/np.maximum, not np.clip: this runs once per wave, and np.clip's
+    # per-call cost is several times theirs on these short arrays
+    m = np.minimum(np.maximum(mean_fp >> FRACTION_BITS, low - 1), high + 1)
     f = (mean_fp & (one - 1)) >> MEAN_SHIFT
     log_scale = log_scale_raw_fp - int(LOG_SCALE_OFFSET * one)
     sub_steps = one // LOG_SCALE_STEPS_PER_UNIT
     j = (log_scale - int(LOG_SCALE_MIN * one)) // sub_steps
-    return m, f, np.clip(j, 0, NUM_LOG_SCALES - 1)
+    return m, f, np.minimum(np.maximum(j, 0), NUM_LOG_SCALES - 1)
 
 
 def window_starts(m: np.ndarray, f: np.ndarray, j: np.ndarray, low: int,
