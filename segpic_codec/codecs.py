@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import container
 from .errors import CodecError
+from .extras import needs_encode_install
 from .options import COMMON
 from .registry import CODECS, DEFAULT_CODEC, CodecEntry
 
@@ -116,6 +117,14 @@ class Encoder:
         with `best_effort` gives the closest file (`target_met` False, a note).
         `record_target`: store the target in the file for `segpic info`
         (`target_record`, about 230 bytes, counted by the target)."""
+        with needs_encode_install(f"encoding with {get(self.codec).title}"):
+            return self._encode(pixels, quality, bpp, reconstruct, metadata, size, psnr,
+                                best_effort, record_target, options)
+
+    def _encode(self, pixels: np.ndarray, quality: float | None, bpp: float | None,
+                reconstruct: bool, metadata: Mapping[str, bytes] | None,
+                size: str | int | None, psnr: float | None, best_effort: bool,
+                record_target: bool, options: dict[str, Any]) -> EncodeResult:
         from . import target_record, targets  # numpy-free, but not for `segpic info`
 
         _check_names(self.codec, options, get(self.codec).options().names("encode"),
@@ -180,7 +189,8 @@ def load_encoder(codec: str = DEFAULT_CODEC, device: str = "auto",
     if hooks and not declared.optimises:
         raise CodecError(f"the {codec} encoder does not optimise: it takes no "
                          f"{' or '.join(hooks)} hook")
-    return Encoder(codec, entry.frontend().load_encoder(device=device, **given, **hooks))
+    with needs_encode_install(f"encoding with {entry.title}"):
+        return Encoder(codec, entry.frontend().load_encoder(device=device, **given, **hooks))
 
 
 def load_decoder(frame: container.FrameHeader, weights: str | Path | None = None,
@@ -190,7 +200,8 @@ def load_decoder(frame: container.FrameHeader, weights: str | Path | None = None
     given = {k: v for k, v in options.items() if v is not None}
     entry = get(frame.codec)
     _check_names(frame.codec, given, entry.options().decoder_names(), "decoder")
-    return entry.frontend().load_decoder(frame, weights=weights, device=device, **given)
+    with needs_encode_install(f"decoding {entry.title} files"):
+        return entry.frontend().load_decoder(frame, weights=weights, device=device, **given)
 
 
 def encode(pixels: np.ndarray, codec: str = DEFAULT_CODEC, quality: float | None = None,

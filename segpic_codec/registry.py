@@ -23,6 +23,11 @@ class CodecEntry:
     summary: str
     package: str  # holds `options`, `layout` and `frontend`
 
+    @property
+    def title(self) -> str:
+        """The codec's name as its paper writes it (the summary's first word)."""
+        return self.summary.split()[0]
+
     def options(self) -> CodecOptions:
         return importlib.import_module(f"{self.package}.options").OPTIONS
 
