@@ -10,6 +10,12 @@ file, then a summary line.
 
 The original of `kodim05-q2.5-440-auto.spic` is `kodim05.png` (the name up to
 its first dash). Needs torch (the reference).
+
+    python scripts/moric_decoder_compare.py FILES... --integer-copies DIR
+
+writes each file with the integer-synthesis flag set to DIR instead (the same
+parameters and latents: what the encoder of today would have written, short
+of its reconstruction, which the integer decoder computes).
 """
 
 from __future__ import annotations
@@ -96,12 +102,26 @@ def compare(path: Path, originals: Path) -> dict:
             "psnr_integer": psnr(numpy_integer, original)}
 
 
+def write_integer_copy(path: Path, out: Path) -> None:
+    data = path.read_bytes()
+    frame = container.read_frame(data)
+    header = dataclasses.replace(layout.unpack(frame.payload), integer_synthesis=True)
+    out.write_bytes(container.pack("moric", frame.width, frame.height, layout.pack(header),
+                                   container.split_streams(data, frame)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--originals", type=Path, default=Path("../shared/data/kodak"))
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--integer-copies", type=Path, metavar="DIR")
     args = parser.parse_args()
+    if args.integer_copies:
+        args.integer_copies.mkdir(parents=True, exist_ok=True)
+        for path in args.files:
+            write_integer_copy(path, args.integer_copies / f"{path.stem}-integer.spic")
+        return
     rows = []
     for path in args.files:
         rows.append(compare(path, args.originals))

@@ -19,6 +19,7 @@ from segpic_codec.quality_metrics import PSNR_CAP, psnr_from_mse, psnr_rgb
 KODAK = SHARED / "data" / "kodak"
 ANCHORS = SHARED / "anchors" / "kodak"
 SHIPPED = REPO / "weights" / "small" / "manifest.json"
+EXAMPLE_PNG = REPO / "examples" / "parrots.png"
 
 needs_anchors = pytest.mark.skipif(not (ANCHORS / "vtm.json").is_file(),
                                    reason=f"published anchors not found at {ANCHORS}")
@@ -397,7 +398,8 @@ def test_per_image_anchors_average_the_chosen_images(tmp_path):
 # ------------------------------------------------------------------ the subcommands
 SUBCOMMANDS = [[], ["rd"], ["points"], ["speed"], ["speed", "steps"], ["speed", "profile"],
                ["speed", "layered"],
-               ["speed", "memory"], ["speed", "process"], ["speed", "batch"], ["table"],
+               ["speed", "memory"], ["speed", "process"], ["speed", "decode"],
+               ["speed", "batch"], ["table"],
                ["table", "runs"], ["table", "regions"]]
 
 
@@ -659,6 +661,31 @@ def test_speed_profile_tiny(tmp_path):
         pieces = ("upsampling", "rate", "synthesis", "gradients", "quantise", "optimiser")
         assert all(row["seconds"][p] > 0 for p in pieces), row
         assert sum(row["seconds"].values()) == pytest.approx(row["s_per_step"], abs=1e-3)
+
+
+def test_speed_decode_against_a_commit(tmp_path):
+    """Whole-process decodes of a committed MoRIC file by this code and by HEAD
+    (a temporary worktree, removed afterwards), beside Pillow's WebP decode."""
+    import subprocess
+
+    spic = REPO / "tests" / "data" / "moric-v3" / "parrots-48x40-auto.spic"
+    if subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"],
+                      capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout")
+    before = subprocess.run(["git", "-C", str(REPO), "worktree", "list"],
+                            capture_output=True, text=True).stdout
+    out = tmp_path / "times.jsonl"
+    result = CliRunner().invoke(bench, ["speed", "decode", str(spic), "--against", "HEAD",
+                                        "--runs", "2", "--image", str(EXAMPLE_PNG),
+                                        "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["decoder"] for r in rows[:2]] == ["this code", "commit HEAD"]
+    assert all(r["runs"] == 2 and r["median_s"] > 0 and r["peak_mib"] > 0 for r in rows)
+    assert rows[0]["ratio_to_other"] > 0 and "ratio_to_other" not in rows[1]
+    assert any(r["decoder"] == "Pillow WEBP" and r["bytes"] > 0 for r in rows[2:])
+    assert subprocess.run(["git", "-C", str(REPO), "worktree", "list"],
+                          capture_output=True, text=True).stdout == before
 
 
 # ------------------------------------------------------------------ the plot

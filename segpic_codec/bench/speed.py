@@ -6,6 +6,8 @@
     memory    peak memory and time of encode and decode of a large image, each
               phase in a fresh process
     process   whole-process times of `segpic encode`, `decode` and `info`
+    decode    whole-process decode times of .spic files against another commit,
+              beside WebP, AVIF and JPEG XL through Pillow (`decode_speed`)
     batch     images per hour of `segpic batch` with 1, 2, ... workers
 
 Times are wall clock, minimum and median over repeats (the machine may be
@@ -293,6 +295,35 @@ def process(image: Path, quality: str, runs: int, large: bool, only_large: bool,
         out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("a") as f:
             f.write(json.dumps(row) + "\n")
+
+
+@speed.command("decode", context_settings=CONTEXT)
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--against", metavar="COMMIT", default=None,
+              help="Also decode with this commit of the checkout, interleaved run by run.")
+@click.option("--runs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--image", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              default=None, help="Also time WebP, AVIF and JPEG XL decodes of this image.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Append the JSON lines here (default: "
+                   "bench/results/moric-decode-speed/decode_times.jsonl).")
+def decode(files: tuple[Path, ...], against: str | None, runs: int, image: Path | None,
+           out: Path | None) -> None:
+    """Whole-process decode times and peak memory of .spic files (`segpic decode`
+    in a fresh process, to PNG), median of --runs."""
+    from .decode_speed import measure
+
+    out = out if out is not None else _default_results("moric-decode-speed",
+                                                        "decode_times.jsonl")
+    rows = measure(list(files), against, runs, image)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+            ratio = f"  x{row['ratio_to_other']}" if "ratio_to_other" in row else ""
+            click.echo(f"{row['file']:34s} {row['decoder']:20s} median {row['median_s']:6.3f} s"
+                       f"  min {row['min_s']:6.3f} s  peak {row['peak_mib']:6.0f} MiB{ratio}")
 
 
 # ------------------------------------------------------------------ batch

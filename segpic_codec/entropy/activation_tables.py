@@ -43,10 +43,12 @@ def dense_table(fn: Callable[[np.ndarray], np.ndarray], lo: float, hi: float
     """(the interpolated f at every activation from lo to hi, as float64 holding
     integers, the activation of its first entry); read-only."""
     entries, k0 = table(fn, lo, hi)
-    steps = np.diff(entries)
-    a = np.arange(steps.size << SUBSTEP, dtype=np.int64)
-    i, frac = a >> SUBSTEP, a & ((1 << SUBSTEP) - 1)
-    values = ((entries[i] << SUBSTEP) + steps[i] * frac + (1 << (SUBSTEP - 1))) >> SUBSTEP
-    out = np.append(values, entries[-1]).astype(np.float64)
+    # row i, column frac: the activation (k0 + i) 2^SUBSTEP + frac (one 2-D array:
+    # no index arrays of the table's size)
+    frac = np.arange(1 << SUBSTEP, dtype=np.int64)
+    values = (entries[:-1, None] << SUBSTEP) + np.diff(entries)[:, None] * frac[None, :]
+    values += 1 << (SUBSTEP - 1)
+    values >>= SUBSTEP
+    out = np.append(values.reshape(-1), entries[-1]).astype(np.float64)
     out.setflags(write=False)
     return out, k0 << SUBSTEP

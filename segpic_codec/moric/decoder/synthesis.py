@@ -17,7 +17,7 @@ from ..bitstream.parameters import LOCAL_WIDTH, ModuleIntegers
 from .layers import FloatArithmetic, IntegerArithmetic, Layer
 
 HALO = 2  # two 3x3 layers
-BAND_PIXELS = 1 << 16  # per band: its activations stay in the CPU's caches
+BAND_PIXELS = 1 << 14  # per band: its activations stay in the CPU's caches (measured best)
 
 
 class Synthesis:
