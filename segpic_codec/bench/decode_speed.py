@@ -92,21 +92,39 @@ def measure(files: list[Path], against: str | None, runs: int, image: Path | Non
             if other is not None:
                 trees[f"commit {against}"] = other
             for path in files:
-                times: dict[str, tuple[list[float], list[float]]] = {
-                    k: ([], []) for k in trees}
-                for _ in range(runs):
-                    for label, tree in trees.items():
-                        wall, peak = _run(*_segpic(tree, path.resolve(), out), cwd=Path(tmp))
-                        times[label][0].append(wall)
-                        times[label][1].append(peak)
-                for label, (walls, peaks) in times.items():
-                    rows.append(_row(label, path.name, walls, peaks))
-                if other is not None:
-                    this, that = rows[-2]["median_s"], rows[-1]["median_s"]
-                    rows[-2]["ratio_to_other"] = round(this / that, 3) if that else None
+                rows += _compare(trees, path.resolve(), out, runs)
         if image is not None:
             rows += _classic(image, Path(tmp), runs)
     return rows
+
+
+def _compare(trees: dict[str, Path], path: Path, out: Path, runs: int
+             ) -> list[dict[str, Any]]:
+    """Each tree's decodes of one file, interleaved; the other commit, when it
+    cannot decode the file (a file newer than it), gets a row with its error."""
+    times: dict[str, tuple[list[float], list[float]]] = {}
+    rows = []
+    for label, tree in trees.items():
+        try:
+            wall, peak = _run(*_segpic(tree, path, out), cwd=out.parent)
+        except BenchError as exc:
+            if tree == REPO:
+                raise
+            # its one-line error, without this machine's paths
+            rows.append({"decoder": label, "file": path.name,
+                         "error": str(exc).rpartition(" failed: ")[2]})
+            continue
+        times[label] = ([wall], [peak])
+    for _ in range(runs - 1):
+        for label in times:
+            wall, peak = _run(*_segpic(trees[label], path, out), cwd=out.parent)
+            times[label][0].append(wall)
+            times[label][1].append(peak)
+    measured = [_row(label, path.name, walls, peaks) for label, (walls, peaks) in times.items()]
+    if len(measured) == 2:
+        this, that = measured[0]["median_s"], measured[1]["median_s"]
+        measured[0]["ratio_to_other"] = round(this / that, 3) if that else None
+    return measured + rows
 
 
 @contextmanager

@@ -321,6 +321,10 @@ def decode(files: tuple[Path, ...], against: str | None, runs: int, image: Path 
     with out.open("a") as f:
         for row in rows:
             f.write(json.dumps(row) + "\n")
+            if "error" in row:
+                click.echo(f"{row['file']:34s} {row['decoder']:20s} cannot decode it: "
+                           f"{row['error']}")
+                continue
             ratio = f"  x{row['ratio_to_other']}" if "ratio_to_other" in row else ""
             click.echo(f"{row['file']:34s} {row['decoder']:20s} median {row['median_s']:6.3f} s"
                        f"  min {row['min_s']:6.3f} s  peak {row['peak_mib']:6.0f} MiB{ratio}")
