@@ -47,6 +47,7 @@ def test_moric_files_decode(tmp_path):
     (("encode", str(REPO / "examples" / "parrots.png"), "out.spic"), "encoding with SegPIC"),
     (("encode", "--codec", "moric", str(REPO / "examples" / "parrots.png"), "out.spic"),
      "encoding with MoRIC"),
+    (("train", "--data", ".", "--run-dir", "run"), "this command"),
 ])
 def test_the_rest_names_the_install(tmp_path, args, what):
     done = _cli(*args, cwd=tmp_path)

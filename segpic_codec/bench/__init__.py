@@ -12,7 +12,7 @@ written here can be compared with (and plotted by) CompressAI's tools.
     segpic bench rd --quick            # 2 images, 2-4 settings per codec (CI)
     segpic bench rd photos/ --out /tmp/b --codecs segpic,jpeg --threads 4
     segpic bench points IMG.png --codec moric --quality 1,2.5 --steps 1000 --out p.jsonl
-    segpic bench speed steps|layered|memory|process|batch ...
+    segpic bench speed steps|layered|memory|process|decode|batch ...
     segpic bench table runs|regions ...
 
 (`segpic bench [SRC] [OPTIONS]` with no subcommand runs `rd`, as before.)
@@ -27,7 +27,7 @@ The parts, in the order the data flows:
     report    environment, speed medians, summary.json, results.md
     plot      rd.png (each curve its own colour and marker)
     runner    which images, measuring, means per setting; run_bench
-    rd, points, speed, table   the subcommands
+    rd, points, speed, table   the subcommands (speed's decode: `decode_speed`)
     command   the click group `bench`
     common    BenchError, repository and shared-data paths, a codec's measure
               hooks, number formatting

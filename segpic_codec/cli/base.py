@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from .. import codecs, container, heap
 from ..errors import CodecError, SegpicError
+from ..extras import MissingInstallError, needs_encode_install
 from ..limits import max_pixels
 from ..options import DEVICE, TARGETS, CodecOption
 
@@ -59,6 +60,13 @@ def handle_errors(func):
             error("interrupted", 130)
         except EXPECTED_ERRORS as exc:
             error(str(exc))
+        except ModuleNotFoundError as exc:  # e.g. `segpic train` in a decode-only install
+            try:
+                with needs_encode_install("this command"):
+                    raise exc
+            except MissingInstallError as missing:
+                error(str(missing))
+            error(f"internal error (ModuleNotFoundError: {exc})", EXIT_FAILED)
         except OSError as exc:
             error(os_message(exc))
         except MemoryError:

@@ -182,7 +182,8 @@ def _timed(fn: Callable[[], object], repeats: int) -> list[float]:
 
 def decode_seconds(pixels: np.ndarray, repeats: int = 3) -> list[float]:
     """Seconds of each full decode of a quick one-region file (50 steps, preset
-    fast: decode time does not depend on the encoder's budget), two threads."""
+    fast: decode time does not depend on the encoder's budget; the encode on two
+    threads, the numpy decoder on one)."""
     import torch
 
     from . import codec
