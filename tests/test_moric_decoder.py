@@ -70,6 +70,30 @@ def test_integer_synthesis_does_not_depend_on_the_bands(monkeypatch):
     assert len(synthesis.bands(0, 40, 40, 48)) == 8
 
 
+def test_integer_synthesis_does_not_depend_on_blas_threads(monkeypatch):
+    """The decoder runs one OpenBLAS thread for speed; the sums are exact, so
+    with two (any split of the products) the pixels are the same."""
+    import contextlib
+
+    from segpic_codec.moric.decoder import decode as decode_module
+
+    found = blas._openblas()
+    if found is None:
+        pytest.skip("no OpenBLAS found under numpy")
+    setter, getter = found
+    # a Kodak-size file: bands of 2^14 pixels, products large enough to split
+    path = REPO / "bench" / "results" / "moric-integer" / "files" / \
+        "kodim01-q2.5-3000-none-integer.spic"
+    expected = _decode(path)
+    monkeypatch.setattr(decode_module, "one_blas_thread", contextlib.nullcontext)
+    previous = getter()
+    setter(2)
+    try:
+        np.testing.assert_array_equal(_decode(path), expected)
+    finally:
+        setter(previous)
+
+
 @pytest.mark.parametrize("activation", ["gelu", "relu"])
 def test_integer_and_float_synthesis_are_close(activation):
     """The same file decoded both ways (and with the header's other activation):

@@ -94,10 +94,10 @@ def encode_point(pixels: np.ndarray, quality: float, *, steps: int | None = None
 
 def decode_file(data: bytes) -> np.ndarray:
     """The pixels of a MoRIC .spic file (what `segpic decode` writes)."""
-    from . import codec
+    from .decoder.decode import decode  # numpy only
 
     frame = container.read_frame(data)
-    return codec.decode(frame.payload, container.split_streams(data, frame),
+    return decode(frame.payload, container.split_streams(data, frame),
                         frame.width, frame.height)
 
 

@@ -112,6 +112,14 @@ def reconstruct(header: Header, integers: dict[str, ModuleIntegers], flat_canvas
     """Integer latents (the flat canvas) -> (H, W, 3) uint8, in the arithmetic
     the header names. `only`: draw just these regions (other pixels are 0) and
     run the GMN only on the rows they span."""
+    # a hostile file's float path may overflow to inf and NaN (clamped to pixels
+    # at the end, as PyTorch's did): no warning lines on the way
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _reconstruct(header, integers, flat_canvas, labels, only)
+
+
+def _reconstruct(header: Header, integers: dict[str, ModuleIntegers], flat_canvas: np.ndarray,
+                 labels: np.ndarray, only: set[int] | None) -> np.ndarray:
     height, width = labels.shape
     arithmetic = (IntegerArithmetic if header.integer_synthesis else FloatArithmetic)(
         header.activation)
