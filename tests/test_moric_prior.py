@@ -183,3 +183,20 @@ def test_a_file_naming_a_missing_prior_is_a_format_error(monkeypatch):
             param_prior.required_prior(24, "gelu")
     finally:
         param_prior.load_prior_arrays.cache_clear()
+
+
+# prior-coded files decode only with exactly these values: the shipped prior
+# never changes (a new prior gets a new PRIOR_ID and file name)
+SHIPPED_PRIOR_SHA256 = {
+    "prior-1-f24-gelu.safetensors":
+        "07c025fb517e91a1a8a8ffc9d9bed97d0b82e81502b84b00e848598c7868bf03",
+}
+
+
+def test_the_shipped_priors_never_change():
+    import hashlib
+
+    folder = prior_path(24, "gelu").parent
+    found = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in folder.glob("*.safetensors")}
+    assert found == SHIPPED_PRIOR_SHA256
