@@ -35,6 +35,7 @@ from segpic_codec.moric import layout
 from segpic_codec.moric.bitstream.arm_integer import IntegerArm
 from segpic_codec.moric.bitstream.canvas import Canvas
 from segpic_codec.moric.bitstream.latent_stream import decode_latents
+from segpic_codec.moric.bitstream.param_quant import load_parameters
 from segpic_codec.moric.bitstream.parameters import read_parameters
 from segpic_codec.moric.bitstream.roi import kept_latents
 from segpic_codec.moric.decoder.decode import reconstruct, region_labels
@@ -49,10 +50,7 @@ def torch_pixels(header: layout.Header, integers: dict, flat: np.ndarray,
     arch = Architecture(header.features, header.activation, header.regions)
     model = MoricModel(height, width, arch, labels=labels if header.regions > 1 else None,
                        object_only=header.object_only)
-    for module, named in model.sent_modules().items():
-        for name, p in named.named_parameters():
-            values, exponent = integers[module][name]
-            p.copy_(torch.from_numpy(values.astype(np.float64) * 2.0**-exponent).to(p.dtype))
+    load_parameters(model.sent_modules(), integers)
     q = torch.from_numpy(flat).to(torch.float32).reshape(model.canvas.shape)
     previous = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from segpic_codec.moric.training.prior import prior_path, save_prior
+from segpic_codec.moric.bitstream.param_prior import prior_path
+from segpic_codec.moric.training.prior import save_prior
 from segpic_codec.moric.training.prior_fit import FitSettings, fit_prior, log_to
 from segpic_codec.shared_data import shared_path
 

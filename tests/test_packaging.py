@@ -53,6 +53,10 @@ def test_wheel_installs_weights_and_codes_from_anywhere(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     shipped = {Path(n).name for n in names if n.startswith("segpic_codec/shipped_weights/small/")}
     assert _weights_files() <= shipped, names
+    # MoRIC's network prior, which prior-coded files need to decode
+    priors = {p.name for p in (REPO / "weights" / "moric").glob("*.safetensors")}
+    assert priors and priors <= {Path(n).name for n in names
+                                 if n.startswith("segpic_codec/shipped_weights/moric/")}
     # every module of the source tree, subpackages included (pyproject lists them)
     sources = {p.relative_to(REPO).as_posix() for p in (REPO / "segpic_codec").rglob("*.py")}
     assert sources <= set(names), sorted(sources - set(names))
@@ -75,4 +79,6 @@ def test_sdist_carries_the_weights(tmp_path):
     sdist = _build("sdist", tmp_path / "dist")
     with tarfile.open(sdist) as tar:
         names = {Path(n).name for n in tar.getnames() if "/weights/small/" in n}
+        priors = {Path(n).name for n in tar.getnames() if "/weights/moric/" in n}
     assert _weights_files() <= names
+    assert {p.name for p in (REPO / "weights" / "moric").glob("*.safetensors")} <= priors

@@ -31,6 +31,7 @@ from ..limits import MAX_DIMENSION, max_pixels
 from . import layout
 from .bitstream.arm_integer import IntegerArm
 from .bitstream.latent_stream import encode_latents
+from .bitstream.param_prior import load_prior_arrays
 from .bitstream.param_quant import GroupCoding, encode_parameters, quantized_integers, search_steps
 from .bitstream.parameters import read_parameters
 from .contours.partition import auto_partition, check_partition
@@ -41,7 +42,6 @@ from .file_format import MAX_ABS_LATENT, MAX_CODED_REGIONS
 from .networks.model import MoricModel
 from .options import DEFAULT_PRESET, DEFAULT_QUALITY, DEFAULT_REGION_COUNT
 from .training.encoder import Budget, Optimisation
-from .training.prior import load_prior
 from .training.recipe import PRESETS, QUALITY_MAX, QUALITY_MIN, quality_to_lambda
 
 __all__ = ["PRESETS", "EncodeSettings", "MoricEncoded", "decode", "encode", "encode_with"]
@@ -175,7 +175,8 @@ def _integer_arm(model: MoricModel, coding: dict[tuple[str, str], GroupCoding]) 
     return IntegerArm(params)
 
 
-def _finalise(model: MoricModel, target: torch.Tensor, lmbda: float, contour_stream: bytes
+def _finalise(model: MoricModel, target: torch.Tensor, lmbda: float, contour_stream: bytes,
+              prior: dict[str, np.ndarray] | None = None
               ) -> tuple[dict, list[bytes], np.ndarray]:
     """Quantise the networks, entropy-code everything -> (header fields, streams,
     the coded latents as the flat canvas)."""
@@ -201,19 +202,19 @@ def _finalise(model: MoricModel, target: torch.Tensor, lmbda: float, contour_str
             return cache["mse"], cache["bits"]
 
         refresh("all")
-        coding = search_steps(model.sent_modules(), refresh, lmbda, n)
+        coding = search_steps(model.sent_modules(), refresh, lmbda, n, prior)
 
     coded = model.canvas.latent_index if model.keep is None else np.flatnonzero(model.keep)
     valid = ints.reshape(-1)[torch.from_numpy(coded)]
     low, high = int(valid.min()), int(valid.max())
     flat = ints.reshape(-1).to(torch.float64).numpy()
     arm = _integer_arm(model, coding)
-    streams = [encode_parameters(model.sent_modules(), coding)]
+    streams = [encode_parameters(model.sent_modules(), coding, prior)]
     if model.arch.regions > 1:
         streams.append(contour_stream)
     streams += encode_latents(arm, flat, model.canvas, low, high, model.keep)
     fields = {"coding": {k: (c.exponent, c.model) for k, c in coding.items()},
-              "latent_low": low, "latent_high": high}
+              "latent_low": low, "latent_high": high, "prior_coded": prior is not None}
     return fields, streams, flat
 
 
@@ -288,15 +289,19 @@ def _encode(pixels: np.ndarray, settings: EncodeSettings, partition: _CodedParti
     target = target.permute(2, 0, 1).reshape(3, -1).to(torch.float32) / 255.0
     if object_only:  # nothing is drawn outside the object: no error there
         target = target * torch.from_numpy(labels.reshape(-1) != 0).to(target)
+    # the networks start from the shipped prior, and their parameters are coded
+    # as differences from it, where one fits the architecture
+    prior = load_prior_arrays(recipe.features, recipe.activation) if recipe.prior else None
     optimisation = Optimisation(target, height, width, lmbda, recipe,
                                 Budget(steps, settings.time_limit, start), settings.seed,
                                 settings.progress, settings.should_stop, two_core=two_core,
                                 labels=labels if several else None, object_only=object_only,
-                                prior=load_prior(recipe.features, recipe.activation)
-                                if recipe.prior else None)
+                                prior=None if prior is None else
+                                {k: torch.from_numpy(v) for k, v in prior.items()})
     model, _ = optimisation.run()
     model = model.to("cpu")
-    fields, streams, flat = _finalise(model, target.to("cpu"), lmbda, partition.contour_stream)
+    fields, streams, flat = _finalise(model, target.to("cpu"), lmbda, partition.contour_stream,
+                                      prior)
     header = layout.Header(quality=settings.quality, preset=settings.preset,
                            steps=optimisation.step, interrupted=optimisation.interrupted,
                            features=recipe.features, activation=recipe.activation,

@@ -26,6 +26,9 @@ MAX_ABS_LATENT = 256  # latents lie in [-256, 255]: keeps the integer ARM exact
 MAX_EXPONENT = 24  # parameter quantisation steps are 2**-e, e <= 24
 MAX_EXPGOLOMB_ORDER = 15  # exp-Golomb orders of files with exp-Golomb coded parameters
 NUM_SCALES = 160  # Laplace scales of range-coded parameters (`param_stream`)
+# the shipped network prior that prior-coded parameters are differences from
+# (`bitstream.param_prior`); a changed prior gets a new id
+PRIOR_ID = 1
 
 
 @dataclass
@@ -47,6 +50,8 @@ class Header:
     object_only: bool = False
     # parameters range coded (`param_stream`), not exp-Golomb coded
     range_coded: bool = True
+    # parameters coded as differences from the shipped prior (`param_prior`)
+    prior_coded: bool = False
     # upsampling and synthesis in exact fixed point (`decoder.layers`), not float32
     integer_synthesis: bool = True
 

@@ -5,9 +5,11 @@ Imports no torch, so `segpic info` stays fast.
         version u8 | quality*1000 u16 | preset u8 | steps u32 | flags u8
         | GMN features u8 | activation u8 | regions u8
           (flags: bit 0 interrupted, bit 1 object only: region 0 not coded,
-           bit 2 parameters range coded, bit 3 integer synthesis: the
-           upsampling and synthesis run in exact fixed point, `decoder.layers`;
-           without it, in float32)
+           bit 2 parameters range coded, bit 3 parameters coded as
+           differences from the shipped network prior `PRIOR_ID` of this
+           GMN width and activation, `bitstream.param_prior`; only with bit 2,
+           bit 4 integer synthesis: the upsampling and synthesis run in exact
+           fixed point, `decoder.layers`; without it, in float32)
         | latent low i16 | latent high i16
         | per (module, kind) in arm, upsampling, gmn, lsn x weight, bias:
           step exponent u8, model u8 (with flag bit 2 the Laplace scale index
@@ -42,6 +44,7 @@ from .file_format import (
     NUM_GRIDS,
     NUM_SCALES,
     PRESET_NAMES,
+    PRIOR_ID,
     SINGLE_REGION_VERSION,
     Header,
 )
@@ -55,7 +58,8 @@ def pack(header: Header) -> bytes:
     fixed = _FIXED.pack(header.version, round(header.quality * 1000), PRESET_NAMES.index(preset),
                         min(header.steps, 2**32 - 1),
                         int(header.interrupted) | int(header.object_only) << 1
-                        | int(header.range_coded) << 2 | int(header.integer_synthesis) << 3,
+                        | int(header.range_coded) << 2 | int(header.prior_coded) << 3
+                        | int(header.integer_synthesis) << 4,
                         header.features,
                         ACTIVATIONS.index(header.activation), header.regions,
                         header.latent_low, header.latent_high)
@@ -81,7 +85,8 @@ def unpack(payload: bytes) -> Header:
     checks = [
         (1000 <= quality <= 6000, f"quality {quality / 1000}"),
         (preset < len(PRESET_NAMES), f"preset id {preset}"),
-        (flags <= 15 and not (flags & 2 and version == SINGLE_REGION_VERSION),
+        (flags <= 31 and not (flags & 2 and version == SINGLE_REGION_VERSION)
+         and not (flags & 8 and not flags & 4),
          f"flags {flags}"),
         (1 <= features <= MAX_FEATURES, f"{features} GMN features"),
         (activation < len(ACTIVATIONS), f"activation id {activation}"),
@@ -99,7 +104,7 @@ def unpack(payload: bytes) -> Header:
     coding = {(m, k): next(pairs) for m in MODULES for k in KINDS}
     return Header(quality / 1000, PRESET_NAMES[preset], steps, bool(flags & 1), features,
                   ACTIVATIONS[activation], regions, low, high, coding, bool(flags & 2),
-                  bool(flags & 4), bool(flags & 8))
+                  bool(flags & 4), bool(flags & 8), bool(flags & 16))
 
 
 def describe(payload: bytes) -> dict:
@@ -116,6 +121,7 @@ def describe(payload: bytes) -> dict:
         "integer_synthesis": h.integer_synthesis,
         "synthesis_features": h.features,
         "activation": h.activation,
+        "network_prior": PRIOR_ID if h.prior_coded else None,
         "latent_range": [h.latent_low, h.latent_high],
     }
 

@@ -6,8 +6,11 @@ module after module, to minimise D + lambda * (R_latents + R_parameters). The
 quantised integers are range coded under one quantised Laplace per (module,
 kind) (`param_stream`); steps and Laplace scales go in the header. Files
 written before that (header flag bit 2 clear) hold signed exp-Golomb codes
-with one order per group instead; they still decode. The decoder reads the
-stream back with `parameters.read_parameters` (torch-free).
+with one order per group instead; they still decode. With a network prior
+(header flag bit 3), the stream holds each integer's difference from the
+prior's (`param_prior`); the integers themselves are the same. The decoder
+reads the stream back with `parameters.read_parameters` (torch-free);
+`load_parameters` puts what it reads into the torch networks.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ from torch import nn
 
 from ..file_format import KINDS, MODULES
 from .arm_integer import BIAS_FRACTION_BITS, MAX_ABS_PARAMETER, WEIGHT_FRACTION_BITS
+from .param_prior import reference_integers
 from .param_stream import best_scale, encode_groups
+from .parameters import ModuleIntegers
+
+Prior = dict[str, np.ndarray]  # `param_prior.load_prior_arrays`
 
 WEIGHT_EXPONENTS = range(2, 15)
 BIAS_EXPONENTS = range(2, 21)
@@ -53,6 +60,20 @@ def parameter_groups(modules: dict[str, nn.Module]) -> list[tuple[str, str, list
     return groups
 
 
+def _group_names(modules: dict[str, nn.Module], module: str, params: list[nn.Parameter]
+                 ) -> list[str]:
+    names = {id(p): n for n, p in modules[module].named_parameters()}
+    return [names[id(p)] for p in params]
+
+
+def _residuals(flat: np.ndarray, prior: Prior | None, module: str, names: list[str],
+               exponent: int) -> np.ndarray:
+    """What the stream holds for a group: its integers, less the prior's."""
+    if prior is None:
+        return flat
+    return flat - reference_integers(prior, module, names, exponent)
+
+
 def _limit(module: str, kind: str, exponent: int) -> float | None:
     """The ARM's integer path needs bounded values (see `arm`)."""
     return MAX_ABS_PARAMETER - 2.0**-exponent if module == "arm" else None
@@ -74,25 +95,24 @@ def _flat(integers: list[torch.Tensor]) -> np.ndarray:
         np.zeros(0, dtype=np.int64)
 
 
-def group_bits(integers: list[torch.Tensor]) -> tuple[int, float]:
-    """(Laplace scale index, bits) of the cheapest model for these integers
-    (infinite bits beyond what the stream can hold)."""
-    flat = _flat(integers)
-    if flat.size == 0:
-        return 0, 0.0
-    return best_scale(flat)
-
-
 def _assign(params: list[nn.Parameter], integers: list[torch.Tensor], exponent: int) -> None:
     with torch.no_grad():
         for p, q in zip(params, integers, strict=True):
             p.copy_((q.double() * 2.0**-exponent).to(p.dtype))
 
 
-def _search_group(module: str, kind: str, params: list[nn.Parameter],
+def _coded_bits(integers: list[torch.Tensor], prior: Prior | None, module: str,
+                names: list[str], exponent: int) -> tuple[int, float]:
+    """(Laplace scale index, bits) of a group as the stream codes it."""
+    flat = _residuals(_flat(integers), prior, module, names, exponent)
+    return best_scale(flat) if flat.size else (0, 0.0)
+
+
+def _search_group(module: str, kind: str, params: list[nn.Parameter], names: list[str],
                   originals: dict[int, torch.Tensor],
                   evaluate: Callable[[str], tuple[float, float]], lmbda: float,
-                  num_pixels: int, other_bits: int) -> tuple[int, int, list[torch.Tensor]]:
+                  num_pixels: int, other_bits: int, prior: Prior | None
+                  ) -> tuple[int, int, list[torch.Tensor]]:
     """(exponent, order, integers) of the best step for one group: a local
     search from a typical exponent, in both directions, stopping two steps after
     the last improvement (the loss is close to unimodal in the exponent)."""
@@ -106,7 +126,7 @@ def _search_group(module: str, kind: str, params: list[nn.Parameter],
             for p in params:
                 p.data.copy_(originals[id(p)])
             integers = quantized_integers(params, exponent, _limit(module, kind, exponent))
-            model, bits = group_bits(integers)
+            model, bits = _coded_bits(integers, prior, module, names, exponent)
             if bits == float("inf"):  # values beyond MAX_VALUE_BITS: not codable
                 tried[exponent] = (bits, model, integers)
                 return bits
@@ -131,7 +151,8 @@ def _search_group(module: str, kind: str, params: list[nn.Parameter],
 
 def search_steps(modules: dict[str, nn.Module],
                  evaluate: Callable[[str], tuple[float, float]], lmbda: float,
-                 num_pixels: int) -> dict[tuple[str, str], GroupCoding]:
+                 num_pixels: int, prior: Prior | None = None
+                 ) -> dict[tuple[str, str], GroupCoding]:
     """Greedy RD choice of every group's step, module after module; leaves the
     modules quantised. `evaluate(module)` returns (mse, latent bits) with the
     current parameters; the module name says which part changed (the caller
@@ -142,19 +163,36 @@ def search_steps(modules: dict[str, nn.Module],
     bits_of: dict[tuple[str, str], float] = {}
     for module, kind, params in groups:
         other = sum(b for key, b in bits_of.items() if key != (module, kind))
-        exponent, model, integers = _search_group(module, kind, params, originals, evaluate,
-                                                  lmbda, num_pixels, other)
+        names = _group_names(modules, module, params)
+        exponent, model, integers = _search_group(module, kind, params, names, originals,
+                                                  evaluate, lmbda, num_pixels, other, prior)
         _assign(params, integers, exponent)
         chosen[(module, kind)] = GroupCoding(exponent, model)
-        bits_of[(module, kind)] = group_bits(integers)[1]
+        bits_of[(module, kind)] = _coded_bits(integers, prior, module, names, exponent)[1]
     return chosen
 
 
 def encode_parameters(modules: dict[str, nn.Module],
-                      coding: dict[tuple[str, str], GroupCoding]) -> bytes:
-    """The parameter stream of already quantised modules."""
+                      coding: dict[tuple[str, str], GroupCoding], prior: Prior | None = None
+                      ) -> bytes:
+    """The parameter stream of already quantised modules (differences from
+    `prior` where one is given)."""
     groups = []
     for module, kind, params in parameter_groups(modules):
         c = coding[(module, kind)]
-        groups.append((_flat(quantized_integers(params, c.exponent, None)), c.model))
+        flat = _flat(quantized_integers(params, c.exponent, None))
+        names = _group_names(modules, module, params)
+        groups.append((_residuals(flat, prior, module, names, c.exponent), c.model))
     return encode_groups(groups)
+
+
+def load_parameters(modules: dict[str, nn.Module], integers: dict[str, ModuleIntegers]
+                    ) -> None:
+    """Set the networks' parameters to what `parameters.read_parameters` read
+    (integer * 2**-exponent, in each parameter's dtype)."""
+    with torch.no_grad():
+        for module, named in modules.items():
+            for name, p in named.named_parameters():
+                values, exponent = integers[module][name]
+                p.copy_(torch.from_numpy(np.asarray(values, np.float64) * 2.0**-exponent)
+                        .reshape(p.shape).to(p.dtype))

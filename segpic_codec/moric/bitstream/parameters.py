@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import MoricFormatError
 from ..file_format import KINDS, MAX_EXPONENT, MODULES, NUM_GRIDS, Header
 from .arm_integer import ARM_WIDTH, CONTEXT_SIZE
+from .param_prior import reference_integers, required_prior
 from .param_stream import read_groups
 
 LOCAL_WIDTH = 3  # an LSN's width (networks/synthesis.py)
@@ -63,17 +64,25 @@ def parameter_group_values(header: Header, parameters: bytes
     return dict(zip(groups, flats, strict=True))
 
 
-def read_parameters(header: Header, parameters: bytes) -> dict[str, ModuleIntegers]:
+def read_parameters(header: Header, parameters: bytes,
+                    prior: dict[str, np.ndarray] | None = None) -> dict[str, ModuleIntegers]:
     """The parameter stream -> per module, {parameter name: (integers shaped
-    as the parameter, exponent)}; MoricFormatError on a corrupt stream."""
+    as the parameter, exponent)}; MoricFormatError on a corrupt stream. A
+    prior-coded stream (header flag) holds differences from the network prior:
+    `prior`, by default the shipped one the header names (`param_prior`)."""
     for group, (exponent, _) in header.coding.items():
         if not 0 <= exponent <= MAX_EXPONENT:
             raise MoricFormatError(f"bad quantisation step 2^-{exponent} of {group} "
                                    "in MoRIC header")
+    if header.prior_coded and prior is None:
+        prior = required_prior(header.features, header.activation)
     shapes = parameter_shapes(header.features, header.regions)
     out: dict[str, ModuleIntegers] = {m: {} for m in MODULES}
     for (module, kind), flat in parameter_group_values(header, parameters).items():
         exponent, start = header.coding[(module, kind)][0], 0
+        if header.prior_coded:
+            names = [name for name, _ in shapes[(module, kind)]]
+            flat = flat + reference_integers(prior, module, names, exponent)
         for name, shape in shapes[(module, kind)]:
             size = int(np.prod(shape))
             out[module][name] = (flat[start:start + size].reshape(shape), exponent)

@@ -22,6 +22,7 @@ from .arm_integer import IntegerArm
 from .canvas import Canvas
 from .expgolomb import code_length
 from .latent_stream import decode_latents, latent_bits
+from .param_prior import reference_integers, required_prior
 from .param_stream import information_bits
 from .parameters import parameter_counts, parameter_group_values
 from .roi import kept_latents
@@ -37,6 +38,7 @@ def lsn_bits_and_arm(header: Header, parameters: bytes
     its information content under its group's Laplace; in an exp-Golomb one,
     its code's length."""
     counts = parameter_counts(header.features, header.regions)
+    prior = required_prior(header.features, header.activation) if header.prior_coded else None
     bits = [0.0] * header.regions
     arm: dict[str, tuple[np.ndarray, int]] = {}
     for (module, kind), flat in parameter_group_values(header, parameters).items():
@@ -49,7 +51,10 @@ def lsn_bits_and_arm(header: Header, parameters: bytes
         for i, size in enumerate(sizes):
             values = flat[start:start + size]
             if module == "arm":
-                arm[ARM_NAMES[kind][i]] = (values, exponent)
+                name = ARM_NAMES[kind][i]
+                if prior is not None:  # the stream holds differences from the prior
+                    values = values + reference_integers(prior, "arm", [name], exponent)
+                arm[name] = (values, exponent)
             if module == "lsn":
                 bits[i // per_region] += (float(value_bits[start:start + size].sum())
                                           if value_bits is not None

@@ -9,28 +9,21 @@ so a decoder needs no prior.
 
 A prior holds one LSN, which every region starts from; each region's output
 bias is then set to its mean colour, as a random start's is. A prior fits one
-architecture (GMN width, activation): `weights/moric/prior-f{F}-{activation}`.
+architecture (GMN width, activation): `weights/moric/prior-{id}-f{F}-{activation}`.
+Files may code their parameters as differences from it (`param_prior`).
 """
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor
 
-from ...shipped_data import shipped_weights_root
+from ..bitstream.param_prior import load_prior_arrays
+from ..file_format import PRIOR_ID
 from ..networks.model import MoricModel
-
-PRIOR_FOLDER = "moric"
-PRIOR_VERSION = "1"
-
-
-def prior_path(features: int, activation: str, root: Path | None = None) -> Path:
-    return (root or shipped_weights_root()) / PRIOR_FOLDER / \
-        f"prior-f{features}-{activation}.safetensors"
 
 
 def _modules(model: MoricModel) -> dict[str, torch.nn.Module]:
@@ -63,15 +56,12 @@ def save_prior(path: Path, state: dict[str, Tensor], features: int, activation: 
                note: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous().float() for k, v in state.items()}, str(path),
-              metadata={"format": "moric-prior", "version": PRIOR_VERSION,
+              metadata={"format": "moric-prior", "id": str(PRIOR_ID),
                         "features": str(features), "activation": activation, "note": note})
 
 
-@functools.lru_cache(maxsize=4)
 def load_prior(features: int, activation: str) -> dict[str, Tensor] | None:
     """The shipped prior for this architecture, or None where none is shipped
     (the encode then starts from a random initialisation)."""
-    path = prior_path(features, activation)
-    if not path.is_file():
-        return None
-    return load_file(str(path))
+    arrays = load_prior_arrays(features, activation)
+    return None if arrays is None else {k: torch.from_numpy(v) for k, v in arrays.items()}

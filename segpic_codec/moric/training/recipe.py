@@ -64,12 +64,16 @@ class Recipe:
         return replace(self, steps=steps)
 
 
-# Measured on a 2-core CPU (AMD EPYC, two-core mode): ~0.28-0.3 s per step on a
-# 768x512 image, so "medium" is about 10 minutes on a Kodak image.
+# Sized by wall-clock minutes on a Kodak image (768x512, three regions) with
+# two cores, where a whole encode costs about 0.27 s per step (2,000 steps took
+# 540 s, docs/moric.md): fast about 1 minute, medium (the default) about 2.5,
+# slow about 10, placebo about 30. All start from the
+# shipped network prior (F = 24), which is what makes a few hundred steps
+# worth a file (`bench/results/moric-time/`).
 PRESETS: dict[str, Recipe] = {
-    "fast": Recipe(steps=500, warmup_candidates=3, warmup_fraction=0.15, features=16),
-    "medium": Recipe(steps=2000),
-    "slow": Recipe(steps=7000, warmup_candidates=5, warmup_fraction=0.1),
-    "placebo": Recipe(steps=20000, warmup_candidates=5, warmup_fraction=0.08),
+    "fast": Recipe(steps=220),
+    "medium": Recipe(steps=550),
+    "slow": Recipe(steps=2200),
+    "placebo": Recipe(steps=6600),
 }
 assert all(name in PRESET_NAMES for name in PRESETS)
