@@ -65,15 +65,17 @@ class Recipe:
 
 
 # Sized by wall-clock minutes on a Kodak image (768x512, three regions) with
-# two cores, where a whole encode costs about 0.27 s per step (2,000 steps took
-# 540 s, docs/moric.md): fast about 1 minute, medium (the default) about 2.5,
-# slow about 10, placebo about 30. All start from the
+# two cores on the idle 2-core machine: `/usr/bin/time segpic encode
+# kodim23.png out.spic --codec moric --preset P` took 189 s at 550 steps and
+# 85 s at 220, so a step costs about 0.315 s and the rest (partition,
+# parameter search, coding) about 16 s. Hence fast about 1 minute, medium (the
+# default) about 2.5, slow about 10, placebo about 30. All start from the
 # shipped network prior (F = 24), which is what makes a few hundred steps
 # worth a file (`bench/results/moric-time/`).
 PRESETS: dict[str, Recipe] = {
-    "fast": Recipe(steps=220),
-    "medium": Recipe(steps=550),
-    "slow": Recipe(steps=2200),
-    "placebo": Recipe(steps=6600),
+    "fast": Recipe(steps=140),
+    "medium": Recipe(steps=420),
+    "slow": Recipe(steps=1850),
+    "placebo": Recipe(steps=5650),
 }
 assert all(name in PRESET_NAMES for name in PRESETS)
