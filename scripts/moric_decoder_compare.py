@@ -32,13 +32,8 @@ from PIL import Image
 
 from segpic_codec import container
 from segpic_codec.moric import layout
-from segpic_codec.moric.bitstream.arm_integer import IntegerArm
-from segpic_codec.moric.bitstream.canvas import Canvas
-from segpic_codec.moric.bitstream.latent_stream import decode_latents
 from segpic_codec.moric.bitstream.param_quant import load_parameters
-from segpic_codec.moric.bitstream.parameters import read_parameters
-from segpic_codec.moric.bitstream.roi import kept_latents
-from segpic_codec.moric.decoder.decode import reconstruct, region_labels
+from segpic_codec.moric.decoder.decode import decode_symbols, reconstruct
 from segpic_codec.moric.networks.model import Architecture, MoricModel
 
 
@@ -76,12 +71,7 @@ def compare(path: Path, originals: Path) -> dict:
     streams = container.split_streams(data, frame)
     header = layout.unpack(frame.payload)
     width, height = frame.width, frame.height
-    labels = region_labels(header, streams, width, height)
-    canvas = Canvas(height, width)
-    keep = kept_latents(labels != 0, canvas) if header.object_only else None
-    integers = read_parameters(header, streams[0])
-    flat = decode_latents(IntegerArm(integers["arm"]), streams[header.latent_streams], canvas,
-                          header.latent_low, header.latent_high, keep)
+    labels, integers, flat = decode_symbols(header, streams, width, height)
     only = set(range(1, header.regions)) if header.object_only else None
     floating = dataclasses.replace(header, integer_synthesis=False)
     exact = dataclasses.replace(header, integer_synthesis=True)

@@ -94,15 +94,23 @@ def region_labels(header: Header, streams: list[bytes], width: int, height: int
     return labels
 
 
-def _decode(header: Header, streams: list[bytes], width: int, height: int,
-            regions: set[int] | None) -> np.ndarray:
-    _check_stream_sizes(streams, width, height)
+def decode_symbols(header: Header, streams: list[bytes], width: int, height: int
+                   ) -> tuple[np.ndarray, dict[str, ModuleIntegers], np.ndarray]:
+    """Everything a file codes, before upsampling and synthesis: (region labels,
+    the networks' integer parameters, the latents as the flat canvas)."""
     labels = region_labels(header, streams, width, height)
     canvas = Canvas(height, width)
     keep = kept_latents(labels != 0, canvas) if header.object_only else None
     integers = read_parameters(header, streams[0])
     flat = decode_latents(IntegerArm(integers["arm"]), streams[header.latent_streams], canvas,
                           header.latent_low, header.latent_high, keep)
+    return labels, integers, flat
+
+
+def _decode(header: Header, streams: list[bytes], width: int, height: int,
+            regions: set[int] | None) -> np.ndarray:
+    _check_stream_sizes(streams, width, height)
+    labels, integers, flat = decode_symbols(header, streams, width, height)
     pixels = reconstruct(header, integers, flat, labels, regions)
     return pixels if regions is None else with_alpha(pixels, labels, regions)
 
