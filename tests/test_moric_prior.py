@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from segpic_codec.moric.bitstream.param_prior import prior_path
+from segpic_codec.moric.bitstream.param_prior import load_prior_arrays, prior_path
 from segpic_codec.moric.networks.model import Architecture, MoricModel
 from segpic_codec.moric.training.encoder import Budget, Optimisation
-from segpic_codec.moric.training.prior import apply_prior, load_prior, network_state, save_prior
+from segpic_codec.moric.training.prior import apply_prior, network_state, save_prior
 from segpic_codec.moric.training.prior_fit import FitSettings, fit_prior
 from segpic_codec.moric.training.recipe import PRESETS
 
@@ -85,14 +85,14 @@ def test_without_a_prior_the_warmup_competes():
 def test_the_shipped_prior_fits_the_default_preset():
     recipe = PRESETS["medium"]
     assert prior_path(recipe.features, recipe.activation).is_file()
-    prior = load_prior(recipe.features, recipe.activation)
+    prior = load_prior_arrays(recipe.features, recipe.activation)
     assert prior is not None
-    assert all(torch.isfinite(v).all() for v in prior.values())
+    assert all(np.isfinite(v).all() for v in prior.values())
     apply_prior(_model(features=recipe.features), prior)  # fits: no error
 
 
 def test_no_prior_for_an_architecture_without_one():
-    assert load_prior(7, "relu") is None
+    assert load_prior_arrays(7, "relu") is None
 
 
 @pytest.mark.parametrize("outer_rate", [0.0, 1.0])

@@ -296,8 +296,7 @@ def _encode(pixels: np.ndarray, settings: EncodeSettings, partition: _CodedParti
                                 Budget(steps, settings.time_limit, start), settings.seed,
                                 settings.progress, settings.should_stop, two_core=two_core,
                                 labels=labels if several else None, object_only=object_only,
-                                prior=None if prior is None else
-                                {k: torch.from_numpy(v) for k, v in prior.items()})
+                                prior=prior)
     model, _ = optimisation.run()
     model = model.to("cpu")
     fields, streams, flat = _finalise(model, target.to("cpu"), lmbda, partition.contour_stream,

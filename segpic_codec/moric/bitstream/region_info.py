@@ -22,13 +22,9 @@ from .arm_integer import IntegerArm
 from .canvas import Canvas
 from .expgolomb import code_length
 from .latent_stream import decode_latents, latent_bits
-from .param_prior import reference_integers, required_prior
 from .param_stream import information_bits
-from .parameters import parameter_counts, parameter_group_values
+from .parameters import parameter_counts, parameter_group_values, read_parameters
 from .roi import kept_latents
-
-# the Arm's parameters of each kind, in stream order (`arm.Arm`)
-ARM_NAMES = {"weight": ("w1", "w2", "w_out", "w_linear"), "bias": ("b1", "b2", "b_out")}
 
 
 def lsn_bits_and_arm(header: Header, parameters: bytes
@@ -38,9 +34,7 @@ def lsn_bits_and_arm(header: Header, parameters: bytes
     its information content under its group's Laplace; in an exp-Golomb one,
     its code's length."""
     counts = parameter_counts(header.features, header.regions)
-    prior = required_prior(header.features, header.activation) if header.prior_coded else None
     bits = [0.0] * header.regions
-    arm: dict[str, tuple[np.ndarray, int]] = {}
     for (module, kind), flat in parameter_group_values(header, parameters).items():
         exponent, model = header.coding[(module, kind)]
         sizes = counts[(module, kind)]
@@ -50,17 +44,13 @@ def lsn_bits_and_arm(header: Header, parameters: bytes
         start = 0
         for i, size in enumerate(sizes):
             values = flat[start:start + size]
-            if module == "arm":
-                name = ARM_NAMES[kind][i]
-                if prior is not None:  # the stream holds differences from the prior
-                    values = values + reference_integers(prior, "arm", [name], exponent)
-                arm[name] = (values, exponent)
             if module == "lsn":
                 bits[i // per_region] += (float(value_bits[start:start + size].sum())
                                           if value_bits is not None
                                           else code_length(values, model))
             start += size
-    return bits, arm
+    # the ARM as the decoder reads it (a prior-coded stream holds differences)
+    return bits, read_parameters(header, parameters)["arm"]
 
 
 def latent_bits_by_region(header: Header, streams: list[bytes], labels: np.ndarray,

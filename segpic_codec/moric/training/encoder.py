@@ -68,7 +68,8 @@ class Optimisation:
                  progress: Callable[[dict], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, progress_every: int = 10,
                  two_core: bool = False, labels: np.ndarray | None = None,
-                 object_only: bool = False, prior: dict[str, Tensor] | None = None):
+                 object_only: bool = False,
+                 prior: dict[str, Tensor] | dict[str, np.ndarray] | None = None):
         self.target = target  # (3, N) in [0, 1], on the training device
         self.height, self.width = height, width
         # pixels whose error counts (the rate is per such pixel too): all, or

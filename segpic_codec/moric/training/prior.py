@@ -3,25 +3,24 @@
 The networks do nearly the same job on every image (predict a latent from its
 neighbours, interpolate, map latents to colours), so starting them from
 weights learned offline on other photographs (`prior_fit`, never Kodak)
-saves the steps a random start spends relearning that job. Only the start
-changes: every parameter is still optimised per image and sent in the file,
-so a decoder needs no prior.
+saves the steps a random start spends relearning that job. Every parameter
+is still optimised per image and sent, as its difference from the prior
+(`bitstream.param_prior`), which is why a decoder needs the prior too.
 
 A prior holds one LSN, which every region starts from; each region's output
 bias is then set to its mean colour, as a random start's is. A prior fits one
 architecture (GMN width, activation): `weights/moric/prior-{id}-f{F}-{activation}`.
-Files may code their parameters as differences from it (`param_prior`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
-from ..bitstream.param_prior import load_prior_arrays
 from ..file_format import PRIOR_ID
 from ..networks.model import MoricModel
 
@@ -39,7 +38,7 @@ def network_state(model: MoricModel) -> dict[str, Tensor]:
 
 
 @torch.no_grad()
-def apply_prior(model: MoricModel, prior: dict[str, Tensor]) -> None:
+def apply_prior(model: MoricModel, prior: dict[str, Tensor] | dict[str, np.ndarray]) -> None:
     """Copy the prior into the model's networks, every LSN from the prior's one."""
     modules = _modules(model)
     for prefix, module in modules.items():
@@ -49,7 +48,7 @@ def apply_prior(model: MoricModel, prior: dict[str, Tensor]) -> None:
                 value = prior.get(f"{prefix}.{name}")
                 if value is None or value.shape != p.shape:
                     raise ValueError(f"the MoRIC prior does not fit this network ({prefix}.{name})")
-                p.copy_(value)
+                p.copy_(torch.as_tensor(value))
 
 
 def save_prior(path: Path, state: dict[str, Tensor], features: int, activation: str,
@@ -58,10 +57,3 @@ def save_prior(path: Path, state: dict[str, Tensor], features: int, activation: 
     save_file({k: v.contiguous().float() for k, v in state.items()}, str(path),
               metadata={"format": "moric-prior", "id": str(PRIOR_ID),
                         "features": str(features), "activation": activation, "note": note})
-
-
-def load_prior(features: int, activation: str) -> dict[str, Tensor] | None:
-    """The shipped prior for this architecture, or None where none is shipped
-    (the encode then starts from a random initialisation)."""
-    arrays = load_prior_arrays(features, activation)
-    return None if arrays is None else {k: torch.from_numpy(v) for k, v in arrays.items()}
