@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from segpic_codec.moric.bitstream.param_prior import load_prior_arrays
 from segpic_codec.moric.measure import recipe_overrides
 from segpic_codec.moric.training.encoder import Budget, Optimisation
 from segpic_codec.moric.training.recipe import PRESETS, quality_to_lambda
@@ -56,6 +57,8 @@ def main() -> None:
     recipe = replace(PRESETS[args.preset], **recipe_overrides(args.set))
     lmbda = quality_to_lambda(args.quality)
     target = torch.from_numpy(pixels).permute(2, 0, 1).reshape(3, -1).float() / 255.0
+    # as codec.encode: the shipped network prior where the recipe asks for it
+    prior = load_prior_arrays(recipe.features, recipe.activation) if recipe.prior else None
     trace = []
 
     def progress(info: dict) -> None:
@@ -64,7 +67,7 @@ def main() -> None:
 
     start = time.perf_counter()
     opt = Optimisation(target, h, w, lmbda, recipe, Budget(args.steps, None, start), args.seed,
-                       progress, two_core=args.threads >= 2)
+                       progress, two_core=args.threads >= 2, prior=prior)
     _, final = opt.run()
     seconds = time.perf_counter() - start
     row = {"tag": args.tag, "image": args.image, "crop": args.crop, "steps": args.steps,

@@ -220,8 +220,10 @@ class Optimisation:
         p1 = 1.0 - r.final_fraction
         while (p := self.budget.progress(self.step)) < p1:
             q = min(max((p - p0) / max(p1 - p0, 1e-9), 0.0), 1.0)
-            lr = r.lr_min + (r.lr - r.lr_min) * 0.5 * (1.0 + math.cos(math.pi * q))
-            self.set_lr(optimizer, lr, lr)
+            decay = 0.5 * (1.0 + math.cos(math.pi * q))
+            lr = r.lr_min + (r.lr - r.lr_min) * decay
+            peak = r.lr if r.network_lr is None else r.network_lr
+            self.set_lr(optimizer, r.lr_min + (peak - r.lr_min) * decay, lr)
             temperature = r.temperature[0] + q * (r.temperature[1] - r.temperature[0])
             noise = r.noise[0] + q * (r.noise[1] - r.noise[0])
             self.train_step(model, optimizer, "softround", temperature, noise)

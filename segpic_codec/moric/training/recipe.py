@@ -40,6 +40,7 @@ class Recipe:
     warmup_temperature: float = 0.35
     final_fraction: float = 0.03
     lr: float = 1e-2
+    network_lr: float | None = None  # the networks' peak rate when it differs from lr
     lr_min: float = 1e-5
     final_lr: float = 1e-4
     temperature: tuple[float, float] = (0.35, 0.08)
