@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from safetensors.numpy import load_file
 
 from segpic_codec.moric.bitstream.param_prior import load_prior_arrays
 from segpic_codec.moric.measure import recipe_overrides
 from segpic_codec.moric.training.encoder import Budget, Optimisation
+from segpic_codec.moric.training.latent_init import load_latent_init
 from segpic_codec.moric.training.recipe import PRESETS, quality_to_lambda
 from segpic_codec.shared_data import kodak_dir
 
@@ -48,6 +50,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", nargs="*", default=[], help="recipe overrides key=value")
     parser.add_argument("--tag", default="")
+    parser.add_argument("--prior-file", type=Path, default=None,
+                        help="start the networks from this prior instead of the shipped one")
+    parser.add_argument("--trace-every", type=int, default=100,
+                        help="steps between the (soft-rounded) bpp and PSNR of the trace")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     # as codec.encode: one intra-op thread, a second core through cpu_loss
@@ -59,18 +65,23 @@ def main() -> None:
     target = torch.from_numpy(pixels).permute(2, 0, 1).reshape(3, -1).float() / 255.0
     # as codec.encode: the shipped network prior where the recipe asks for it
     prior = load_prior_arrays(recipe.features, recipe.activation) if recipe.prior else None
+    if args.prior_file is not None:
+        prior = {k: v.astype(np.float32) for k, v in load_file(str(args.prior_file)).items()}
+    latent_init = load_latent_init(recipe.latent_init) if recipe.latent_init else None
     trace = []
 
     def progress(info: dict) -> None:
-        if info["step"] % 100 == 0:
+        if info["step"] % args.trace_every == 0:
             trace.append((info["step"], round(info["bpp"], 4), round(info["psnr"], 2)))
 
     start = time.perf_counter()
     opt = Optimisation(target, h, w, lmbda, recipe, Budget(args.steps, None, start), args.seed,
-                       progress, two_core=args.threads >= 2, prior=prior)
+                       progress, progress_every=args.trace_every, two_core=args.threads >= 2,
+                       prior=prior, latent_init=latent_init)
     _, final = opt.run()
     seconds = time.perf_counter() - start
-    row = {"tag": args.tag, "image": args.image, "crop": args.crop, "steps": args.steps,
+    row = {"tag": args.tag, "prior_file": args.prior_file and args.prior_file.name,
+           "image": args.image, "crop": args.crop, "steps": args.steps,
            "quality": args.quality, "set": args.set, "bpp": round(final.bpp, 4),
            "psnr": round(final.psnr, 3), "loss": final.loss, "s_per_step":
            round(seconds / args.steps, 4), "trace": trace}

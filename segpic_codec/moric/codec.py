@@ -42,6 +42,7 @@ from .file_format import MAX_ABS_LATENT, MAX_CODED_REGIONS
 from .networks.model import MoricModel
 from .options import DEFAULT_PRESET, DEFAULT_QUALITY, DEFAULT_REGION_COUNT
 from .training.encoder import Budget, Optimisation
+from .training.latent_init import load_latent_init
 from .training.recipe import PRESETS, QUALITY_MAX, QUALITY_MIN, quality_to_lambda
 
 __all__ = ["PRESETS", "EncodeSettings", "MoricEncoded", "decode", "encode", "encode_with"]
@@ -292,11 +293,12 @@ def _encode(pixels: np.ndarray, settings: EncodeSettings, partition: _CodedParti
     # the networks start from the shipped prior, and their parameters are coded
     # as differences from it, where one fits the architecture
     prior = load_prior_arrays(recipe.features, recipe.activation) if recipe.prior else None
+    latent_init = load_latent_init(recipe.latent_init) if recipe.latent_init else None
     optimisation = Optimisation(target, height, width, lmbda, recipe,
                                 Budget(steps, settings.time_limit, start), settings.seed,
                                 settings.progress, settings.should_stop, two_core=two_core,
                                 labels=labels if several else None, object_only=object_only,
-                                prior=prior)
+                                prior=prior, latent_init=latent_init)
     model, _ = optimisation.run()
     model = model.to("cpu")
     fields, streams, flat = _finalise(model, target.to("cpu"), lmbda, partition.contour_stream,

@@ -15,8 +15,10 @@ from torch import Tensor
 from torch.autograd.profiler import record_function
 
 from ...quality_metrics import psnr_from_mse
+from ..bitstream.canvas import Canvas
 from ..networks.model import Architecture, MoricModel
 from .cpu_loss import PIECES, CpuLoss
+from .latent_init import LatentInit, initial_latents
 from .prior import apply_prior
 from .recipe import Recipe
 from .soap import Soap
@@ -69,7 +71,8 @@ class Optimisation:
                  should_stop: Callable[[], bool] | None = None, progress_every: int = 10,
                  two_core: bool = False, labels: np.ndarray | None = None,
                  object_only: bool = False,
-                 prior: dict[str, Tensor] | dict[str, np.ndarray] | None = None):
+                 prior: dict[str, Tensor] | dict[str, np.ndarray] | None = None,
+                 latent_init: LatentInit | None = None):
         self.target = target  # (3, N) in [0, 1], on the training device
         self.height, self.width = height, width
         # pixels whose error counts (the rate is per such pixel too): all, or
@@ -94,6 +97,11 @@ class Optimisation:
         self.arch = Architecture(recipe.features, recipe.activation, regions)
         self.generator = torch.Generator(device=target.device).manual_seed(seed)
         self.prior = prior  # the networks' start (`prior`); None: a random one
+        # the latents' start (`latent_init`), in quantisation steps; None: zeros
+        # (not in single-object coding: the analysis never saw an image with
+        # nothing outside an object)
+        self.latent_start = None if latent_init is None or object_only else initial_latents(
+            latent_init, target, height, width, lmbda, Canvas(height, width))
         # on a CPU, rate and distortion in cache-sized pieces, on two threads
         # with two_core (see cpu_loss); the caller sets one intra-op thread
         self.cpu_loss = CpuLoss(2 if two_core else 1) if target.device.type == "cpu" else None
@@ -106,9 +114,14 @@ class Optimisation:
         if self.prior is not None:
             apply_prior(model, self.prior)
         model = model.to(self.target.device)
+        if self.latent_start is not None:
+            with torch.no_grad():
+                model.latents.values.copy_(self.latent_start / model.latents.gain)
         with torch.no_grad():  # start each region's output at its mean colour
-            flat = None if self.labels is None else torch.from_numpy(
-                self.labels.reshape(-1)).to(self.target.device)
+            # (at the image's, where the latents start from the analysis: it
+            # learned to draw around the mean colour of the whole image)
+            flat = None if self.labels is None or self.latent_start is not None else \
+                torch.from_numpy(self.labels.reshape(-1)).to(self.target.device)
             for r, lsn in enumerate(model.synthesis.lsns):
                 pixels = self.target if flat is None else self.target[:, flat == r]
                 lsn.b_res[2].copy_(pixels.mean(dim=1))
@@ -119,7 +132,7 @@ class Optimisation:
                         p.mul_(self.recipe.synthesis_init_scale)
         r = self.recipe
         groups = [{"params": [model.latents.values], "name": "latents", "betas": (0.9, 0.999),
-                   "weight_decay": 0.0},
+                   "weight_decay": 0.0, "eps": r.latent_eps},
                   {"params": model.network_parameters(), "name": "networks",
                    "betas": r.network_betas, "weight_decay": r.weight_decay}]
         if r.optimizer == "soap":

@@ -42,6 +42,7 @@ class Recipe:
     lr: float = 1e-2
     network_lr: float | None = None  # the networks' peak rate when it differs from lr
     lr_min: float = 1e-5
+    latent_eps: float = 1e-8  # the latents' optimiser epsilon
     final_lr: float = 1e-4
     temperature: tuple[float, float] = (0.35, 0.08)
     noise: tuple[float, float] = (0.22, 0.15)
@@ -55,6 +56,7 @@ class Recipe:
     synthesis_init_scale: float = 1.0  # times MoRIC's initial synthesis weights
     features: int = 24  # GMN width
     prior: bool = True  # start the networks from the shipped prior where one fits
+    latent_init: str = ""  # a file of `latent_init` to start the latents from ("": zeros)
     activation: str = "gelu"
 
     def warmup_noise(self, lmbda: float) -> float:
