@@ -89,6 +89,31 @@ def test_fused_rate_matches_autograd():
     assert abs((plain - fused).item()) < 1e-6
 
 
+@pytest.mark.parametrize("want_canvas", [True, False])
+def test_one_pass_rate_and_gradients_equal_autograd_bit_for_bit(want_canvas):
+    """The training step's one pass gives what autograd through fused_rate_bits
+    gives (the same blocks, operations and order), float32 as in training."""
+    torch.manual_seed(2)
+    model = MoricModel(40, 70, Architecture())
+    with torch.no_grad():
+        model.latents.values.normal_(0, 0.15)
+        for p in model.arm.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    q = model.latents.quantized("softround", 0.3, 0.0).detach()
+    mask, weight = model.latents.mask.reshape(-1), 3e-6
+    leaf = q.clone().requires_grad_(True)
+    bits = fused_rate_bits(model.arm, leaf, model.canvas, mask)
+    expected = torch.autograd.grad(bits * weight, [leaf, *model.arm.parameters()])
+    total, grad_canvas, grads = model.rate_bits_and_grads(q, weight, want_canvas)
+    assert torch.equal(total, bits.detach())
+    assert (grad_canvas is not None) == want_canvas
+    if want_canvas:
+        assert torch.equal(grad_canvas, expected[0])
+    assert len(grads) == len(expected) - 1
+    for a, b in zip(grads, expected[1:], strict=True):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("size", [(1, 1), (2, 9), (13, 4), (65, 130)])
 def test_wave_order_is_causal(size):
     canvas = Canvas(*size)

@@ -88,62 +88,77 @@ class _Buffers:
         return torch.mm(mo, h2).addmm_(w_linear, c[:width])
 
 
-class _ArmRate(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, flat: Tensor, mask: Tensor, offsets: tuple[int, ...], start: int,
-                stop: int, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, w_out: Tensor,
-                b_out: Tensor, w_linear: Tensor) -> Tensor:
-        m1, m2 = _augmented(w1, b1, True), _augmented(w2, b2, True)
-        mo = _augmented(w_out, b_out, False)
-        buffers = _Buffers(flat, w1.shape[0], min(BLOCK, stop - start))
-        total = flat.new_zeros(())
+def _rate_pass(flat: Tensor, mask: Tensor, offsets: tuple[int, ...], start: int, stop: int,
+               params: tuple[Tensor, ...], weight: Tensor | float | None, want_flat: bool
+               ) -> tuple[Tensor, Tensor | None, tuple[Tensor, ...] | None]:
+    """One pass over the blocks: the total bits and, with a weight, the
+    gradients of weight * total by the flat canvas (if want_flat) and by the
+    ARM parameters (w1, b1, w2, b2, w_out, b_out, w_linear)."""
+    w1, b1, w2, b2, w_out, b_out, w_linear = params
+    width = w1.shape[0]
+    m1, m2 = _augmented(w1, b1, True), _augmented(w2, b2, True)
+    mo = _augmented(w_out, b_out, False)
+    buffers = _Buffers(flat, width, min(BLOCK, stop - start))
+    total = flat.new_zeros(())
+    if weight is None:
         for s in range(start, stop, BLOCK):
             e = min(s + BLOCK, stop)
             out = buffers.forward(flat, s, e, offsets, m1, m2, mo, w_linear)
             bits, _, _ = _rate_terms(flat[s:e], out[0], out[1], False)
             total += torch.dot(bits, mask[s:e])
-        ctx.save_for_backward(flat, mask, w1, b1, w2, b2, w_out, b_out, w_linear)
+        return total, None, None
+    g_m1, g_m2, g_mo = torch.zeros_like(m1), torch.zeros_like(m2), torch.zeros_like(mo)
+    g_wl = torch.zeros_like(w_linear)
+    grad_flat = torch.zeros_like(flat) if want_flat else None
+    for s in range(start, stop, BLOCK):
+        e = min(s + BLOCK, stop)
+        n = e - s
+        out = buffers.forward(flat, s, e, offsets, m1, m2, mo, w_linear)
+        c, a1, h1, a2, h2 = (t[..., :n] for t in (buffers.c, buffers.a1, buffers.h1,
+                                                   buffers.a2, buffers.h2))
+        bits, d_diff, d_raw = _rate_terms(flat[s:e], out[0], out[1], True)
+        total += torch.dot(bits, mask[s:e])
+        block_weight = mask[s:e] * weight
+        d_diff *= block_weight
+        d_raw *= block_weight
+        g_out = torch.stack([-d_diff, d_raw])
+        if grad_flat is not None:
+            grad_flat[s:e] += d_diff
+        g_mo.addmm_(g_out, h2.T)
+        g_wl.addmm_(g_out, c[:width].T)
+        g_a2 = torch.ops.aten.threshold_backward(w_out.T @ g_out, a2, 0)
+        g_m2.addmm_(g_a2, h1.T)
+        g_a1 = torch.ops.aten.threshold_backward(m2[:, :width].T @ g_a2, a1, 0)
+        g_m1.addmm_(g_a1, c.T)
+        if grad_flat is not None:
+            g_c = (m1[:, :width].T @ g_a1).addmm_(w_linear.T, g_out)
+            for k, o in enumerate(offsets):
+                grad_flat[s + o: e + o] += g_c[k]
+    grads = (g_m1[:, :width], g_m1[:, width], g_m2[:, :width], g_m2[:, width],
+             g_mo[:, :width], g_mo[:, width], g_wl)
+    return total, grad_flat, grads
+
+
+class _ArmRate(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, flat: Tensor, mask: Tensor, offsets: tuple[int, ...], start: int,
+                stop: int, *params: Tensor) -> Tensor:
+        ctx.save_for_backward(flat, mask, *params)
         ctx.geometry = (offsets, start, stop)
-        return total
+        return _rate_pass(flat, mask, offsets, start, stop, params, None, False)[0]
 
     @staticmethod
     def backward(ctx, grad_total: Tensor):
-        flat, mask, w1, b1, w2, b2, w_out, b_out, w_linear = ctx.saved_tensors
+        flat, mask, *params = ctx.saved_tensors
         offsets, start, stop = ctx.geometry
-        width = w1.shape[0]
-        m1, m2 = _augmented(w1, b1, True), _augmented(w2, b2, True)
-        mo = _augmented(w_out, b_out, False)
-        g_m1, g_m2, g_mo = torch.zeros_like(m1), torch.zeros_like(m2), torch.zeros_like(mo)
-        g_wl = torch.zeros_like(w_linear)
-        want_flat = ctx.needs_input_grad[0]
-        grad_flat = torch.zeros_like(flat) if want_flat else None
-        buffers = _Buffers(flat, width, min(BLOCK, stop - start))
-        for s in range(start, stop, BLOCK):
-            e = min(s + BLOCK, stop)
-            n = e - s
-            out = buffers.forward(flat, s, e, offsets, m1, m2, mo, w_linear)
-            c, a1, h1, a2, h2 = (t[..., :n] for t in (buffers.c, buffers.a1, buffers.h1,
-                                                       buffers.a2, buffers.h2))
-            _, d_diff, d_raw = _rate_terms(flat[s:e], out[0], out[1], True)
-            weight = mask[s:e] * grad_total
-            d_diff *= weight
-            d_raw *= weight
-            g_out = torch.stack([-d_diff, d_raw])
-            if grad_flat is not None:
-                grad_flat[s:e] += d_diff
-            g_mo.addmm_(g_out, h2.T)
-            g_wl.addmm_(g_out, c[:width].T)
-            g_a2 = torch.ops.aten.threshold_backward(w_out.T @ g_out, a2, 0)
-            g_m2.addmm_(g_a2, h1.T)
-            g_a1 = torch.ops.aten.threshold_backward(m2[:, :width].T @ g_a2, a1, 0)
-            g_m1.addmm_(g_a1, c.T)
-            if grad_flat is not None:
-                g_c = (m1[:, :width].T @ g_a1).addmm_(w_linear.T, g_out)
-                for k, o in enumerate(offsets):
-                    grad_flat[s + o: e + o] += g_c[k]
-        grads = (g_m1[:, :width], g_m1[:, width], g_m2[:, :width], g_m2[:, width],
-                 g_mo[:, :width], g_mo[:, width], g_wl)
+        # recomputes each block's forward: forward kept nothing but the inputs
+        _, grad_flat, grads = _rate_pass(flat, mask, offsets, start, stop, tuple(params),
+                                         grad_total, ctx.needs_input_grad[0])
         return (grad_flat, None, None, None, None, *grads)
+
+
+def _arm_parameters(arm: Arm) -> tuple[Tensor, ...]:
+    return (arm.w1, arm.b1, arm.w2, arm.b2, arm.w_out, arm.b_out, arm.w_linear)
 
 
 def fused_rate_bits(arm: Arm, quantized_canvas: Tensor, canvas: Canvas, mask: Tensor) -> Tensor:
@@ -151,5 +166,21 @@ def fused_rate_bits(arm: Arm, quantized_canvas: Tensor, canvas: Canvas, mask: Te
     the ARM parameters. `mask` is the flat latent mask of the canvas."""
     start, stop = canvas.query_range
     return _ArmRate.apply(quantized_canvas.reshape(-1), mask, tuple(canvas.offsets.tolist()),
-                          start, stop, arm.w1, arm.b1, arm.w2, arm.b2, arm.w_out, arm.b_out,
-                          arm.w_linear)
+                          start, stop, *_arm_parameters(arm))
+
+
+@torch.no_grad()
+def fused_rate_bits_and_grads(arm: Arm, quantized_canvas: Tensor, canvas: Canvas, mask: Tensor,
+                              weight: float, want_canvas: bool
+                              ) -> tuple[Tensor, Tensor | None, list[Tensor]]:
+    """(total bits, gradient of weight * bits by the canvas (its shape; None
+    unless want_canvas), by the ARM parameters (in `arm.parameters()` order)),
+    in one pass: what autograd through `fused_rate_bits` gives, without the
+    forward pass that its backward computes again."""
+    start, stop = canvas.query_range
+    total, grad_flat, grads = _rate_pass(
+        quantized_canvas.reshape(-1), mask, tuple(canvas.offsets.tolist()), start, stop,
+        tuple(p.detach() for p in _arm_parameters(arm)), weight, want_canvas)
+    assert grads is not None
+    grad_canvas = None if grad_flat is None else grad_flat.reshape(quantized_canvas.shape)
+    return total, grad_canvas, list(grads)

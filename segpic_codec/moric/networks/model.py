@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from ..bitstream.canvas import Canvas
 from ..bitstream.roi import kept_latents
 from .arm import Arm, arm_macs_per_latent, canvas_rate_bits
-from .arm_rate import fused_rate_bits
+from .arm_rate import fused_rate_bits, fused_rate_bits_and_grads
 from .banded import HALO, squared_error, synthesize
 from .latents import LatentCanvas, QuantizerMode, split_grids
 from .regions import RegionMap
@@ -136,6 +136,13 @@ class MoricModel(nn.Module):
                                    self.latents.mask.reshape(-1))
         return canvas_rate_bits(self.arm, quantized_canvas, self.canvas,
                                 self.latent_positions).sum()
+
+    def rate_bits_and_grads(self, quantized_canvas: Tensor, weight: float, want_canvas: bool
+                            ) -> tuple[Tensor, Tensor | None, list[Tensor]]:
+        """CPU: (total bits, gradient of weight * bits by the canvas (None unless
+        want_canvas), by the ARM's parameters), in one pass (`arm_rate`)."""
+        return fused_rate_bits_and_grads(self.arm, quantized_canvas, self.canvas,
+                                         self.latents.mask.reshape(-1), weight, want_canvas)
 
     def forward(self, target: Tensor, mode: QuantizerMode, temperature: float = 0.3,
                 noise: float = 0.0, generator: torch.Generator | None = None

@@ -161,13 +161,13 @@ class _Step:
 
     def _rate(self) -> tuple[Tensor, list[Tensor] | None]:
         """-> (bits, gradients of rate_weight * bits: [canvas] + ARM parameters)."""
-        with torch.set_grad_enabled(self.backward):  # grad mode is per thread
-            bits = self.model.rate_bits(self.rate_leaf)
-            if not self.backward:
-                return bits, None
-            inputs = ([self.rate_leaf] if self.grad_q else []) + self.arm_params
-            grads = torch.autograd.grad(bits * self.rate_weight, inputs)
-        return bits.detach(), list(grads)
+        if not self.backward:
+            return self.model.rate_bits(self.rate_leaf), None
+        # one pass that gives the bits and their gradients (autograd's backward
+        # would compute every block's forward a second time)
+        bits, grad_canvas, grads = self.model.rate_bits_and_grads(
+            self.rate_leaf.detach(), self.rate_weight, self.grad_q)
+        return bits, ([grad_canvas] if self.grad_q else []) + grads
 
     def _band(self, r0: int, r1: int, i0: int, i1: int) -> _Band:
         assert self.dense_values is not None
