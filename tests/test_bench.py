@@ -539,6 +539,32 @@ def test_table_minutes_gives_bd_rate_by_budget_and_plots(tmp_path):
     assert missing.exit_code != 0 and "no minutes for 1000 steps" in missing.output
 
 
+def test_table_minutes_averages_a_series_over_the_images_it_has(tmp_path):
+    """Folders on images a and b; "today" has points of a only (at 1.2x VTM's
+    rates), "now" of both (a at 0.8x, b at 1.2x, so their mean is VTM's): today
+    is averaged over a alone and says so; a series of neither image is refused."""
+    anchors, run = _vtm_and_avif_run(tmp_path, ["a.png", "b.png"], 1.25)
+    today = [{"image": "a", "quality": float(q), "steps": 180, "regions_asked": "auto",
+              "bpp": 1.2 * r, "psnr": p} for q, (r, p) in enumerate(zip(RATES, PSNRS, strict=True))]
+    now = [{"image": image, "quality": float(q), "steps": 180, "regions_asked": "auto",
+            "bpp": factor * r, "psnr": p}
+           for image, factor in (("a", 0.8), ("b", 1.2))
+           for q, (r, p) in enumerate(zip(RATES, PSNRS, strict=True))]
+    args = ["table", "minutes", str(run), "--anchors", str(anchors), "--minutes", "180=1",
+            "--points", f"today={_write_points(tmp_path / 'today.jsonl', today)}",
+            "--points", f"now={_write_points(tmp_path / 'now.jsonl', now)}"]
+    result = CliRunner().invoke(bench, args)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert ("| today, 1 image | MoRIC (180 steps, regions auto, today, 1 image) | 180 | 1 "
+            "| +20.0% |") in lines
+    assert "| now | MoRIC (180 steps, regions auto, now) | 180 | 1 | +0.0% |" in lines
+    other = [dict(r, image="c") for r in today]
+    refused = CliRunner().invoke(bench, [*args[:7], "--points",
+                                         f"c={_write_points(tmp_path / 'c.jsonl', other)}"])
+    assert refused.exit_code != 0 and "no point of the images a, b" in refused.output
+
+
 def test_table_runs_missing_point_is_one_line_error(tmp_path):
     run = tmp_path / "run"
     run.mkdir()

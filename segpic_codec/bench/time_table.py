@@ -3,7 +3,8 @@ quality-per-minute view of MoRIC (a table and a plot with log minutes on x).
 
 Each `--points SERIES=FILE` adds the curves of a `segpic bench points` file to
 a series ("today", "now"): one curve per step budget (and recipe override),
-averaged over the images of the results folders. A curve's minutes come from
+averaged over the images of the results folders (or over those of them the
+series has, named in its label). A curve's minutes come from
 its step count through `--minutes STEPS=MIN,...` (the step rate of one thread
 on the machine that set them); AVIF, HEIC, JPEG XL (from the folders) and
 Cool-Chic 5.0 per image are drawn as horizontal lines.
@@ -20,11 +21,15 @@ from .anchors import load_anchors, per_image_anchors
 from .bd_rate import bd
 from .common import BenchError
 from .report import pct
-from .table import CONTEXT, OTHERS, _load_runs, curves_from_points
+from .table import CONTEXT, OTHERS, _json_lines, _load_runs, curves_from_points
 
 # the MoRIC time issue's budget: steps of the encoder at 0321473 per minutes of
 # one thread, measured on the 2-core CPU that set the targets
 DEFAULT_MINUTES = "180=1,440=2.5,1000=5.7,1800=10,3000=17"
+
+
+def _images_in(files: list[Path]) -> set[str]:
+    return {r["image"] for f in files for r in _json_lines(f) if "image" in r}
 
 
 def _minutes(spec: str) -> dict[int, float]:
@@ -63,12 +68,23 @@ def minutes_table(runs: tuple[Path, ...], series_points: tuple[str, ...],
     vtm = anchors.get("vtm")
     if vtm is None:
         raise BenchError(f"{anchor_dir}: no VTM curve")
-    by_series: dict[str, dict[str, dict]] = {}
+    files_of: dict[str, list[Path]] = {}
     for item in series_points:
         name, sep, file = item.partition("=")
         if not sep or not Path(file).is_file():
             raise BenchError(f"--points {item!r}: give SERIES=FILE with an existing file")
-        by_series.setdefault(name, {}).update(curves_from_points([Path(file)], images, name))
+        files_of.setdefault(name, []).append(Path(file))
+    by_series: dict[str, dict[str, dict]] = {}
+    for name, files in files_of.items():
+        # a series on fewer images than the folders (the issue lets "today"
+        # stay on four) is averaged over its own, and says so in its name
+        own = [i for i in images if i in _images_in(files)]
+        if not own:
+            raise BenchError(f"--points {name}: no point of the images {', '.join(images)}")
+        label = name if own == images else \
+            f"{name}, {len(own)} image{'s' if len(own) > 1 else ''}"
+        for f in files:
+            by_series.setdefault(label, {}).update(curves_from_points([f], own, label))
     rows = []  # (series, curve name, steps, minutes, BD vs VTM)
     for name, curves in by_series.items():
         for curve in sorted(curves.values(), key=lambda c: c["steps"]):
