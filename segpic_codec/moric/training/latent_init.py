@@ -8,10 +8,11 @@ language's inverse once, offline (`latent_init_fit`, training photographs
 only). An encode would then start from the analysis' output instead of zeros:
 the encoder's business alone, files and the decoder would not change.
 
-It does not pay yet (`bench/results/moric-time/recipe-prior/`): the first
-optimiser steps move every latent by about the same amount (Adam's early steps
-are near their sign), so a start learned this way is gone within ten steps.
-None is shipped; the recipe's `latent_init` names a file, for experiments.
+It does not pay yet at a minute's budget (`bench/results/moric-time/recipe-prior/`):
+the first optimiser steps move every latent by about the same amount (Adam's
+early steps are near their sign), so the start's low rate is gone within ten
+steps, and its lead in PSNR within a hundred. None is shipped; the recipe's
+`latent_init` names a file, for experiments.
 
 Each latent grid has its own small convolutional network. It reads the image
 average-pooled to the grid's size and the rate-distortion weight λ, and writes
