@@ -233,10 +233,10 @@ class Optimisation:
         p1 = 1.0 - r.final_fraction
         while (p := self.budget.progress(self.step)) < p1:
             q = min(max((p - p0) / max(p1 - p0, 1e-9), 0.0), 1.0)
-            decay = 0.5 * (1.0 + math.cos(math.pi * q))
-            lr = r.lr_min + (r.lr - r.lr_min) * decay
-            peak = r.lr if r.network_lr is None else r.network_lr
-            self.set_lr(optimizer, r.lr_min + (peak - r.lr_min) * decay, lr)
+            decay = 0.5 * (1.0 + math.cos(math.pi * q))  # cosine, from each peak to lr_min
+            networks = r.lr if r.network_lr is None else r.network_lr
+            self.set_lr(optimizer, r.lr_min + (networks - r.lr_min) * decay,
+                        r.lr_min + (r.lr - r.lr_min) * decay)
             temperature = r.temperature[0] + q * (r.temperature[1] - r.temperature[0])
             noise = r.noise[0] + q * (r.noise[1] - r.noise[0])
             self.train_step(model, optimizer, "softround", temperature, noise)
