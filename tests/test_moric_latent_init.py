@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import torch
 
 from segpic_codec.moric.bitstream.canvas import Canvas
@@ -104,3 +105,29 @@ def test_a_saved_analysis_loads_back_bit_for_bit(tmp_path):
     for (name, value), again in zip(analysis.state_dict().items(),
                                     loaded.state_dict().values(), strict=True):
         assert torch.equal(value, again), name
+
+
+def test_the_latents_and_the_networks_follow_their_own_peak_learning_rates(monkeypatch):
+    """network_lr sets the networks' peak apart from the latents' (lr); both
+    decay from their peak on one cosine; the latents' epsilon reaches Adam."""
+    height, width = 16, 16
+    target = _image(height, width).reshape(3, -1)
+    recipe = replace(PRESETS["medium"], features=8, prior=False, warmup_candidates=1,
+                     warmup_fraction=0.0, lr=0.02, network_lr=0.004, latent_eps=1e-7)
+    seen: list[tuple[float, float]] = []
+    original = Optimisation.set_lr
+
+    def record(optimizer, networks, latents):
+        seen.append((networks, latents))
+        original(optimizer, networks, latents)
+
+    monkeypatch.setattr(Optimisation, "set_lr", staticmethod(record))
+    optimisation = Optimisation(target, height, width, quality_to_lambda(3.0), recipe,
+                                Budget(8, None, 0.0))
+    _, optimizer = optimisation.new_candidate(0)
+    assert {g["name"]: g["eps"] for g in optimizer.param_groups}["latents"] == 1e-7
+    optimisation.run()
+    networks, latents = seen[0]
+    assert latents == pytest.approx(0.02) and networks == pytest.approx(0.004)
+    for networks, latents in seen[1:-1]:  # the main phase: one factor for both
+        assert (networks - 1e-5) / (0.004 - 1e-5) == pytest.approx((latents - 1e-5) / (0.02 - 1e-5))
