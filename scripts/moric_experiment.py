@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.numpy import load_file
 
-from segpic_codec.moric.bitstream.param_prior import load_prior_arrays
+from segpic_codec.moric.bitstream.param_prior import load_prior_arrays, prior_arrays
 from segpic_codec.moric.measure import recipe_overrides
 from segpic_codec.moric.training.encoder import Budget, Optimisation
 from segpic_codec.moric.training.latent_init import load_latent_init
@@ -66,7 +65,7 @@ def main() -> None:
     # as codec.encode: the shipped network prior where the recipe asks for it
     prior = load_prior_arrays(recipe.features, recipe.activation) if recipe.prior else None
     if args.prior_file is not None:
-        prior = {k: v.astype(np.float32) for k, v in load_file(str(args.prior_file)).items()}
+        prior = prior_arrays(args.prior_file)
     latent_init = load_latent_init(recipe.latent_init) if recipe.latent_init else None
     trace = []
 

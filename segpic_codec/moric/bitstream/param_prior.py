@@ -35,11 +35,14 @@ def prior_path(features: int, activation: str, root: Path | None = None) -> Path
 def load_prior_arrays(features: int, activation: str) -> dict[str, np.ndarray] | None:
     """{"arm.w1": array, ..., "lsn.w_in": ...} (one LSN for every region), or
     None where no prior of this architecture is shipped."""
+    path = prior_path(features, activation)
+    return prior_arrays(path) if path.is_file() else None
+
+
+def prior_arrays(path: Path) -> dict[str, np.ndarray]:
+    """A prior file's arrays, float32 (the shipped one, or another for experiments)."""
     from safetensors.numpy import load_file
 
-    path = prior_path(features, activation)
-    if not path.is_file():
-        return None
     return {k: v.astype(np.float32) for k, v in load_file(str(path)).items()}
 
 
