@@ -6,7 +6,9 @@ elementwise op and product streams them through memory, and autograd saves
 them all. Here the canvas is cut into blocks of a few thousand positions; each
 block's contexts, hidden layers and rates live in cache, forward keeps nothing
 but the inputs, and backward recomputes each block and applies the chain rule
-by hand (no autograd graph). Same mathematics as `laplace_rate_bits`.
+by hand (no autograd graph). A training step that wants the bits and their
+gradients at once takes them from one pass (`fused_rate_bits_and_grads`),
+without that second forward. Same mathematics as `laplace_rate_bits`.
 """
 
 from __future__ import annotations

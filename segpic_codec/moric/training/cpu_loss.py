@@ -18,7 +18,8 @@ results are summed in a fixed order, so a step's gradients do not depend on
 the scheduling: an encode is reproducible.
 
 No tensor that requires a gradient is used by two threads at once: the rate
-and the synthesis start from leaves of their own, and a worker thread runs the
+builds no graph (its gradients are computed by hand from detached values, in
+`arm_rate`), the upsampling starts from a leaf of its own, and a worker thread runs the
 synthesis through a replica whose parameters share the model's storage but
 not its autograd leaves. (Building graphs from one leaf on two threads can
 deadlock PyTorch: one thread holds the leaf's lock waiting for the GIL while
@@ -108,8 +109,9 @@ class _Step:
         self.rate_weight = rate_weight
         self.quantized = quantized
         self.grad_q = backward and quantized.requires_grad
-        # one leaf for the rate, one for the upsampling (see the module's docstring)
-        self.rate_leaf = quantized.detach().requires_grad_(self.grad_q)
+        # the rate's values (its gradients are computed by hand, without autograd)
+        # and the upsampling's own leaf (see the module's docstring)
+        self.rate_values = quantized.detach()
         self.leaf = quantized.detach().requires_grad_(self.grad_q)
         self.main_thread = threading.get_ident()
         self.replica = replica
@@ -162,11 +164,12 @@ class _Step:
     def _rate(self) -> tuple[Tensor, list[Tensor] | None]:
         """-> (bits, gradients of rate_weight * bits: [canvas] + ARM parameters)."""
         if not self.backward:
-            return self.model.rate_bits(self.rate_leaf), None
+            with torch.no_grad():  # grad mode is per thread: no graph on a worker either
+                return self.model.rate_bits(self.rate_values), None
         # one pass that gives the bits and their gradients (autograd's backward
         # would compute every block's forward a second time)
         bits, grad_canvas, grads = self.model.rate_bits_and_grads(
-            self.rate_leaf.detach(), self.rate_weight, self.grad_q)
+            self.rate_values, self.rate_weight, self.grad_q)
         return bits, ([grad_canvas] if self.grad_q else []) + grads
 
     def _band(self, r0: int, r1: int, i0: int, i1: int) -> _Band:
