@@ -53,6 +53,8 @@ def main() -> None:
                         help="start the networks from this prior instead of the shipped one")
     parser.add_argument("--trace-every", type=int, default=100,
                         help="steps between the (soft-rounded) bpp and PSNR of the trace")
+    parser.add_argument("--hard-trace", action="store_true",
+                        help="trace hard-rounded evaluations (latent bpp, PSNR) instead")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     # as codec.encode: one intra-op thread, a second core through cpu_loss
@@ -71,6 +73,9 @@ def main() -> None:
 
     def progress(info: dict) -> None:
         if info["step"] % args.trace_every == 0:
+            if args.hard_trace and opt.current is not None:
+                hard = opt.evaluate(opt.current)
+                info = {**info, "bpp": hard.bpp, "psnr": hard.psnr}
             trace.append((info["step"], round(info["bpp"], 4), round(info["psnr"], 2)))
 
     start = time.perf_counter()

@@ -49,6 +49,10 @@ class CodedImage:
     quality: float
     reconstruction: np.ndarray | None = None  # (H, W, 3) uint8, what the decoder outputs
     notes: tuple[str, ...] = ()  # what a user should be told (e.g. "stopped early")
+    # a target met in this one encode (`steered_targets`): whether it was, and
+    # what was reached (the file's bytes, or its PSNR in dB)
+    target_met: bool | None = None
+    target_value: float | None = None
 
     def frame(self, metadata: Mapping[str, bytes] | None = None) -> bytes:
         """The .spic file: the one place a frame is packed, with `metadata` (ICC
@@ -135,10 +139,14 @@ class Encoder:
             coded = self.coder.encode_streams(pixels, quality=quality,
                                               reconstruct=reconstruct, **options)
             return coded.result(metadata)
-        if not get(self.codec).options().rate_targets:
+        declared = get(self.codec).options()
+        if not declared.takes_targets:
             raise CodecError(f"{self.codec} has no rate target yet: use --quality")
-        from .target_search import encode_for_target
+        from .target_search import encode_for_target, encode_steered
 
+        if declared.steered_targets:
+            return encode_steered(self.codec, self.coder, pixels, target, metadata, best_effort,
+                                  reconstruct, options, record_target)
         return encode_for_target(self.coder, pixels, target, metadata, best_effort,
                                  reconstruct, options, record_target)
 

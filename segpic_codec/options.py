@@ -49,11 +49,18 @@ class CodecOptions:
     which every codec's API takes). `optimises`: its encoder takes `progress` and
     `should_stop` hooks (the command line shows a bar and stops cleanly on
     Ctrl-C). `rate_targets`: it meets --bpp, --size and --psnr (TARGETS) by trial
-    encodes over its quality scale; its encoder has `quality_grid()`."""
+    encodes over its quality scale; its encoder has `quality_grid()`.
+    `steered_targets`: it meets them in one encode; its `encode_streams` takes
+    `target` and `file_size` (`target_search.encode_steered`)."""
 
     options: tuple[CodecOption, ...]
     optimises: bool = False
     rate_targets: bool = False
+    steered_targets: bool = False
+
+    @property
+    def takes_targets(self) -> bool:
+        return self.rate_targets or self.steered_targets
 
     def __post_init__(self) -> None:
         names = [option.name for option in self.options]
@@ -68,7 +75,7 @@ class CodecOptions:
 
 
 # What every codec's API takes: `codecs.encode(pixels, codec, quality, bpp, size,
-# psnr, best_effort, device=...)`; a codec without `rate_targets` refuses targets
+# psnr, best_effort, device=...)`; a codec without `takes_targets` refuses targets
 DEVICE = CodecOption("device", "choice", "auto uses CUDA when present.", "loader",
                      default="auto", choices=("auto", "cpu", "cuda"))
 TARGETS = (

@@ -1,6 +1,8 @@
-"""A target (`targets.Target`) met by a codec's encoder: each trial is a whole
-file, packed with its metadata and the target's record, so a size target counts
-exactly the bytes that will be written. The search itself is `targets.search`."""
+"""A target (`targets.Target`) met by a codec's encoder, counted on the whole
+file as written (its metadata and the target's record included): by trial
+encodes over the quality scale (`encode_for_target`; the search itself is
+`targets.search`), or in one encode that steers itself (`encode_steered`,
+MoRIC), which is handed the function that measures the file."""
 
 from __future__ import annotations
 
@@ -53,6 +55,43 @@ def encode_for_target(coder: Any, pixels: np.ndarray, target: Target,
         end = "lowest" if target.rate else "highest"
         message = (f"cannot meet {target}: the {end} quality ({coded.quality:g}) gives "
                    f"{reached} ({outcome.trials} trial encodes)")
+        if not best_effort:
+            raise TargetNotMet(message + "; --best-effort writes it anyway", result)
+        result.notes += (f"best effort: {message}",)
+    if not reconstruct:
+        result.reconstruction = None
+    return result
+
+
+def encode_steered(codec: str, coder: Any, pixels: np.ndarray, target: Target,
+                   metadata: Mapping[str, bytes], best_effort: bool, reconstruct: bool,
+                   options: Mapping[str, Any], record: bool = True) -> Any:
+    """One encode that meets `target` itself: the codec's `encode_streams` takes
+    the target and `file_size(payload, streams)`, the bytes of the file with
+    `metadata` and the record. A PSNR counts as met within
+    `targets.PSNR_TOLERANCE` of the goal."""
+    from .codecs import CodedImage
+
+    stored = target_record.encode_target(target.kind, target.value)
+    boxes = {met: target_record.with_record(metadata, stored, met) if record else
+             dict(metadata) for met in (True, False)}
+    height, width = int(pixels.shape[0]), int(pixels.shape[1])
+
+    def file_size(payload: bytes, streams: list[bytes]) -> int:
+        return len(CodedImage(codec, width, height, payload, streams, 0.0)
+                   .frame(boxes[True]))
+
+    coded = coder.encode_streams(pixels, reconstruct=True, target=target,
+                                 file_size=file_size, **options)
+    met = bool(coded.target_met)
+    result = coded.result(boxes[met])
+    result.target, result.target_met, result.trials = target, met, 1
+    value = float(len(result.data)) if target.rate else float(coded.target_value)
+    result.psnr = None if target.rate else value
+    if not met:
+        end = "smallest file" if target.rate else "highest PSNR"
+        message = (f"cannot meet {target}: the {end} reached is "
+                   f"{_reached(target, value, coded.quality, height * width)} (one encode)")
         if not best_effort:
             raise TargetNotMet(message + "; --best-effort writes it anyway", result)
         result.notes += (f"best effort: {message}",)

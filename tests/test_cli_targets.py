@@ -97,14 +97,6 @@ def test_decoded_image_has_no_record(png, tiny_weights, tmp_path):
     assert "xmp" not in str(Image.open(tmp_path / "a.png").info).lower()
 
 
-def test_moric_refuses_targets(png, tmp_path):
-    for flag, value in (("--bpp", "0.5"), ("--size", "4k"), ("--psnr", "30")):
-        r = run("encode", png, tmp_path / "a.spic", "--codec", "moric", flag, value)
-        assert r.exit_code == 2
-        assert "moric has no rate target yet: use --quality" in r.stderr
-    assert not (tmp_path / "a.spic").exists()
-
-
 def test_batch_size_target(png, tiny_weights, tmp_path):
     src = tmp_path / "in"
     src.mkdir()

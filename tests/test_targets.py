@@ -170,11 +170,6 @@ def test_unreachable_targets(encoder):
         smallest, target_record.with_record({}, "size 10", False))
 
 
-def test_moric_refuses_targets():
-    with pytest.raises(CodecError, match="moric has no rate target yet: use --quality"):
-        codecs.load_encoder("moric", device="cpu").encode(random_image(8, 8), size="1k")
-
-
 def test_pillow_save_takes_targets(tiny_weights):
     import io
 

@@ -120,7 +120,7 @@ def main() -> None:
 def quality_options(func: Callable) -> Callable:
     """--quality and the targets every codec's API takes (options.TARGETS, declared
     there once): --bpp, --size, --psnr, --best-effort."""
-    owners = ", ".join(n for n, e in codecs.CODECS.items() if e.options().rate_targets)
+    owners = ", ".join(n for n, e in codecs.CODECS.items() if e.options().takes_targets)
     for option in reversed(TARGETS):
         kind = {"is_flag": True} if option.kind == "bool" else {
             "type": ByteSize() if option.kind == "size" else float}
@@ -236,7 +236,7 @@ class EncoderSetup:
                 raise click.UsageError(f"{flag} does not apply to --codec {codec}")
         self.codec = codec
         self.optimises = declared.optimises
-        self.rate_targets = declared.rate_targets
+        self.takes_targets = declared.takes_targets
         self.loader = {k: v for k, v in given.items() if k in loader}
         self.options = {k: v for k, v in given.items() if k in encode}
         self.device = device
@@ -278,5 +278,5 @@ def check_quality_args(quality: float | None, bpp: float | None = None,
         raise click.UsageError(str(exc)) from None
     if best_effort and target is None:
         raise click.UsageError("--best-effort applies to --bpp, --size or --psnr")
-    if target is not None and codec is not None and not codecs.get(codec).options().rate_targets:
+    if target is not None and codec is not None and not codecs.get(codec).options().takes_targets:
         raise click.UsageError(f"{codec} has no rate target yet: use --quality")

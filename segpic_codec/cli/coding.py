@@ -44,9 +44,11 @@ def encode(src: Path, dst: Path, quality: float | None, bpp: float | None,
     The image is turned upright by its EXIF orientation; its ICC profile, EXIF and
     XMP are kept (unless --strip) and written back into the decoded image.
 
-    --bpp, --size and --psnr (segpic) try a few qualities (at most about 8
-    encodes) and keep the highest whose file fits, or the lowest that reaches the
-    PSNR; exit 2 when none does, unless --best-effort.
+    --bpp, --size and --psnr: segpic tries a few qualities (at most about 8
+    encodes) and keeps the highest whose file fits, or the lowest that reaches
+    the PSNR; moric steers one encode to the target (a size never exceeded, a
+    PSNR within 0.15 dB). Exit 2 when the target cannot be met, unless
+    --best-effort.
 
     With --codec moric the encoder optimises for minutes: a progress bar shows the
     step, rate, PSNR and ETA; Ctrl-C (or SIGTERM) stops it and writes the best

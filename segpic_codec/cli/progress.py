@@ -23,12 +23,15 @@ class OptimisationProgress:
         self._task = self._bar.add_task(label, total=None, status="")
 
     def update(self, state: dict) -> None:
-        """The encoder's progress callback: step, total, bpp, psnr (any may be missing)."""
+        """The encoder's progress callback: step, total, bpp, psnr, and with a
+        target, where the encode is heading (`target`; any may be missing)."""
         parts = []
         if state.get("bpp") is not None:
             parts.append(f"{state['bpp']:.3f} bpp")
         if state.get("psnr") is not None:
             parts.append(f"{state['psnr']:.2f} dB")
+        if state.get("target"):
+            parts.append(state["target"])
         if self.stop_requested:
             parts.append("stopping…")
         self._bar.update(self._task, completed=state.get("step", 0), total=state.get("total"),

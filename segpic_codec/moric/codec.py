@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..limits import MAX_DIMENSION, max_pixels
+from ..targets import PSNR_TOLERANCE
 from . import layout
 from .bitstream.arm_integer import IntegerArm
 from .bitstream.latent_stream import encode_latents
@@ -41,9 +42,16 @@ from .errors import MoricArgumentError
 from .file_format import MAX_ABS_LATENT, MAX_CODED_REGIONS
 from .networks.model import MoricModel
 from .options import DEFAULT_PRESET, DEFAULT_QUALITY, DEFAULT_REGION_COUNT
+from .target_fit import TargetRequest, controller_for, meet, psnr_of
 from .training.encoder import Budget, Optimisation
 from .training.latent_init import load_latent_init
-from .training.recipe import PRESETS, QUALITY_MAX, QUALITY_MIN, quality_to_lambda
+from .training.recipe import (
+    PRESETS,
+    QUALITY_MAX,
+    QUALITY_MIN,
+    lambda_to_quality,
+    quality_to_lambda,
+)
 
 __all__ = ["PRESETS", "EncodeSettings", "MoricEncoded", "decode", "encode", "encode_with"]
 
@@ -63,6 +71,7 @@ class EncodeSettings:
     seed: int = 0
     progress: Callable[[dict], None] | None = None  # a dict every few steps (`encode`)
     should_stop: Callable[[], bool] | None = None  # checked every step
+    target: TargetRequest | None = None  # instead of `quality`
 
     def __post_init__(self) -> None:
         if not QUALITY_MIN <= self.quality <= QUALITY_MAX:
@@ -100,6 +109,9 @@ class MoricEncoded:
     interrupted: bool
     seconds: float
     labels: np.ndarray  # (H, W) int32: the partition as the decoder rebuilds it
+    quality: float = DEFAULT_QUALITY  # in the header: a target's, that of its last λ
+    target_met: bool | None = None  # with a target: met (a PSNR within PSNR_TOLERANCE)
+    target_value: float | None = None  # with a target: the file's bytes, or its PSNR
 
     @property
     def regions(self) -> int:
@@ -176,16 +188,14 @@ def _integer_arm(model: MoricModel, coding: dict[tuple[str, str], GroupCoding]) 
     return IntegerArm(params)
 
 
-def _finalise(model: MoricModel, target: torch.Tensor, lmbda: float, contour_stream: bytes,
-              prior: dict[str, np.ndarray] | None = None
-              ) -> tuple[dict, list[bytes], np.ndarray]:
-    """Quantise the networks, entropy-code everything -> (header fields, streams,
-    the coded latents as the flat canvas)."""
+def _quantise_networks(model: MoricModel, target: torch.Tensor, lmbda: float,
+                       prior: dict[str, np.ndarray] | None
+                       ) -> dict[tuple[str, str], GroupCoding]:
+    """Round the latents (in place: what the search sees) and pick each network
+    group's quantisation step by the rate-distortion loss."""
     latents = model.latents
-    ints = latents.integers().clamp(-MAX_ABS_LATENT, MAX_ABS_LATENT - 1)
-    latents.set_integers(ints)
-    q = ints.to(torch.float32)
-    n = model.drawn_pixels
+    latents.set_integers(latents.integers().clamp(-MAX_ABS_LATENT, MAX_ABS_LATENT - 1))
+    q = latents.integers().to(torch.float32)
 
     with torch.no_grad():
         cache: dict = {"mse": 0.0, "bits": 0.0, "dense": None, "taps": None}
@@ -203,20 +213,20 @@ def _finalise(model: MoricModel, target: torch.Tensor, lmbda: float, contour_str
             return cache["mse"], cache["bits"]
 
         refresh("all")
-        coding = search_steps(model.sent_modules(), refresh, lmbda, n, prior)
+        return search_steps(model.sent_modules(), refresh, lmbda, model.drawn_pixels, prior)
 
+
+def _code_latents(model: MoricModel, coding: dict[tuple[str, str], GroupCoding],
+                  ints: torch.Tensor) -> tuple[dict, list[bytes], np.ndarray]:
+    """Entropy-code the integer latents -> (their header fields, their streams, the
+    flat canvas)."""
     coded = model.canvas.latent_index if model.keep is None else np.flatnonzero(model.keep)
     valid = ints.reshape(-1)[torch.from_numpy(coded)]
     low, high = int(valid.min()), int(valid.max())
     flat = ints.reshape(-1).to(torch.float64).numpy()
-    arm = _integer_arm(model, coding)
-    streams = [encode_parameters(model.sent_modules(), coding, prior)]
-    if model.arch.regions > 1:
-        streams.append(contour_stream)
-    streams += encode_latents(arm, flat, model.canvas, low, high, model.keep)
-    fields = {"coding": {k: (c.exponent, c.model) for k, c in coding.items()},
-              "latent_low": low, "latent_high": high, "prior_coded": prior is not None}
-    return fields, streams, flat
+    streams = encode_latents(_integer_arm(model, coding), flat, model.canvas, low, high,
+                             model.keep)
+    return {"latent_low": low, "latent_high": high}, streams, flat
 
 
 def _reconstruction(header: layout.Header, streams: list[bytes], flat: np.ndarray,
@@ -286,6 +296,10 @@ def _encode(pixels: np.ndarray, settings: EncodeSettings, partition: _CodedParti
         steps = recipe.steps
     height, width = pixels.shape[:2]
     lmbda = quality_to_lambda(settings.quality)
+    request = settings.target
+    controller = None if request is None else controller_for(
+        request, int((labels != 0).sum()) if object_only else height * width,
+        height * width, partition.contour_stream if several else None)
     target = torch.from_numpy(np.array(pixels, copy=True)).to(device=settings.device)
     target = target.permute(2, 0, 1).reshape(3, -1).to(torch.float32) / 255.0
     if object_only:  # nothing is drawn outside the object: no error there
@@ -298,15 +312,39 @@ def _encode(pixels: np.ndarray, settings: EncodeSettings, partition: _CodedParti
                                 Budget(steps, settings.time_limit, start), settings.seed,
                                 settings.progress, settings.should_stop, two_core=two_core,
                                 labels=labels if several else None, object_only=object_only,
-                                prior=prior, latent_init=latent_init)
+                                prior=prior, latent_init=latent_init, controller=controller)
     model, _ = optimisation.run()
     model = model.to("cpu")
-    fields, streams, flat = _finalise(model, target.to("cpu"), lmbda, partition.contour_stream,
-                                      prior)
-    header = layout.Header(quality=settings.quality, preset=settings.preset,
-                           steps=optimisation.step, interrupted=optimisation.interrupted,
-                           features=recipe.features, activation=recipe.activation,
-                           regions=model.arch.regions, object_only=object_only, **fields)
+    target = target.to("cpu")
+    # the latents before rounding, in quantisation steps: a target's trim rounds
+    # them again (`target_fit`)
+    scaled = model.latents.values.detach() * model.latents.gain
+    coding = _quantise_networks(model, target, optimisation.lmbda, prior)
+    parameter_stream = encode_parameters(model.sent_modules(), coding, prior)
+    quality = settings.quality if request is None else lambda_to_quality(optimisation.lmbda)
+
+    def assemble(ints: torch.Tensor) -> tuple[layout.Header, list[bytes], np.ndarray]:
+        fields, latent_streams, flat = _code_latents(model, coding, ints)
+        header = layout.Header(
+            quality=quality, preset=settings.preset, steps=optimisation.step,
+            interrupted=optimisation.interrupted, features=recipe.features,
+            activation=recipe.activation, regions=model.arch.regions, object_only=object_only,
+            coding={k: (c.exponent, c.model) for k, c in coding.items()},
+            prior_coded=prior is not None, **fields)
+        contours = [partition.contour_stream] if model.arch.regions > 1 else []
+        return header, [parameter_stream, *contours, *latent_streams], flat
+
+    header, streams, flat = assemble(model.latents.integers())
+    met, value = None, None
+    if request is not None:
+        header, streams, flat, met = meet(request, model, target, scaled, assemble,
+                                           (header, streams, flat))
     reconstruction = _reconstruction(header, streams, flat, model)
+    if request is not None:
+        value = float(request.file_size(layout.pack(header), streams)) \
+            if request.target.rate else psnr_of(pixels, reconstruction, labels, object_only)
+        met = value <= request.target.max_bytes(height * width) if request.target.rate \
+            else value >= request.target.value - PSNR_TOLERANCE
     return MoricEncoded(layout.pack(header), streams, reconstruction, optimisation.step,
-                        optimisation.interrupted, time.perf_counter() - start, labels)
+                        optimisation.interrupted, time.perf_counter() - start, labels,
+                        quality, met, value)

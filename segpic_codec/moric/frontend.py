@@ -16,6 +16,7 @@ from .. import container
 from ..codecs import CodedImage
 from ..container import FrameHeader
 from ..errors import CodecError
+from ..targets import Target
 from .options import DEFAULT_PRESET, DEFAULT_QUALITY
 
 
@@ -44,18 +45,28 @@ class MoricEncoder:
                        bpp: float | None = None, reconstruct: bool = True,
                        regions: str | Path | np.ndarray | None = None,
                        region_count: int | None = None, contours: str | None = None,
-                       roi: str | Path | np.ndarray | None = None) -> CodedImage:
+                       roi: str | Path | np.ndarray | None = None,
+                       target: Target | None = None,
+                       file_size: Callable[[bytes, list[bytes]], int] | None = None
+                       ) -> CodedImage:
         """MoRIC's payload and streams of `pixels` (options as `options.OPTIONS`
-        declares them; None: the default)."""
+        declares them; None: the default). `target` (with `file_size`, the bytes of
+        the file as written from a payload and streams): a --bpp, --size or
+        --psnr met in this one encode, instead of `quality`."""
         from . import codec
+        from .target_fit import TargetRequest
 
         if bpp is not None:
-            raise CodecError("moric has no --bpp search (each encode is a long "
-                             "optimisation); give a --quality")
+            raise CodecError("moric takes its --bpp as a target (targets.Target)")
         if not isinstance(regions, np.ndarray):
             regions = regions or "auto"
         quality = DEFAULT_QUALITY if quality is None else quality
-        settings = dataclasses.replace(self.settings, quality=quality)
+        request = None
+        if target is not None:
+            if file_size is None:
+                raise CodecError("a target needs the file's size function")
+            request = TargetRequest(target, file_size)
+        settings = dataclasses.replace(self.settings, quality=quality, target=request)
         kwargs: dict[str, Any] = {"regions": _partition_source(regions, pixels)}
         if region_count is not None:
             if options_given(regions):
@@ -77,8 +88,9 @@ class MoricEncoder:
         if encoded.interrupted:
             notes = (f"stopped early after {encoded.steps} optimisation steps: the file "
                      "holds the best state reached so far",)
-        return CodedImage("moric", w, h, encoded.payload, encoded.streams, quality,
-                          encoded.reconstruction if reconstruct else None, notes)
+        return CodedImage("moric", w, h, encoded.payload, encoded.streams, encoded.quality,
+                          encoded.reconstruction if reconstruct else None, notes,
+                          encoded.target_met, encoded.target_value)
 
 
 def _partition_source(regions: str | Path | np.ndarray, pixels: np.ndarray

@@ -34,4 +34,4 @@ OPTIONS = CodecOptions((
                 choices=CONTOUR_MODES),
     CodecOption("roi", "path", "code only this object (nonzero pixels of the mask); the "
                 "decoded PNG is transparent outside it.", "encode", metavar="MASK.png"),
-), optimises=True)
+), optimises=True, steered_targets=True)

@@ -20,6 +20,7 @@ from ..networks.model import Architecture, MoricModel
 from .cpu_loss import PIECES, CpuLoss
 from .latent_init import LatentInit, initial_latents
 from .prior import apply_prior
+from .rate_control import LambdaController
 from .recipe import Recipe
 from .soap import Soap
 
@@ -72,14 +73,17 @@ class Optimisation:
                  two_core: bool = False, labels: np.ndarray | None = None,
                  object_only: bool = False,
                  prior: dict[str, Tensor] | dict[str, np.ndarray] | None = None,
-                 latent_init: LatentInit | None = None):
+                 latent_init: LatentInit | None = None,
+                 controller: LambdaController | None = None):
         self.target = target  # (3, N) in [0, 1], on the training device
         self.height, self.width = height, width
         # pixels whose error counts (the rate is per such pixel too): all, or
         # the object's in single-object coding (target is then zero elsewhere)
         self.num_pixels = int((labels != 0).sum()) if object_only else height * width
         self.object_only = object_only
-        self.lmbda = lmbda
+        # a target's controller steers λ through the main phase (`rate_control`)
+        self.controller = controller
+        self.lmbda = lmbda if controller is None else controller.lmbda
         self.recipe = recipe
         self.budget = budget
         self.seed = seed
@@ -186,14 +190,27 @@ class Optimisation:
         p = max(self.budget.progress(self.step), 1e-9)
         total = self.budget.steps or max(self.step, round(self.step / p))
         assert self.last is not None
-        self.progress_cb({"step": self.step, "total": total, "bpp": self.last.bpp,
-                          "psnr": self.last.psnr, "elapsed": elapsed,
-                          "eta": max(0.0, elapsed / p - elapsed)})
+        state = {"step": self.step, "total": total, "bpp": self.last.bpp,
+                 "psnr": self.last.psnr, "elapsed": elapsed,
+                 "eta": max(0.0, elapsed / p - elapsed)}
+        if self.controller is not None and self.controller.status() is not None:
+            state["target"] = self.controller.status()
+        self.progress_cb(state)
 
     def remember(self, model: MoricModel, evaluation: Evaluation) -> None:
         if self.best is None or evaluation.loss < self.best[0]:
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             self.best = (evaluation.loss, state)
+
+    def steer(self, model: MoricModel, progress: float) -> None:
+        """A hard-rounded evaluation for the controller, which may move λ. The best
+        state so far was scored with the old λ: forgotten when λ moves."""
+        assert self.controller is not None
+        e = self.evaluate(model)
+        lmbda = self.controller.update(e.bpp, e.psnr, progress)
+        if lmbda != self.lmbda:
+            self.lmbda, self.best = lmbda, None
+        self.remember(model, Evaluation(e.mse + lmbda * e.bpp, e.mse, e.bpp))
 
     @staticmethod
     def set_lr(optimizer: torch.optim.Optimizer, networks: float, latents: float) -> None:
@@ -240,7 +257,9 @@ class Optimisation:
             temperature = r.temperature[0] + q * (r.temperature[1] - r.temperature[0])
             noise = r.noise[0] + q * (r.noise[1] - r.noise[0])
             self.train_step(model, optimizer, "softround", temperature, noise)
-            if self.step % r.eval_every == 0:
+            if self.controller is not None and self.controller.due(p):
+                self.steer(model, p)
+            elif self.step % r.eval_every == 0:
                 self.remember(model, self.evaluate(model))
         self.remember(model, self.evaluate(model))
 

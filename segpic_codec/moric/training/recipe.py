@@ -31,6 +31,15 @@ def quality_to_lambda(quality: float) -> float:
     return math.exp(log_min + t * (log_max - log_min))
 
 
+def lambda_to_quality(lmbda: float) -> float:
+    """The inverse of quality_to_lambda, clamped to the scale and rounded to the
+    header's thousandths."""
+    log_min, log_max = math.log(LAMBDA_AT_MIN), math.log(LAMBDA_AT_MAX)
+    t = (math.log(lmbda) - log_min) / (log_max - log_min)
+    quality = QUALITY_MIN + t * (QUALITY_MAX - QUALITY_MIN)
+    return round(min(max(quality, QUALITY_MIN), QUALITY_MAX), 3)
+
+
 @dataclass(frozen=True)
 class Recipe:
     steps: int  # total optimisation steps of the preset (warm-up included)

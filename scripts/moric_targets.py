@@ -1,0 +1,154 @@
+"""MoRIC's rate and PSNR targets in one encode, measured (the CLI issue's table).
+
+    # controlled encodes: each image at each target, the default preset
+    python scripts/moric_targets.py run kodim01 kodim05 --bpp 0.25 0.5 1.0 \
+        --psnr 30 33 36 --out bench/results/targets/steered.jsonl
+    # fixed-λ encodes at the qualities those ended with (same rates, for BD-rate)
+    python scripts/moric_targets.py fixed --from bench/results/targets/steered.jsonl \
+        --out bench/results/targets/fixed.jsonl
+    # the table
+    python scripts/moric_targets.py table bench/results/targets/steered.jsonl \
+        bench/results/targets/fixed.jsonl
+
+One thread per encode (run two side by side on two cores); rows already in
+`--out` are skipped, so a stopped run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from segpic_codec import codecs
+from segpic_codec.bench.bd_rate import bd_rate
+from segpic_codec.quality_metrics import psnr_rgb
+from segpic_codec.shared_data import kodak_dir
+from segpic_codec.targets import PSNR_TOLERANCE, TargetNotMet
+
+
+def _load(name: str) -> np.ndarray:
+    return np.asarray(Image.open(kodak_dir() / f"{name}.png").convert("RGB"))
+
+
+def _done(out: Path) -> set[tuple]:
+    if not out.exists():
+        return set()
+    return {(r["image"], r["kind"], r["goal"]) for r in map(json.loads, out.open())}
+
+
+def _row(pixels: np.ndarray, image: str, kind: str, goal: float, encode: dict) -> dict:
+    start = time.perf_counter()
+    try:
+        result = codecs.encode(pixels, codec="moric", best_effort=True, **encode)
+    except TargetNotMet as exc:  # not with best_effort; kept for clarity
+        result = exc.closest
+    seconds = time.perf_counter() - start
+    decoded = codecs.decode(result.data)
+    h, w = pixels.shape[:2]
+    return {"image": image, "kind": kind, "goal": goal, "file_bytes": len(result.data),
+            "bpp": 8 * len(result.data) / (h * w), "psnr": psnr_rgb(pixels, decoded),
+            "met": result.target_met if kind != "fixed" else None,
+            "quality": result.quality, "encode_s": round(seconds, 1)}
+
+
+def run(args: argparse.Namespace) -> None:
+    done = _done(args.out)
+    for image in args.images:
+        pixels = _load(image)
+        h, w = pixels.shape[:2]
+        jobs = [("bpp", b, {"size": int(b * h * w / 8)}) for b in args.bpp]
+        jobs += [("psnr", p, {"psnr": p}) for p in args.psnr]
+        for kind, goal, encode in jobs:
+            if (image, kind, goal) in done:
+                continue
+            row = _row(pixels, image, kind, goal, encode)
+            with args.out.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(json.dumps(row), flush=True)
+
+
+def fixed(args: argparse.Namespace) -> None:
+    done = _done(args.out)
+    for r in map(json.loads, args.source.open()):
+        key = (r["image"], "fixed", r["quality"])
+        if key in done:
+            continue
+        row = _row(_load(r["image"]), r["image"], "fixed", r["quality"],
+                   {"quality": r["quality"]})
+        done.add(key)
+        with args.out.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
+
+
+def table(args: argparse.Namespace) -> None:
+    steered = [json.loads(line) for line in args.steered.open()]
+    fixed_rows = [json.loads(line) for line in args.fixed.open()] if args.fixed else []
+    print("| image | target | file | reached | quality | met | encode s |")
+    print("|---|---|--:|--:|--:|---|--:|")
+    size_ok = size_over = psnr_ok = 0
+    sizes = [r for r in steered if r["kind"] == "bpp"]
+    psnrs = [r for r in steered if r["kind"] == "psnr"]
+    for r in steered:
+        if r["kind"] == "bpp":
+            limit = int(r["goal"] * 768 * 512 / 8)
+            share = r["file_bytes"] / limit
+            size_ok += 0.97 <= share <= 1.0
+            size_over += share > 1.0
+            reached = f"{100 * share:.1f} % of {limit} B"
+        else:
+            psnr_ok += abs(r["psnr"] - r["goal"]) <= PSNR_TOLERANCE
+            reached = f"{r['psnr']:.2f} dB ({r['psnr'] - r['goal']:+.2f})"
+        goal = f"{r['goal']:g} bpp" if r["kind"] == "bpp" else f"{r['goal']:g} dB"
+        print(f"| {r['image']} | {goal} | {r['file_bytes']} | {reached} | {r['quality']:.3f} "
+              f"| {r['met']} | {r['encode_s']:.0f} |")
+    print(f"\nsize within 3 % below the target: {size_ok}/{len(sizes)}; above it: "
+          f"{size_over}/{len(sizes)}; PSNR within ±{PSNR_TOLERANCE} dB: "
+          f"{psnr_ok}/{len(psnrs)}")
+    if not fixed_rows:
+        return
+    print("\n| image | BD-rate, steered against fixed λ at the same qualities |")
+    print("|---|--:|")
+    values = []
+    for image in sorted({r["image"] for r in steered}):
+        mine = [r for r in steered if r["image"] == image]
+        ref = {r["goal"]: r for r in fixed_rows if r["image"] == image}
+        pairs = [(r, ref[r["quality"]]) for r in mine if r["quality"] in ref]
+        result = bd_rate([f["bpp"] for _, f in pairs], [f["psnr"] for _, f in pairs],
+                         [s["bpp"] for s, _ in pairs], [s["psnr"] for s, _ in pairs],
+                         max_bpp=None)
+        text = "–" if result.value is None else f"{result.value:+.2f} %"
+        if result.value is not None:
+            values.append(result.value)
+        print(f"| {image} | {text} |")
+    if values:
+        print(f"| mean | {np.mean(values):+.2f} % |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--bpp", type=float, nargs="*", default=[])
+    p.add_argument("--psnr", type=float, nargs="*", default=[])
+    p.add_argument("--out", type=Path, required=True)
+    p = sub.add_parser("fixed")
+    p.add_argument("--from", dest="source", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p = sub.add_parser("table")
+    p.add_argument("steered", type=Path)
+    p.add_argument("fixed", type=Path, nargs="?")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # one thread per encode: two run side by side
+    {"run": run, "fixed": fixed, "table": table}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""MoRIC's targets in one encode: the λ controller (`training.rate_control`), the
+latent trim (`target_fit`) and the whole path through the API and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import random_image
+from PIL import Image
+
+from segpic_codec import codecs, container, target_record
+from segpic_codec.cli import main
+from segpic_codec.moric.target_fit import dead_zone_integers, trim
+from segpic_codec.moric.training.rate_control import (
+    _PROGRESS,
+    PSNR_DRIFT,
+    RATE_DRIFT,
+    Goal,
+    LambdaController,
+    clamp_lambda,
+)
+from segpic_codec.moric.training.recipe import (
+    LAMBDA_AT_MAX,
+    LAMBDA_AT_MIN,
+    lambda_to_quality,
+    quality_to_lambda,
+)
+from segpic_codec.quality_metrics import psnr_rgb
+from segpic_codec.targets import TargetNotMet
+
+
+def _simulate(controller: LambdaController, end_value, measured_now, steps: int = 200) -> float:
+    """Run the controller against a plant whose end value at λ is `end_value(λ)`
+    and whose value at progress p is `measured_now(end, p)`; -> the held λ."""
+    for step in range(steps):
+        p = step / steps
+        if controller.due(p):
+            end = end_value(controller.lmbda)
+            controller.update(measured_now(end, p), measured_now(end, p), p)
+    return controller.lmbda
+
+
+@pytest.mark.parametrize("scale", [0.3, 1.0, 3.0])
+def test_rate_controller_holds_the_lambda_that_ends_at_the_goal(scale):
+    # bpp at the end = scale x 0.37 x (λ / e^-5.5)^-0.5; measured: before the drift
+    def end_bpp(lmbda: float) -> float:
+        return scale * 0.37 * (lmbda / math.exp(-5.5)) ** -0.5
+
+    def now(end: float, p: float) -> float:
+        return end / float(np.interp(p, _PROGRESS, RATE_DRIFT))
+
+    goal = 0.5
+    held = _simulate(LambdaController(Goal("rate", lambda _: goal)), end_bpp, now)
+    assert end_bpp(held) == pytest.approx(goal, rel=0.02)
+
+
+def test_psnr_controller_and_the_lambda_range():
+    def end_psnr(lmbda: float) -> float:
+        return 31.0 - 2.2 * (math.log(lmbda) + 5.5)
+
+    def now(end: float, p: float) -> float:
+        return end - float(np.interp(p, _PROGRESS, PSNR_DRIFT))
+
+    held = _simulate(LambdaController(Goal("psnr", lambda _: 34.0)), end_psnr, now)
+    assert end_psnr(held) == pytest.approx(34.0, abs=0.05)
+    # a goal out of reach ends at the end of the quality scale, never past it
+    held = _simulate(LambdaController(Goal("psnr", lambda _: 90.0)), end_psnr, now)
+    assert held == LAMBDA_AT_MAX
+    assert clamp_lambda(1.0) == LAMBDA_AT_MIN
+
+
+def test_controller_holds_lambda_after_hold():
+    controller = LambdaController(Goal("rate", lambda _: 0.5))
+    assert not controller.due(0.0) and controller.due(0.05)
+    controller.update(2.0, 30.0, 0.05)
+    assert not controller.due(0.08) and controller.due(0.10)
+    assert not controller.due(0.71)
+    assert len(controller.history) == 1
+
+
+def test_lambda_to_quality_inverts_quality_to_lambda():
+    for quality in (1.0, 2.345, 3.5, 6.0):
+        assert lambda_to_quality(quality_to_lambda(quality)) == pytest.approx(quality)
+    assert lambda_to_quality(1.0) == 1.0 and lambda_to_quality(1e-9) == 6.0
+
+
+def test_dead_zone_rounding():
+    x = torch.tensor([[-2.6, -1.4, -0.6, 0.4, 0.55, 1.49, 2.51]])
+    mask = torch.ones_like(x)
+    assert dead_zone_integers(x, mask, 0.0, -8, 7).tolist() == [[-3, -1, -1, 0, 1, 1, 3]]
+    assert dead_zone_integers(x, mask, 0.2, -8, 7).tolist() == [[-2, -1, 0, 0, 0, 1, 2]]
+    assert dead_zone_integers(x, mask, 64.0, -8, 7).abs().sum() == 0
+    assert dead_zone_integers(x * 10, mask, 0.0, -8, 7).tolist()[0][0] == -8  # clamped
+    assert dead_zone_integers(x, torch.zeros_like(x), 0.0, -8, 7).abs().sum() == 0
+
+
+def test_trim_fits_a_size_and_keeps_a_psnr():
+    generator = torch.Generator().manual_seed(3)
+    scaled = torch.randn(1, 4000, generator=generator) * 3
+    mask = torch.ones_like(scaled)
+    plain = dead_zone_integers(scaled, mask, 0.0, -64, 63)
+
+    def size(ints: torch.Tensor) -> float:  # a stand-in for the coded bytes
+        return float(ints.abs().sum())
+
+    limit = 0.8 * size(plain)
+    fitted = trim(size, lambda v: v <= limit, scaled, mask, -64, 63, True, (plain, size(plain)))
+    assert fitted.met and fitted.value <= limit and fitted.value > 0.95 * limit
+    assert 0 < fitted.dead_zone < 1
+    # already small enough: untouched
+    same = trim(size, lambda v: v <= 1e9, scaled, mask, -64, 63, True, (plain, size(plain)))
+    assert same.dead_zone == 0 and torch.equal(same.integers, plain)
+    # out of reach: the smallest, not met
+    none = trim(size, lambda v: v < 0, scaled, mask, -64, 63, True, (plain, size(plain)))
+    assert not none.met and none.value == 0
+
+    def quality(ints: torch.Tensor) -> float:  # falls as the dead zone grows
+        return -float((ints - scaled).square().mean())
+
+    floor = quality(plain) - 0.1
+    kept = trim(quality, lambda v: v >= floor, scaled, mask, -64, 63, False,
+                (plain, quality(plain)))
+    assert kept.met and kept.value >= floor and kept.dead_zone > 0
+    short = trim(quality, lambda v: v >= 0, scaled, mask, -64, 63, False,
+                 (plain, quality(plain)))
+    assert not short.met and short.dead_zone == 0
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    return random_image(40, 56, seed=21)
+
+
+def test_moric_size_target_in_one_encode(image):
+    states: list[dict] = []
+    encoder = codecs.load_encoder("moric", device="cpu", steps=30, progress=states.append)
+    free = encoder.encode(image, quality=3.5, regions="none")
+    assert all("target" not in state for state in states)
+    goal = len(free.data) * 9 // 10 + 250  # the record's bytes come on top
+    result = encoder.encode(image, size=goal, regions="none")
+    assert result.target_met and result.trials == 1
+    assert states[-1]["target"].startswith(f"{goal} bytes: heading for ")
+    assert len(result.data) <= goal
+    assert target_record.read(container.read_frame(result.data).metadata) == {
+        "kind": "size", "value": goal, "met": True}
+    assert np.array_equal(codecs.decode(result.data), result.reconstruction)
+    # the same request gives the same file
+    assert encoder.encode(image, size=goal, regions="none").data == result.data
+
+
+def test_moric_targets_out_of_reach(image):
+    encoder = codecs.load_encoder("moric", device="cpu", steps=20)
+    with pytest.raises(TargetNotMet, match="cannot meet 60 dB PSNR: the highest PSNR reached"):
+        encoder.encode(image, psnr=60, regions="none")
+    with pytest.raises(TargetNotMet, match="cannot meet 10 bytes: the smallest file"):
+        encoder.encode(image, size=10, regions="none")
+    result = encoder.encode(image, psnr=60, regions="none", best_effort=True)
+    assert not result.target_met and result.quality == 6.0
+    assert result.psnr == pytest.approx(psnr_rgb(image, codecs.decode(result.data)))
+    assert any("best effort" in note for note in result.notes)
+
+
+def test_cli_moric_bpp_target(image, tmp_path):
+    png, out = tmp_path / "in.png", tmp_path / "a.spic"
+    Image.fromarray(image).save(png)
+    r = CliRunner().invoke(main, ["encode", str(png), str(out), "--codec", "moric",
+                                  "--steps", "20", "--regions", "none", "--bpp", "12"])
+    assert r.exit_code == 0, r.output
+    assert "target 12 bpp met" in r.output and "1 trial encodes" in r.output
+    assert 8 * out.stat().st_size <= 12 * 40 * 56
+    info = json.loads(CliRunner().invoke(main, ["info", str(out), "--json"]).stdout)
+    assert info["target"] == {"kind": "bpp", "value": 12.0, "met": True}
+    r = CliRunner().invoke(main, ["encode", str(png), str(tmp_path / "b.spic"), "--codec",
+                                  "moric", "--steps", "20", "--size", "10"])
+    assert r.exit_code == 2 and "cannot meet 10 bytes" in r.stderr
+    assert not (tmp_path / "b.spic").exists()
