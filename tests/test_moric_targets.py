@@ -179,3 +179,19 @@ def test_cli_moric_bpp_target(image, tmp_path):
                                   "moric", "--steps", "20", "--size", "10"])
     assert r.exit_code == 2 and "cannot meet 10 bytes" in r.stderr
     assert not (tmp_path / "b.spic").exists()
+
+
+def test_pillow_save_moric_psnr_target(image):
+    import io
+
+    import segpic_codec.pillow  # noqa: F401 - registers the format
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="SPIC", codec="moric", steps=20, regions="none",
+                                psnr=12.0, device="cpu")
+    frame = container.read_frame(buf.getvalue())
+    assert target_record.read(frame.metadata) == {"kind": "psnr", "value": 12.0, "met": True}
+    assert psnr_rgb(image, codecs.decode(buf.getvalue())) >= 12.0 - 0.15
+    with pytest.raises(ValueError, match="cannot meet 60 dB PSNR"):
+        Image.fromarray(image).save(io.BytesIO(), format="SPIC", codec="moric", steps=20,
+                                    regions="none", psnr=60.0, device="cpu")
