@@ -30,9 +30,7 @@ def encode_for_target(coder: Any, pixels: np.ndarray, target: Target,
     the record out."""
     lowest, highest, step = coder.quality_grid()
     grid = QualityGrid(lowest, highest, step)
-    stored = target_record.encode_target(target.kind, target.value)
-    boxes = {met: target_record.with_record(metadata, stored, met) if record else
-             dict(metadata) for met in (True, False)}
+    boxes = _boxes(metadata, target, record)
     pixel_count = int(pixels.shape[0]) * int(pixels.shape[1])
 
     def trial(quality: float) -> Trial[CodedImage]:
@@ -46,21 +44,13 @@ def encode_for_target(coder: Any, pixels: np.ndarray, target: Target,
     outcome = search(trial, target, grid, pixel_count)
     coded, value = outcome.best.encoded, outcome.best.value
     result = coded.result(boxes[outcome.met])
-    result.target, result.target_met, result.trials = target, outcome.met, outcome.trials
-    result.psnr = None if target.rate else value
     # a rate target reports the file as written (its record may say "not met")
-    reached = _reached(target, value if not target.rate else len(result.data),
-                       coded.quality, pixel_count)
-    if not outcome.met:
-        end = "lowest" if target.rate else "highest"
-        message = (f"cannot meet {target}: the {end} quality ({coded.quality:g}) gives "
-                   f"{reached} ({outcome.trials} trial encodes)")
-        if not best_effort:
-            raise TargetNotMet(message + "; --best-effort writes it anyway", result)
-        result.notes += (f"best effort: {message}",)
-    if not reconstruct:
-        result.reconstruction = None
-    return result
+    value = float(len(result.data)) if target.rate else value
+    end = "lowest" if target.rate else "highest"
+    failure = (f"the {end} quality ({coded.quality:g}) gives "
+               f"{_reached(target, value, pixel_count)} ({outcome.trials} trial encodes)")
+    return _settle(result, target, outcome.met, outcome.trials, value, failure, best_effort,
+                   reconstruct)
 
 
 def encode_steered(codec: str, coder: Any, pixels: np.ndarray, target: Target,
@@ -72,9 +62,7 @@ def encode_steered(codec: str, coder: Any, pixels: np.ndarray, target: Target,
     `targets.PSNR_TOLERANCE` of the goal."""
     from .codecs import CodedImage
 
-    stored = target_record.encode_target(target.kind, target.value)
-    boxes = {met: target_record.with_record(metadata, stored, met) if record else
-             dict(metadata) for met in (True, False)}
+    boxes = _boxes(metadata, target, record)
     height, width = int(pixels.shape[0]), int(pixels.shape[1])
 
     def file_size(payload: bytes, streams: list[bytes]) -> int:
@@ -85,13 +73,29 @@ def encode_steered(codec: str, coder: Any, pixels: np.ndarray, target: Target,
                                  file_size=file_size, **options)
     met = bool(coded.target_met)
     result = coded.result(boxes[met])
-    result.target, result.target_met, result.trials = target, met, 1
     value = float(len(result.data)) if target.rate else float(coded.target_value)
+    end = "smallest file" if target.rate else "highest PSNR"
+    failure = f"the {end} reached is {_reached(target, value, height * width)} (one encode)"
+    return _settle(result, target, met, 1, value, failure, best_effort, reconstruct)
+
+
+def _boxes(metadata: Mapping[str, bytes], target: Target, record: bool
+           ) -> dict[bool, dict[str, bytes]]:
+    """The metadata a file is written with, by whether the target was met: with
+    the target's record (both the same length), or without one (`record` False)."""
+    stored = target_record.encode_target(target.kind, target.value)
+    return {met: target_record.with_record(metadata, stored, met) if record else
+            dict(metadata) for met in (True, False)}
+
+
+def _settle(result: Any, target: Target, met: bool, trials: int, value: float, failure: str,
+            best_effort: bool, reconstruct: bool) -> Any:
+    """The result told what made it; a target not met raises `TargetNotMet`
+    (saying `failure`: what was reached), or with `best_effort` notes it."""
+    result.target, result.target_met, result.trials = target, met, trials
     result.psnr = None if target.rate else value
     if not met:
-        end = "smallest file" if target.rate else "highest PSNR"
-        message = (f"cannot meet {target}: the {end} reached is "
-                   f"{_reached(target, value, coded.quality, height * width)} (one encode)")
+        message = f"cannot meet {target}: {failure}"
         if not best_effort:
             raise TargetNotMet(message + "; --best-effort writes it anyway", result)
         result.notes += (f"best effort: {message}",)
@@ -100,7 +104,7 @@ def encode_steered(codec: str, coder: Any, pixels: np.ndarray, target: Target,
     return result
 
 
-def _reached(target: Target, value: float, quality: float, pixels: int) -> str:
+def _reached(target: Target, value: float, pixels: int) -> str:
     if target.kind == "psnr":
         return f"{value:.2f} dB"
     if target.kind == "bpp":

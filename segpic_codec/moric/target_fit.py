@@ -73,43 +73,39 @@ def trim(measure: Callable[[Tensor], float], ok: Callable[[float], bool], scaled
 
 def _fit_rate(measure: Callable[[Tensor], float], ok: Callable[[float], bool], scaled: Tensor,
               mask: Tensor, low: int, high: int, plain: tuple[Tensor, float]) -> Trimmed:
-    """Too large at d = 0: bisect for the smallest d that fits."""
-    failed, fits = 0.0, None
+    """Too large at d = 0: find a d that fits, then bisect toward the smallest."""
+    failed = 0.0
     for d in (BISECTION_HIGH, *BEYOND, LAST_DEAD_ZONE):
         ints = dead_zone_integers(scaled, mask, d, low, high)
         value = measure(ints)
         if ok(value):
-            fits = Trimmed(ints, d, value, True)
-            break
+            return _bisect(measure, ok, scaled, mask, low, high, Trimmed(ints, d, value, True),
+                           failed)
         failed = d
-    if fits is None:  # not even with no latents left: the closest file
-        return Trimmed(ints, LAST_DEAD_ZONE, value, False)
-    for _ in range(BISECTION_ROUNDS):
-        d = 0.5 * (failed + fits.dead_zone)
-        ints = dead_zone_integers(scaled, mask, d, low, high)
-        value = measure(ints)
-        if ok(value):
-            fits = Trimmed(ints, d, value, True)
-        else:
-            failed = d
-    return fits
+    return Trimmed(ints, LAST_DEAD_ZONE, value, False)  # not even with no latents left
 
 
 def _lower_psnr(measure: Callable[[Tensor], float], ok: Callable[[float], bool],
                 scaled: Tensor, mask: Tensor, low: int, high: int,
                 plain: tuple[Tensor, float]) -> Trimmed:
     """Above the PSNR goal at d = 0: bisect for the largest d that still reaches it."""
-    reaches = Trimmed(plain[0], 0.0, plain[1], True)
-    short = BISECTION_HIGH
+    return _bisect(measure, ok, scaled, mask, low, high, Trimmed(plain[0], 0.0, plain[1], True),
+                   BISECTION_HIGH)
+
+
+def _bisect(measure: Callable[[Tensor], float], ok: Callable[[float], bool], scaled: Tensor,
+            mask: Tensor, low: int, high: int, good: Trimmed, bad: float) -> Trimmed:
+    """Halve the interval between a dead zone that meets the goal (`good`) and
+    one that does not (`bad`, either side of it); -> the last that meets it."""
     for _ in range(BISECTION_ROUNDS):
-        d = 0.5 * (reaches.dead_zone + short)
+        d = 0.5 * (good.dead_zone + bad)
         ints = dead_zone_integers(scaled, mask, d, low, high)
         value = measure(ints)
         if ok(value):
-            reaches = Trimmed(ints, d, value, True)
+            good = Trimmed(ints, d, value, True)
         else:
-            short = d
-    return reaches
+            bad = d
+    return good
 
 
 @dataclass(frozen=True)
