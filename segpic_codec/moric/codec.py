@@ -42,9 +42,20 @@ from .errors import MoricArgumentError
 from .file_format import MAX_ABS_LATENT, MAX_CODED_REGIONS
 from .networks.model import MoricModel
 from .options import DEFAULT_PRESET, DEFAULT_QUALITY, DEFAULT_REGION_COUNT
-from .target_fit import TargetRequest, controller_for, meet, psnr_of
+from .target_fit import (
+    CORRECTION_SHARE,
+    MAX_CORRECTIONS,
+    MIN_CORRECTION_STEPS,
+    TargetRequest,
+    controller_for,
+    correction,
+    jpeg_anchor,
+    meet,
+    psnr_of,
+)
 from .training.encoder import Budget, Optimisation
 from .training.latent_init import load_latent_init
+from .training.rate_control import clamp_lambda
 from .training.recipe import (
     PRESETS,
     QUALITY_MAX,
@@ -229,6 +240,58 @@ def _code_latents(model: MoricModel, coding: dict[tuple[str, str], GroupCoding],
     return {"latent_low": low, "latent_high": high}, streams, flat
 
 
+class _Finalised:
+    """The optimised model quantised and coded: `plain` (header, streams, flat
+    canvas) with plainly rounded latents; `assemble(integers)` codes other
+    integer latents with the same networks (a target's trim); `scaled`, the
+    latents before rounding (in quantisation steps); `state`, the model's state
+    before quantisation (where a target's correction goes on from)."""
+
+    def __init__(self, model: MoricModel, target: torch.Tensor, optimisation: Optimisation,
+                 prior: dict[str, np.ndarray] | None, settings: EncodeSettings,
+                 partition: _CodedPartition):
+        self.model, self.target = model.to("cpu"), target
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.scaled = model.latents.values.detach() * model.latents.gain
+        coding = _quantise_networks(model, target, optimisation.lmbda, prior)
+        parameter_stream = encode_parameters(model.sent_modules(), coding, prior)
+        self.quality = settings.quality if settings.target is None else \
+            lambda_to_quality(optimisation.lmbda)
+        recipe = optimisation.recipe
+        contours = [partition.contour_stream] if model.arch.regions > 1 else []
+
+        def assemble(ints: torch.Tensor) -> tuple[layout.Header, list[bytes], np.ndarray]:
+            fields, latent_streams, flat = _code_latents(model, coding, ints)
+            header = layout.Header(
+                quality=self.quality, preset=settings.preset, steps=optimisation.step,
+                interrupted=optimisation.interrupted, features=recipe.features,
+                activation=recipe.activation, regions=model.arch.regions,
+                object_only=partition.object_only, prior_coded=prior is not None,
+                coding={k: (c.exponent, c.model) for k, c in coding.items()}, **fields)
+            return header, [parameter_stream, *contours, *latent_streams], flat
+
+        self.assemble = assemble
+        self.plain = assemble(model.latents.integers())
+
+
+def _correct(coded: _Finalised, request: TargetRequest, optimisation: Optimisation,
+             target: torch.Tensor, settings: EncodeSettings, prior: dict[str, np.ndarray] | None,
+             partition: _CodedPartition) -> _Finalised:
+    """A target's file that missed its window: train on at the λ that the miss
+    asks for, a few times at most (`target_fit.correction`)."""
+    for _ in range(MAX_CORRECTIONS):
+        factor = correction(request, coded.model, coded.target, coded.plain)
+        if factor is None or optimisation.interrupted:
+            break
+        model = coded.model
+        model.load_state_dict(coded.state)
+        model.to(target.device)
+        steps = max(MIN_CORRECTION_STEPS, round(CORRECTION_SHARE * optimisation.step))
+        optimisation.correct(model, clamp_lambda(optimisation.lmbda * factor), steps)
+        coded = _Finalised(model, coded.target, optimisation, prior, settings, partition)
+    return coded
+
+
 def _reconstruction(header: layout.Header, streams: list[bytes], flat: np.ndarray,
                     model: MoricModel) -> np.ndarray:
     """What `decode` outputs for this file, by the decoder's own code (its
@@ -299,7 +362,7 @@ def _encode(pixels: np.ndarray, settings: EncodeSettings, partition: _CodedParti
     request = settings.target
     controller = None if request is None else controller_for(
         request, int((labels != 0).sum()) if object_only else height * width,
-        height * width, partition.contour_stream if several else None)
+        height * width, partition.contour_stream if several else None, jpeg_anchor(pixels))
     target = torch.from_numpy(np.array(pixels, copy=True)).to(device=settings.device)
     target = target.permute(2, 0, 1).reshape(3, -1).to(torch.float32) / 255.0
     if object_only:  # nothing is drawn outside the object: no error there
@@ -313,38 +376,26 @@ def _encode(pixels: np.ndarray, settings: EncodeSettings, partition: _CodedParti
                                 settings.progress, settings.should_stop, two_core=two_core,
                                 labels=labels if several else None, object_only=object_only,
                                 prior=prior, latent_init=latent_init, controller=controller)
-    model, _ = optimisation.run()
-    model = model.to("cpu")
-    target = target.to("cpu")
-    # the latents before rounding, in quantisation steps: a target's trim rounds
-    # them again (`target_fit`)
-    scaled = model.latents.values.detach() * model.latents.gain
-    coding = _quantise_networks(model, target, optimisation.lmbda, prior)
-    parameter_stream = encode_parameters(model.sent_modules(), coding, prior)
-    quality = settings.quality if request is None else lambda_to_quality(optimisation.lmbda)
-
-    def assemble(ints: torch.Tensor) -> tuple[layout.Header, list[bytes], np.ndarray]:
-        fields, latent_streams, flat = _code_latents(model, coding, ints)
-        header = layout.Header(
-            quality=quality, preset=settings.preset, steps=optimisation.step,
-            interrupted=optimisation.interrupted, features=recipe.features,
-            activation=recipe.activation, regions=model.arch.regions, object_only=object_only,
-            coding={k: (c.exponent, c.model) for k, c in coding.items()},
-            prior_coded=prior is not None, **fields)
-        contours = [partition.contour_stream] if model.arch.regions > 1 else []
-        return header, [parameter_stream, *contours, *latent_streams], flat
-
-    header, streams, flat = assemble(model.latents.integers())
-    met, value = None, None
-    if request is not None:
-        header, streams, flat, met = meet(request, model, target, scaled, assemble,
-                                           (header, streams, flat))
+    model, _ = optimisation.run(keep_open=request is not None)
+    try:
+        coded = _Finalised(model, target.to("cpu"), optimisation, prior, settings, partition)
+        met, value = None, None
+        if request is not None:
+            coded = _correct(coded, request, optimisation, target, settings, prior, partition)
+            header, streams, flat, met = meet(request, coded.model, coded.target, coded.scaled,
+                                              coded.assemble, coded.plain)
+        else:
+            header, streams, flat = coded.plain
+    finally:
+        optimisation.close()
+    model = coded.model
     reconstruction = _reconstruction(header, streams, flat, model)
     if request is not None:
         value = float(request.file_size(layout.pack(header), streams)) \
             if request.target.rate else psnr_of(pixels, reconstruction, labels, object_only)
         met = value <= request.target.max_bytes(height * width) if request.target.rate \
             else value >= request.target.value - PSNR_TOLERANCE
+    quality = coded.quality
     return MoricEncoded(layout.pack(header), streams, reconstruction, optimisation.step,
                         optimisation.interrupted, time.perf_counter() - start, labels,
                         quality, met, value)

@@ -39,10 +39,20 @@ PSNR_DRIFT = (6.4, 3.6, 1.36, 0.78, 0.46, 0.26, 0.13, 0.065, 0.02, 0.00)
 EARLY = 0.2
 RATE_SLOPE = 0.5  # -d ln(bpp) / d ln(λ)
 PSNR_SLOPE = 2.2  # -d PSNR / d ln(λ), dB
-MAX_MOVE = 1.0  # the largest change of ln λ in one update
-# where a first guess starts (a Kodak image of middling detail): ln λ -5.5
-# gives about 0.37 bpp and 29.2 dB after a medium encode
-_GUESS_LN_LAMBDA, _GUESS_BPP, _GUESS_PSNR = -5.5, 0.37, 29.2
+MAX_MOVE = 0.5  # the largest change of ln λ in one update
+# the first guess of λ: where an image ends (latent bpp, PSNR) after a
+# medium encode at λ = e^ANCHOR_LN_LAMBDA (quality 2.5), from which the slopes
+# above extrapolate; by default a Kodak image of middling detail
+ANCHOR_LN_LAMBDA = -5.5
+
+
+@dataclass(frozen=True)
+class Anchor:
+    bpp: float  # latent bits per pixel
+    psnr: float  # dB
+
+
+MIDDLING = Anchor(0.30, 29.2)
 
 
 @dataclass(frozen=True)
@@ -60,18 +70,19 @@ class Goal:
 @dataclass
 class LambdaController:
     goal: Goal
+    anchor: Anchor = MIDDLING  # where the image would end at the anchor's λ
     lmbda: float = 0.0  # the λ now; 0: the first guess
     start: float = 0.05  # progress of the budget at the first update
     hold: float = 0.70  # progress from which λ stays
     every: float = 0.05  # progress between updates
-    gain: float = 0.8  # of the predicted correction, per update
+    gain: float = 0.5  # of the predicted correction, per update (the response lags)
     predicted: float | None = None  # the end value last predicted (bpp or dB)
     history: list[tuple[float, float, float, float]] = field(default_factory=list)
     _next: float = 0.0
 
     def __post_init__(self) -> None:
         if self.lmbda <= 0:
-            self.lmbda = first_lambda(self.goal)
+            self.lmbda = first_lambda(self.goal, self.anchor)
         self._next = self.start
 
     def due(self, progress: float) -> bool:
@@ -108,11 +119,11 @@ def clamp_lambda(lmbda: float) -> float:
     return min(max(lmbda, LAMBDA_AT_MAX), LAMBDA_AT_MIN)
 
 
-def first_lambda(goal: Goal) -> float:
-    """The λ a middling Kodak image would end at the goal with."""
+def first_lambda(goal: Goal, anchor: Anchor = MIDDLING) -> float:
+    """The λ that ends at the goal if the image ends at `anchor` at the anchor's λ."""
     if goal.kind == "rate":
-        bpp = goal.value(math.exp(_GUESS_LN_LAMBDA))
-        ln = _GUESS_LN_LAMBDA - math.log(max(bpp, 1e-6) / _GUESS_BPP) / RATE_SLOPE
+        bpp = goal.value(math.exp(ANCHOR_LN_LAMBDA))
+        ln = ANCHOR_LN_LAMBDA - math.log(max(bpp, 1e-6) / anchor.bpp) / RATE_SLOPE
     else:
-        ln = _GUESS_LN_LAMBDA - (goal.value(0.0) - _GUESS_PSNR) / PSNR_SLOPE
+        ln = ANCHOR_LN_LAMBDA - (goal.value(0.0) - anchor.psnr) / PSNR_SLOPE
     return clamp_lambda(math.exp(ln))
