@@ -15,13 +15,7 @@ from PIL import Image
 
 from segpic_codec import codecs, container, target_record
 from segpic_codec.cli import main
-from segpic_codec.moric.target_fit import (
-    AIM_SIZE,
-    dead_zone_integers,
-    psnr_correction,
-    size_correction,
-    trim,
-)
+from segpic_codec.moric.target_fit import dead_zone_integers, trim
 from segpic_codec.moric.training.rate_control import (
     _PROGRESS,
     PSNR_DRIFT,
@@ -95,20 +89,6 @@ def test_lambda_to_quality_inverts_quality_to_lambda():
     assert lambda_to_quality(1.0) == 1.0 and lambda_to_quality(1e-9) == 6.0
 
 
-def test_corrections_aim_into_the_window():
-    assert size_correction(9_900, 8_000, 10_000) is None  # 99 %: inside
-    assert size_correction(10_000, 8_000, 10_000) is None
-    # too large: λ up so that the latents take what the aim leaves them
-    factor = size_correction(11_000, 9_000, 10_000)
-    room = AIM_SIZE * 10_000 - 2_000
-    assert factor == pytest.approx((9_000 / room) ** 2) and factor > 1
-    assert size_correction(8_000, 6_000, 10_000) < 1  # too small: λ down
-    assert size_correction(3_000, 500, 1_000) == math.inf  # no room: λ as high as it goes
-    assert size_correction(3_000, 0, 1_000) is None  # and nothing to gain
-    assert psnr_correction(33.05, 33.0) is None
-    assert psnr_correction(32.5, 33.0) < 1 < psnr_correction(33.5, 33.0)
-
-
 def test_dead_zone_rounding():
     x = torch.tensor([[-2.6, -1.4, -0.6, 0.4, 0.55, 1.49, 2.51]])
     mask = torch.ones_like(x)
@@ -117,6 +97,10 @@ def test_dead_zone_rounding():
     assert dead_zone_integers(x, mask, 64.0, -8, 7).abs().sum() == 0
     assert dead_zone_integers(x * 10, mask, 0.0, -8, 7).tolist()[0][0] == -8  # clamped
     assert dead_zone_integers(x, torch.zeros_like(x), 0.0, -8, 7).abs().sum() == 0
+    # pulled toward a centre (the ARM's mean) rather than zero
+    centre = torch.full_like(x, 2.0)
+    assert dead_zone_integers(x, mask, 0.2, -8, 7, centre).tolist() == [[-2, -1, 0, 1, 1, 2, 2]]
+    assert dead_zone_integers(x, mask, 64.0, -8, 7, centre).tolist() == [[2] * 7]
 
 
 def test_trim_fits_a_size_and_keeps_a_psnr():

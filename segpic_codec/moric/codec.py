@@ -42,20 +42,9 @@ from .errors import MoricArgumentError
 from .file_format import MAX_ABS_LATENT, MAX_CODED_REGIONS
 from .networks.model import MoricModel
 from .options import DEFAULT_PRESET, DEFAULT_QUALITY, DEFAULT_REGION_COUNT
-from .target_fit import (
-    CORRECTION_SHARE,
-    MAX_CORRECTIONS,
-    MIN_CORRECTION_STEPS,
-    TargetRequest,
-    controller_for,
-    correction,
-    jpeg_anchor,
-    meet,
-    psnr_of,
-)
+from .target_fit import TargetRequest, controller_for, jpeg_anchor, meet, psnr_of
 from .training.encoder import Budget, Optimisation
 from .training.latent_init import load_latent_init
-from .training.rate_control import clamp_lambda
 from .training.recipe import (
     PRESETS,
     QUALITY_MAX,
@@ -251,7 +240,6 @@ class _Finalised:
                  prior: dict[str, np.ndarray] | None, settings: EncodeSettings,
                  partition: _CodedPartition):
         self.model, self.target = model.to("cpu"), target
-        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         self.scaled = model.latents.values.detach() * model.latents.gain
         coding = _quantise_networks(model, target, optimisation.lmbda, prior)
         parameter_stream = encode_parameters(model.sent_modules(), coding, prior)
@@ -272,24 +260,6 @@ class _Finalised:
 
         self.assemble = assemble
         self.plain = assemble(model.latents.integers())
-
-
-def _correct(coded: _Finalised, request: TargetRequest, optimisation: Optimisation,
-             target: torch.Tensor, settings: EncodeSettings, prior: dict[str, np.ndarray] | None,
-             partition: _CodedPartition) -> _Finalised:
-    """A target's file that missed its window: train on at the λ that the miss
-    asks for, a few times at most (`target_fit.correction`)."""
-    for _ in range(MAX_CORRECTIONS):
-        factor = correction(request, coded.model, coded.target, coded.plain)
-        if factor is None or optimisation.interrupted:
-            break
-        model = coded.model
-        model.load_state_dict(coded.state)
-        model.to(target.device)
-        steps = max(MIN_CORRECTION_STEPS, round(CORRECTION_SHARE * optimisation.step))
-        optimisation.correct(model, clamp_lambda(optimisation.lmbda * factor), steps)
-        coded = _Finalised(model, coded.target, optimisation, prior, settings, partition)
-    return coded
 
 
 def _reconstruction(header: layout.Header, streams: list[bytes], flat: np.ndarray,
@@ -376,18 +346,13 @@ def _encode(pixels: np.ndarray, settings: EncodeSettings, partition: _CodedParti
                                 settings.progress, settings.should_stop, two_core=two_core,
                                 labels=labels if several else None, object_only=object_only,
                                 prior=prior, latent_init=latent_init, controller=controller)
-    model, _ = optimisation.run(keep_open=request is not None)
-    try:
-        coded = _Finalised(model, target.to("cpu"), optimisation, prior, settings, partition)
-        met, value = None, None
-        if request is not None:
-            coded = _correct(coded, request, optimisation, target, settings, prior, partition)
-            header, streams, flat, met = meet(request, coded.model, coded.target, coded.scaled,
-                                              coded.assemble, coded.plain)
-        else:
-            header, streams, flat = coded.plain
-    finally:
-        optimisation.close()
+    model, _ = optimisation.run()
+    coded = _Finalised(model, target.to("cpu"), optimisation, prior, settings, partition)
+    met, value = None, None
+    header, streams, flat = coded.plain
+    if request is not None:
+        header, streams, flat, met = meet(request, coded.model, coded.target, coded.scaled,
+                                          coded.assemble, coded.plain)
     model = coded.model
     reconstruction = _reconstruction(header, streams, flat, model)
     if request is not None:

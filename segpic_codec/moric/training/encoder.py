@@ -61,11 +61,6 @@ class Evaluation:
         return psnr_from_mse(self.mse, peak=1.0)
 
 
-# a correction's peak learning rates, as a share of the recipe's peak: enough to
-# move the latents by a step or so in a few dozen steps
-CORRECTION_LR = 0.2
-
-
 class _Stopped(Exception):
     """should_stop() asked to stop: unwind to the best state."""
 
@@ -100,7 +95,6 @@ class Optimisation:
         self.best: tuple[float, dict[str, Tensor]] | None = None
         self.interrupted = False
         self.current: MoricModel | None = None  # the model being trained
-        self.optimizer: torch.optim.Optimizer | None = None  # the survivor's, after warm-up
         # the decoded partition (H, W), or None for one region
         self.labels = labels
         regions = 1 if labels is None else int(labels.max()) + 1
@@ -282,56 +276,17 @@ class Optimisation:
                 self.best = (evaluation.loss, before)
         self.remember(model, self.evaluate(model))
 
-    def correct(self, model: MoricModel, lmbda: float, steps: int) -> Evaluation:
-        """Train `steps` more at another λ (a target's correction, after its file
-        missed): three quarters with soft rounding at the main phase's final
-        temperature and noise, both learning rates back at CORRECTION_LR times
-        their peak and decaying (cosine), then the final phase's hard-rounded
-        network tuning. `model` holds the state to start from; it ends holding
-        the best state at the new λ, which is returned evaluated."""
-        r = self.recipe
-        assert self.optimizer is not None
-        self.lmbda, self.best, self.current = lmbda, None, model
-        if self.budget.steps:
-            self.budget.steps += steps  # the progress bar's total
-        soft = max(1, round(0.75 * steps))
-        try:
-            for i in range(soft):
-                decay = 0.5 * (1.0 + math.cos(math.pi * i / soft))
-                lr = r.lr_min + (CORRECTION_LR * r.lr - r.lr_min) * decay
-                self.set_lr(self.optimizer, lr, lr)
-                self.train_step(model, self.optimizer, "softround", r.temperature[1], r.noise[1])
-            self.remember(model, self.evaluate(model))
-            self.set_lr(self.optimizer, r.final_lr, 0.0)
-            model.load_state_dict(self.best[1])
-            for _ in range(steps - soft):
-                before = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                evaluation = self.train_step(model, self.optimizer, "hard", 0.0, 0.0)
-                if evaluation.loss < self.best[0]:
-                    self.best = (evaluation.loss, before)
-        except _Stopped:
-            self.interrupted = True
-        self.remember(model, self.evaluate(model))
-        model.load_state_dict(self.best[1])
-        return self.evaluate(model)
-
-    def run(self, keep_open: bool = False) -> tuple[MoricModel, Evaluation]:
-        """Optimise; return the model holding the best state and its evaluation.
-        `keep_open`: keep the worker thread for `correct` (then `close` it)."""
+    def run(self) -> tuple[MoricModel, Evaluation]:
+        """Optimise; return the model holding the best state and its evaluation."""
         try:
             return self._run()
         finally:
-            if not keep_open:
-                self.close()
-
-    def close(self) -> None:
-        if self.cpu_loss is not None:
-            self.cpu_loss.close()
+            if self.cpu_loss is not None:
+                self.cpu_loss.close()
 
     def _run(self) -> tuple[MoricModel, Evaluation]:
         try:
             model, optimizer = self.warmup()
-            self.optimizer = optimizer
             self.main_phase(model, optimizer)
             self.final_phase(model, optimizer)
         except _Stopped:
