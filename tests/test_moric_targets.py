@@ -1,5 +1,6 @@
-"""MoRIC's targets in one encode: the λ controller (`training.rate_control`), the
-latent trim (`target_fit`) and the whole path through the API and the CLI."""
+"""MoRIC's targets in one encode: the λ controller (`training.rate_control`), its
+first guess and verdict (`target_fit`) and the whole path through the API and
+the CLI."""
 
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from conftest import random_image
 from PIL import Image
 
 from segpic_codec import codecs, container, target_record
 from segpic_codec.cli import main
-from segpic_codec.moric.target_fit import dead_zone_integers, trim
+from segpic_codec.moric.target_fit import jpeg_anchor
 from segpic_codec.moric.training.rate_control import (
     _PROGRESS,
     PSNR_DRIFT,
@@ -89,55 +89,16 @@ def test_lambda_to_quality_inverts_quality_to_lambda():
     assert lambda_to_quality(1.0) == 1.0 and lambda_to_quality(1e-9) == 6.0
 
 
-def test_dead_zone_rounding():
-    x = torch.tensor([[-2.6, -1.4, -0.6, 0.4, 0.55, 1.49, 2.51]])
-    mask = torch.ones_like(x)
-    assert dead_zone_integers(x, mask, 0.0, -8, 7).tolist() == [[-3, -1, -1, 0, 1, 1, 3]]
-    assert dead_zone_integers(x, mask, 0.2, -8, 7).tolist() == [[-2, -1, 0, 0, 0, 1, 2]]
-    assert dead_zone_integers(x, mask, 64.0, -8, 7).abs().sum() == 0
-    assert dead_zone_integers(x * 10, mask, 0.0, -8, 7).tolist()[0][0] == -8  # clamped
-    assert dead_zone_integers(x, torch.zeros_like(x), 0.0, -8, 7).abs().sum() == 0
-    # pulled toward a centre (the ARM's mean) rather than zero
-    centre = torch.full_like(x, 2.0)
-    assert dead_zone_integers(x, mask, 0.2, -8, 7, centre).tolist() == [[-2, -1, 0, 1, 1, 2, 2]]
-    assert dead_zone_integers(x, mask, 64.0, -8, 7, centre).tolist() == [[2] * 7]
-
-
-def test_trim_fits_a_size_and_keeps_a_psnr():
-    generator = torch.Generator().manual_seed(3)
-    scaled = torch.randn(1, 4000, generator=generator) * 3
-    mask = torch.ones_like(scaled)
-    plain = dead_zone_integers(scaled, mask, 0.0, -64, 63)
-
-    def size(ints: torch.Tensor) -> float:  # a stand-in for the coded bytes
-        return float(ints.abs().sum())
-
-    limit = 0.8 * size(plain)
-    fitted = trim(size, lambda v: v <= limit, scaled, mask, -64, 63, True, (plain, size(plain)))
-    assert fitted.met and fitted.value <= limit and fitted.value > 0.95 * limit
-    assert 0 < fitted.dead_zone < 1
-    # already small enough: untouched
-    same = trim(size, lambda v: v <= 1e9, scaled, mask, -64, 63, True, (plain, size(plain)))
-    assert same.dead_zone == 0 and torch.equal(same.integers, plain)
-    # out of reach: the smallest, not met
-    none = trim(size, lambda v: v < 0, scaled, mask, -64, 63, True, (plain, size(plain)))
-    assert not none.met and none.value == 0
-
-    def quality(ints: torch.Tensor) -> float:  # falls as the dead zone grows
-        return -float((ints - scaled).square().mean())
-
-    floor = quality(plain) - 0.1
-    kept = trim(quality, lambda v: v >= floor, scaled, mask, -64, 63, False,
-                (plain, quality(plain)))
-    assert kept.met and kept.value >= floor and kept.dead_zone > 0
-    short = trim(quality, lambda v: v >= 0, scaled, mask, -64, 63, False,
-                 (plain, quality(plain)))
-    assert not short.met and short.dead_zone == 0
-
-
 @pytest.fixture(scope="module")
 def image() -> np.ndarray:
     return random_image(40, 56, seed=21)
+
+
+def test_jpeg_anchor_orders_images_by_detail():
+    flat = np.full((64, 96, 3), 120, dtype=np.uint8)
+    busy = random_image(64, 96, seed=4)
+    assert jpeg_anchor(flat).bpp < jpeg_anchor(busy).bpp
+    assert jpeg_anchor(flat).psnr > jpeg_anchor(busy).psnr
 
 
 def test_moric_size_target_in_one_encode(image):
@@ -145,7 +106,9 @@ def test_moric_size_target_in_one_encode(image):
     encoder = codecs.load_encoder("moric", device="cpu", steps=30, progress=states.append)
     free = encoder.encode(image, quality=3.5, regions="none")
     assert all("target" not in state for state in states)
-    goal = len(free.data) * 9 // 10 + 250  # the record's bytes come on top
+    # a generous limit, so that the test holds on any CPU's rounding: the run
+    # ends near quality 6, under it
+    goal = 2 * len(free.data)
     result = encoder.encode(image, size=goal, regions="none")
     assert result.target_met and result.trials == 1
     assert states[-1]["target"].startswith(f"{goal} bytes: heading for ")

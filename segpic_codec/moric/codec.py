@@ -28,7 +28,6 @@ import numpy as np
 import torch
 
 from ..limits import MAX_DIMENSION, max_pixels
-from ..targets import PSNR_TOLERANCE
 from . import layout
 from .bitstream.arm_integer import IntegerArm
 from .bitstream.latent_stream import encode_latents
@@ -42,7 +41,7 @@ from .errors import MoricArgumentError
 from .file_format import MAX_ABS_LATENT, MAX_CODED_REGIONS
 from .networks.model import MoricModel
 from .options import DEFAULT_PRESET, DEFAULT_QUALITY, DEFAULT_REGION_COUNT
-from .target_fit import TargetRequest, controller_for, jpeg_anchor, meet, psnr_of
+from .target_fit import TargetRequest, controller_for, jpeg_anchor, outcome
 from .training.encoder import Budget, Optimisation
 from .training.latent_init import load_latent_init
 from .training.recipe import (
@@ -229,39 +228,6 @@ def _code_latents(model: MoricModel, coding: dict[tuple[str, str], GroupCoding],
     return {"latent_low": low, "latent_high": high}, streams, flat
 
 
-class _Finalised:
-    """The optimised model quantised and coded: `plain` (header, streams, flat
-    canvas) with plainly rounded latents; `assemble(integers)` codes other
-    integer latents with the same networks (a target's trim); `scaled`, the
-    latents before rounding (in quantisation steps); `state`, the model's state
-    before quantisation (where a target's correction goes on from)."""
-
-    def __init__(self, model: MoricModel, target: torch.Tensor, optimisation: Optimisation,
-                 prior: dict[str, np.ndarray] | None, settings: EncodeSettings,
-                 partition: _CodedPartition):
-        self.model, self.target = model.to("cpu"), target
-        self.scaled = model.latents.values.detach() * model.latents.gain
-        coding = _quantise_networks(model, target, optimisation.lmbda, prior)
-        parameter_stream = encode_parameters(model.sent_modules(), coding, prior)
-        self.quality = settings.quality if settings.target is None else \
-            lambda_to_quality(optimisation.lmbda)
-        recipe = optimisation.recipe
-        contours = [partition.contour_stream] if model.arch.regions > 1 else []
-
-        def assemble(ints: torch.Tensor) -> tuple[layout.Header, list[bytes], np.ndarray]:
-            fields, latent_streams, flat = _code_latents(model, coding, ints)
-            header = layout.Header(
-                quality=self.quality, preset=settings.preset, steps=optimisation.step,
-                interrupted=optimisation.interrupted, features=recipe.features,
-                activation=recipe.activation, regions=model.arch.regions,
-                object_only=partition.object_only, prior_coded=prior is not None,
-                coding={k: (c.exponent, c.model) for k, c in coding.items()}, **fields)
-            return header, [parameter_stream, *contours, *latent_streams], flat
-
-        self.assemble = assemble
-        self.plain = assemble(model.latents.integers())
-
-
 def _reconstruction(header: layout.Header, streams: list[bytes], flat: np.ndarray,
                     model: MoricModel) -> np.ndarray:
     """What `decode` outputs for this file, by the decoder's own code (its
@@ -347,20 +313,25 @@ def _encode(pixels: np.ndarray, settings: EncodeSettings, partition: _CodedParti
                                 labels=labels if several else None, object_only=object_only,
                                 prior=prior, latent_init=latent_init, controller=controller)
     model, _ = optimisation.run()
-    coded = _Finalised(model, target.to("cpu"), optimisation, prior, settings, partition)
-    met, value = None, None
-    header, streams, flat = coded.plain
-    if request is not None:
-        header, streams, flat, met = meet(request, coded.model, coded.target, coded.scaled,
-                                          coded.assemble, coded.plain)
-    model = coded.model
+    model = model.to("cpu")
+    coding = _quantise_networks(model, target.to("cpu"), optimisation.lmbda, prior)
+    fields, latent_streams, flat = _code_latents(model, coding, model.latents.integers())
+    # with a target, the quality of the λ the run ended with
+    quality = settings.quality if request is None else lambda_to_quality(optimisation.lmbda)
+    header = layout.Header(quality=quality, preset=settings.preset, steps=optimisation.step,
+                           interrupted=optimisation.interrupted, features=recipe.features,
+                           activation=recipe.activation, regions=model.arch.regions,
+                           object_only=object_only, prior_coded=prior is not None,
+                           coding={k: (c.exponent, c.model) for k, c in coding.items()},
+                           **fields)
+    contours = [partition.contour_stream] if model.arch.regions > 1 else []
+    streams = [encode_parameters(model.sent_modules(), coding, prior), *contours,
+               *latent_streams]
     reconstruction = _reconstruction(header, streams, flat, model)
+    met, value = None, None
     if request is not None:
-        value = float(request.file_size(layout.pack(header), streams)) \
-            if request.target.rate else psnr_of(pixels, reconstruction, labels, object_only)
-        met = value <= request.target.max_bytes(height * width) if request.target.rate \
-            else value >= request.target.value - PSNR_TOLERANCE
-    quality = coded.quality
+        met, value = outcome(request, layout.pack(header), streams, pixels, reconstruction,
+                             labels, object_only)
     return MoricEncoded(layout.pack(header), streams, reconstruction, optimisation.step,
                         optimisation.interrupted, time.perf_counter() - start, labels,
                         quality, met, value)
