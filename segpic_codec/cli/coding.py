@@ -46,9 +46,9 @@ def encode(src: Path, dst: Path, quality: float | None, bpp: float | None,
 
     --bpp, --size and --psnr: segpic tries a few qualities (at most about 8
     encodes) and keeps the highest whose file fits, or the lowest that reaches
-    the PSNR; moric steers one encode to the target (a size never exceeded, a
-    PSNR within 0.15 dB). Exit 2 when the target cannot be met, unless
-    --best-effort.
+    the PSNR; moric steers one encode to the target (a file above a size is not
+    met; a PSNR is met from 0.15 dB below it). Exit 2 when the target is not
+    met, unless --best-effort.
 
     With --codec moric the encoder optimises for minutes: a progress bar shows the
     step, rate, PSNR and ETA; Ctrl-C (or SIGTERM) stops it and writes the best
