@@ -9,15 +9,13 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from conftest import random_image
 from PIL import Image
 
 from segpic_codec import codecs, container, target_record
 from segpic_codec.cli import main
-from segpic_codec.moric.networks.model import Architecture, MoricModel
-from segpic_codec.moric.target_fit import cheaper_roundings, fit_by_flips, jpeg_anchor
+from segpic_codec.moric.target_fit import jpeg_anchor
 from segpic_codec.moric.training.rate_control import (
     _PROGRESS,
     PSNR_DRIFT,
@@ -94,33 +92,6 @@ def test_lambda_to_quality_inverts_quality_to_lambda():
 @pytest.fixture(scope="module")
 def image() -> np.ndarray:
     return random_image(40, 56, seed=21)
-
-
-def test_cheaper_roundings_and_the_flips_that_fit():
-    model = MoricModel(24, 32, Architecture(8, "gelu", 1), seed=3)
-    generator = torch.Generator().manual_seed(5)
-    scaled = torch.randn(model.canvas.shape, generator=generator) * 2 * model.latents.mask
-    ints = (torch.round(scaled) * model.latents.mask).to(torch.int64)
-    positions, others = cheaper_roundings(model, scaled, ints)
-    assert positions.numel() > 0
-    flat = ints.reshape(-1)
-    assert torch.equal((others - flat[positions]).abs(), torch.ones_like(others))
-    # the other integer is the one on the value's other side
-    x = scaled.reshape(-1)[positions]
-    assert bool(((others - x).sign() != (flat[positions] - x).sign()).all())
-
-    def size_of(candidate: torch.Tensor) -> int:  # a stand-in: what differs from ints
-        return 1000 - int((candidate != ints).sum())
-
-    total = int(positions.numel())
-    fitted = fit_by_flips(size_of, 1000 - total // 3, ints, positions, others)
-    assert fitted is not None and size_of(fitted) <= 1000 - total // 3
-    flipped = int((fitted != ints).sum())
-    assert total // 3 <= flipped <= total // 3 + max(1, total // 200)
-    # the best first: the flips made are a prefix of the order
-    changed = set(torch.nonzero(fitted.reshape(-1) != flat).flatten().tolist())
-    assert changed == set(positions[:flipped].tolist())
-    assert fit_by_flips(size_of, 1000 - total - 1, ints, positions, others) is None
 
 
 def test_jpeg_anchor_orders_images_by_detail():

@@ -41,7 +41,7 @@ from .errors import MoricArgumentError
 from .file_format import MAX_ABS_LATENT, MAX_CODED_REGIONS
 from .networks.model import MoricModel
 from .options import DEFAULT_PRESET, DEFAULT_QUALITY, DEFAULT_REGION_COUNT
-from .target_fit import TargetRequest, controller_for, fit_size, jpeg_anchor, outcome
+from .target_fit import TargetRequest, controller_for, jpeg_anchor, outcome
 from .training.encoder import Budget, Optimisation
 from .training.latent_init import load_latent_init
 from .training.recipe import (
@@ -314,27 +314,19 @@ def _encode(pixels: np.ndarray, settings: EncodeSettings, partition: _CodedParti
                                 prior=prior, latent_init=latent_init, controller=controller)
     model, _ = optimisation.run()
     model = model.to("cpu")
-    scaled = model.latents.values.detach() * model.latents.gain  # before rounding
     coding = _quantise_networks(model, target.to("cpu"), optimisation.lmbda, prior)
+    fields, latent_streams, flat = _code_latents(model, coding, model.latents.integers())
     # with a target, the quality of the λ the run ended with
     quality = settings.quality if request is None else lambda_to_quality(optimisation.lmbda)
+    header = layout.Header(quality=quality, preset=settings.preset, steps=optimisation.step,
+                           interrupted=optimisation.interrupted, features=recipe.features,
+                           activation=recipe.activation, regions=model.arch.regions,
+                           object_only=object_only, prior_coded=prior is not None,
+                           coding={k: (c.exponent, c.model) for k, c in coding.items()},
+                           **fields)
     contours = [partition.contour_stream] if model.arch.regions > 1 else []
-    parameter_stream = encode_parameters(model.sent_modules(), coding, prior)
-
-    def assemble(ints: torch.Tensor) -> tuple[layout.Header, list[bytes], np.ndarray]:
-        fields, latent_streams, flat = _code_latents(model, coding, ints)
-        header = layout.Header(
-            quality=quality, preset=settings.preset, steps=optimisation.step,
-            interrupted=optimisation.interrupted, features=recipe.features,
-            activation=recipe.activation, regions=model.arch.regions, object_only=object_only,
-            prior_coded=prior is not None,
-            coding={k: (c.exponent, c.model) for k, c in coding.items()}, **fields)
-        return header, [parameter_stream, *contours, *latent_streams], flat
-
-    header, streams, flat = assemble(model.latents.integers())
-    if request is not None and request.target.rate:
-        header, streams, flat = fit_size(request, model, scaled, assemble,
-                                         (header, streams, flat))
+    streams = [encode_parameters(model.sent_modules(), coding, prior), *contours,
+               *latent_streams]
     reconstruction = _reconstruction(header, streams, flat, model)
     met, value = None, None
     if request is not None:
