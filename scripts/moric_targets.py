@@ -6,9 +6,10 @@
     # fixed-λ encodes at the qualities those ended with (same rates, for BD-rate)
     python scripts/moric_targets.py fixed --from bench/results/targets/steered.jsonl \
         --out bench/results/targets/fixed.jsonl
-    # the table
+    # the table (--reference: another fixed-λ curve, points files of `segpic
+    # bench`, each steered file's PSNR against it at the same rate)
     python scripts/moric_targets.py table bench/results/targets/steered.jsonl \
-        bench/results/targets/fixed.jsonl
+        bench/results/targets/fixed.jsonl [--reference POINTS.jsonl]
 
 One thread per encode (run two side by side on two cores); rows already in
 `--out` are skipped, so a stopped run resumes.
@@ -111,6 +112,8 @@ def table(args: argparse.Namespace) -> None:
     print(f"\nsize within 3 % below the target: {size_ok}/{len(sizes)}; above it: "
           f"{size_over}/{len(sizes)}; PSNR within ±{PSNR_TOLERANCE} dB: "
           f"{psnr_ok}/{len(psnrs)}")
+    if args.reference:
+        _against_reference(steered, [json.loads(line) for line in args.reference.open()])
     if not fixed_rows:
         return
     print("\n| image | BD-rate, steered against fixed λ at the same qualities |")
@@ -131,6 +134,34 @@ def table(args: argparse.Namespace) -> None:
         print(f"| mean | {np.mean(values):+.2f} % |")
 
 
+def _against_reference(steered: list[dict], reference: list[dict]) -> None:
+    """Each steered file against a fixed-λ curve of the same image: the curve's
+    PSNR at the file's rate (linear in ln bpp between its points; nothing
+    outside them), and the rate change that the PSNR difference amounts to at
+    the curve's local slope."""
+    print("\n| image | target | bpp | PSNR | curve's PSNR there | ΔPSNR | as rate |")
+    print("|---|---|--:|--:|--:|--:|--:|")
+    rates = []
+    for r in steered:
+        curve = sorted((p["bpp"], p["psnr"]) for p in reference if p["image"] == r["image"])
+        inside = [i for i in range(len(curve) - 1) if curve[i][0] <= r["bpp"] <= curve[i + 1][0]]
+        goal = f"{r['goal']:g} bpp" if r["kind"] == "bpp" else f"{r['goal']:g} dB"
+        if not inside:
+            print(f"| {r['image']} | {goal} | {r['bpp']:.4f} | {r['psnr']:.2f} | outside | – | – |")
+            continue
+        (b0, p0), (b1, p1) = curve[inside[0]], curve[inside[0] + 1]
+        slope = (p1 - p0) / np.log(b1 / b0)  # dB per unit of ln bpp
+        there = p0 + slope * np.log(r["bpp"] / b0)
+        delta = r["psnr"] - there
+        rate = 100 * (np.exp(-delta / slope) - 1)
+        rates.append(rate)
+        print(f"| {r['image']} | {goal} | {r['bpp']:.4f} | {r['psnr']:.2f} | {there:.2f} | "
+              f"{delta:+.2f} | {rate:+.1f} % |")
+    if rates:
+        print(f"\nmean rate change against the curve: {np.mean(rates):+.1f} % over "
+              f"{len(rates)} files (median {np.median(rates):+.1f} %)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +176,7 @@ def main() -> None:
     p = sub.add_parser("table")
     p.add_argument("steered", type=Path)
     p.add_argument("fixed", type=Path, nargs="?")
+    p.add_argument("--reference", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)  # one thread per encode: two run side by side
     {"run": run, "fixed": fixed, "table": table}[args.command](args)
