@@ -108,7 +108,7 @@ class MoricEncoded:
     interrupted: bool
     seconds: float
     labels: np.ndarray  # (H, W) int32: the partition as the decoder rebuilds it
-    quality: float = DEFAULT_QUALITY  # in the header: a target's, that of its last λ
+    quality: float  # as in the header; with a target, that of the λ the run ended with
     target_met: bool | None = None  # with a target: met (a PSNR within PSNR_TOLERANCE)
     target_value: float | None = None  # with a target: the file's bytes, or its PSNR
 

@@ -42,9 +42,9 @@ from .training.recipe import lambda_to_quality
 @dataclass(frozen=True)
 class TargetRequest:
     """A --bpp, --size or --psnr target met in this one encode: λ is steered
-    through the run (`training.rate_control`), the latents trimmed at its end
-    (`target_fit`). `file_size(payload, streams)`: the bytes of the file as it
-    will be written (frame, metadata and the target's record included)."""
+    through the run (`training.rate_control`). `file_size(payload, streams)`:
+    the bytes of the file as it will be written (frame, metadata and the
+    target's record included)."""
 
     target: Target
     file_size: Callable[[bytes, list[bytes]], int]
