@@ -236,7 +236,6 @@ class EncoderSetup:
                 raise click.UsageError(f"{flag} does not apply to --codec {codec}")
         self.codec = codec
         self.optimises = declared.optimises
-        self.takes_targets = declared.takes_targets
         self.loader = {k: v for k, v in given.items() if k in loader}
         self.options = {k: v for k, v in given.items() if k in encode}
         self.device = device
