@@ -6,16 +6,14 @@ hard-rounded rate falls through most of the run (the latents learn to be
 cheap) while the PSNR rises and then levels off. So the controller does not
 chase the rate it measures; it predicts the end's from it, as the measured
 value times (rate) or plus (PSNR) the drift still to come at that progress of
-the budget (`RATE_DRIFT`, `PSNR_DRIFT`, measured on hard-rounded traces:
+the budget (`rate_at_end`, `psnr_at_end`, fitted to hard-rounded traces:
 `bench/results/targets/README.md`). It moves log λ by the predicted miss over
 the goal's sensitivity to log λ (bpp goes about as λ^-0.5 on Kodak, PSNR
 about 2.2 dB per unit of log λ), damped, at most `MAX_MOVE` per update, and
 holds λ from `hold` on: the rest of the run and the final phase train at one
 λ, so the best-state tracking compares like with like.
 
-The encode aims a little past the goal (a little more rate, a little more
-PSNR): the codec then trims the coded latents down to it (`moric.target_fit`),
-which can lower the rate but never raise it.
+What the encoder aims at, and how it judges the file, is `moric.target_fit`'s.
 """
 
 from __future__ import annotations
@@ -29,11 +27,35 @@ import numpy as np
 
 from .recipe import LAMBDA_AT_MAX, LAMBDA_AT_MIN
 
-# end value over (rate) or minus (PSNR) the value measured at this progress of
-# the budget, at a fixed λ
-_PROGRESS = (0.05, 0.10, 0.20, 0.30, 0.40, 0.50, 0.60, 0.70, 0.80, 1.00)
-RATE_DRIFT = (0.43, 0.54, 0.67, 0.755, 0.82, 0.87, 0.92, 0.95, 0.977, 1.00)
-PSNR_DRIFT = (6.4, 3.6, 1.36, 0.78, 0.46, 0.26, 0.13, 0.065, 0.02, 0.00)
+# The drift still to come at each progress of the budget, at a fixed λ, fitted
+# to hard-rounded traces of four runs from 0.24 to 1.48 bpp
+# (bench/results/targets/drift-traces.jsonl, `python scripts/moric_drift_fit.py
+# bench/results/targets/drift-traces.jsonl`): ln(end bpp / bpp) = A + S ln(bpp)
+# (the higher the rate, the less it still falls) and end PSNR - PSNR = C +
+# T (PSNR - 30) (the higher the PSNR, the more it still rises).
+_PROGRESS = tuple(round(0.05 * i, 2) for i in range(1, 21))
+_A = (-0.4272, -0.2993, -0.239, -0.1797, -0.144, -0.1151, -0.0933, -0.0739, -0.058, -0.046,
+      -0.0362, -0.0272, -0.0206, -0.0159, -0.0116, -0.0076, -0.0047, -0.0019, -0.0002, 0.0)
+_S = (1.8521, 0.6841, 0.406, 0.3178, 0.2535, 0.2026, 0.1686, 0.1402, 0.1141, 0.0934, 0.0736,
+      0.056, 0.0399, 0.0313, 0.0194, 0.0136, 0.0067, 0.0018, 0.0007, 0.0)
+_C = (5.309, 4.758, 2.604, 1.549, 1.093, 0.797, 0.605, 0.443, 0.326, 0.234, 0.157, 0.119,
+      0.084, 0.056, 0.039, 0.017, 0.009, 0.004, 0.0, 0.0)
+_T = (-0.5565, 0.1752, 0.4045, 0.296, 0.237, 0.1956, 0.1636, 0.1333, 0.1093, 0.0876, 0.0716,
+      0.0522, 0.0392, 0.0289, 0.0191, 0.012, 0.0063, 0.0026, 0.0, 0.0)
+
+
+def rate_at_end(bpp: float, progress: float) -> float:
+    """The latent bpp a run that measures `bpp` at `progress` ends at, λ held."""
+    a, s = (float(np.interp(progress, _PROGRESS, table)) for table in (_A, _S))
+    return bpp * math.exp(min(0.0, a + s * math.log(max(bpp, 1e-6))))
+
+
+def psnr_at_end(psnr: float, progress: float) -> float:
+    """The PSNR a run that measures `psnr` at `progress` ends at, λ held."""
+    c, t = (float(np.interp(progress, _PROGRESS, table)) for table in (_C, _T))
+    return psnr + max(0.0, c + t * (psnr - 30.0))
+
+
 # before this progress the drift differs most between images (the PSNR's by
 # dB): the controller moves by half as much
 EARLY = 0.2
@@ -93,12 +115,12 @@ class LambdaController:
         train with from now on."""
         self._next = progress + self.every
         if self.goal.kind == "rate":
-            self.predicted = bpp * float(np.interp(progress, _PROGRESS, RATE_DRIFT))
+            self.predicted = rate_at_end(bpp, progress)
             # a goal at or below zero (the rest of the file fills the budget): λ's top
             goal = max(self.goal.value(self.lmbda), 1e-6)
             miss = math.log(max(self.predicted, 1e-6) / goal) / RATE_SLOPE
         else:
-            self.predicted = psnr + float(np.interp(progress, _PROGRESS, PSNR_DRIFT))
+            self.predicted = psnr_at_end(psnr, progress)
             miss = (self.predicted - self.goal.value(self.lmbda)) / PSNR_SLOPE
         gain = self.gain * (0.5 if progress < EARLY else 1.0)
         move = min(max(gain * miss, -MAX_MOVE), MAX_MOVE)
