@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import target_record
+from . import container, target_record
 from .quality_metrics import psnr_rgb
 from .targets import QualityGrid, Target, TargetNotMet, Trial, search
 
@@ -60,14 +60,13 @@ def encode_steered(codec: str, coder: Any, pixels: np.ndarray, target: Target,
     the target and `file_size(payload, streams)`, the bytes of the file with
     `metadata` and the record. A PSNR counts as met within
     `targets.PSNR_TOLERANCE` of the goal."""
-    from .codecs import CodedImage
-
     boxes = _boxes(metadata, target, record)
     height, width = int(pixels.shape[0]), int(pixels.shape[1])
 
     def file_size(payload: bytes, streams: list[bytes]) -> int:
-        return len(CodedImage(codec, width, height, payload, streams, 0.0)
-                   .frame(boxes[True]))
+        # as codecs.CodedImage.frame packs it (codecs imports this module)
+        return len(container.pack(codec, width, height, payload, streams,
+                                  metadata=boxes[True]))
 
     coded = coder.encode_streams(pixels, reconstruct=True, target=target,
                                  file_size=file_size, **options)

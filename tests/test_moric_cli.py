@@ -52,9 +52,11 @@ def test_encode_decode_info(png, tmp_path):
     assert run("info", spic).exit_code == 0
 
 
-def test_bpp_and_weights_do_not_apply(png, tmp_path):
-    r = run("encode", png, tmp_path / "a.spic", "--codec", "moric", "--bpp", "0.5")
-    assert r.exit_code == 2 and "--quality" in r.output
+def test_unreachable_bpp_and_options_that_do_not_apply(png, tmp_path):
+    # 0.5 bpp of a 34x21 image is 44 bytes: less than any MoRIC file
+    r = run("encode", png, tmp_path / "a.spic", "--codec", "moric", "--steps", "3",
+            "--bpp", "0.5")
+    assert r.exit_code == 2 and "cannot meet 0.5 bpp: the smallest file reached" in r.output
     r = run("encode", png, tmp_path / "a.spic", "--codec", "moric", "--weights", tmp_path)
     assert r.exit_code == 2 and "--weights does not apply" in r.output
     r = run("encode", png, tmp_path / "a.spic", "--codec", "moric", "--preset", "nope")
