@@ -99,6 +99,7 @@ class LambdaController:
     every: float = 0.05  # progress between updates
     gain: float = 0.5  # of the predicted correction, per update (the response lags)
     predicted: float | None = None  # the end value last predicted (bpp or dB)
+    # (progress, bpp, PSNR, λ after) of each update: how the run was steered
     history: list[tuple[float, float, float, float]] = field(default_factory=list)
     _next: float = 0.0
 
@@ -127,7 +128,6 @@ class LambdaController:
         self.lmbda = clamp_lambda(self.lmbda * math.exp(move))
         self.history.append((round(progress, 4), bpp, psnr, self.lmbda))
         return self.lmbda
-
 
     def status(self) -> str | None:
         """The goal and where the run is heading, for the progress bar."""
