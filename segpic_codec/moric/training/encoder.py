@@ -193,8 +193,9 @@ class Optimisation:
         state = {"step": self.step, "total": total, "bpp": self.last.bpp,
                  "psnr": self.last.psnr, "elapsed": elapsed,
                  "eta": max(0.0, elapsed / p - elapsed)}
-        if self.controller is not None and self.controller.status() is not None:
-            state["target"] = self.controller.status()
+        status = None if self.controller is None else self.controller.status()
+        if status is not None:
+            state["target"] = status
         self.progress_cb(state)
 
     def remember(self, model: MoricModel, evaluation: Evaluation) -> None:
