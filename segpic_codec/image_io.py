@@ -7,7 +7,6 @@ import errno
 import io
 import os
 import re
-import secrets
 import stat
 import warnings
 from dataclasses import dataclass, field
@@ -205,7 +204,7 @@ def _create_temp_file(path: Path) -> tuple[int, str]:
     ACL), as a plain open() does; mkstemp's 0600 would stay on the output after the
     rename, unreadable to anyone else."""
     for _ in range(100):
-        tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        tmp = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}{TEMP_SUFFIX}"
         try:
             return os.open(tmp, _TEMP_FLAGS, 0o666), str(tmp)
         except FileExistsError:

@@ -28,13 +28,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..metadata import PNG_COMPRESS_LEVEL
 from .common import REPO, BenchError
 
 # Pillow's name of each classic format, the plugin it needs, its suffix
 CLASSIC = {"webp": ("WEBP", None, ".webp"), "avif": ("AVIF", None, ".avif"),
            "jxl": ("JXL", "pillow_jxl", ".jxl")}
+# the PNG written as segpic writes it (metadata.PNG_COMPRESS_LEVEL): the same work
 PILLOW_DECODE = ("import sys\nfrom PIL import Image\n{plugin}"
-                 "Image.open(sys.argv[1]).save(sys.argv[2])\n")
+                 "Image.open(sys.argv[1]).save(sys.argv[2], compress_level={level})\n")
 
 
 @contextmanager
@@ -149,7 +151,8 @@ def _classic(image: Path, tmp: Path, runs: int) -> list[dict[str, Any]]:
             continue
         coded = tmp / f"{image.stem}{suffix}"  # Pillow's default quality
         rgb.save(coded, fmt)
-        code = PILLOW_DECODE.format(plugin=f"import {plugin}\n" if plugin else "")
+        code = PILLOW_DECODE.format(plugin=f"import {plugin}\n" if plugin else "",
+                                    level=PNG_COMPRESS_LEVEL)
         args = [sys.executable, "-c", code, str(coded), str(tmp / "classic.png")]
         walls, peaks = zip(*(_run(args, dict(os.environ), tmp) for _ in range(runs)),
                            strict=True)

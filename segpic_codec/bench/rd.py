@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from .. import shared_data
+from ..cores import usable_cores
 from .codecs import CODECS, default_codecs, is_slow
 from .common import REPO, BenchError, display_path, shared
 from .config import RunConfig
@@ -61,13 +62,6 @@ def _parse_steps(value: str | None) -> tuple[int, ...]:
 def _slow_help() -> str:
     slow = [k for k in CODECS if is_slow(k)]
     return f"; slow, only when named: {','.join(slow)}" if slow else ""
-
-
-def _available_threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def _command_line(src: Path | None, out: Path | None, quick: bool, codecs: str | None,
@@ -148,7 +142,7 @@ def rd(src: Path | None, out: Path | None, quick: bool, codecs: str | None, devi
     JSON in CompressAI's format, per-image JSON, a markdown table with BD-rates
     (results.md) and an RD plot (rd.png).
     """
-    n_threads = threads or _available_threads()
+    n_threads = threads or usable_cores()
     cfg_note = ""
     folder = src if src is not None else shared("data", "kodak")
     if anchors == "none":

@@ -19,6 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from ..cores import usable_cores
 from ..errors import CodecError
 from ..image_formats import BY_EXTENSION, FORMATS
 from ..image_io import IMAGE_SUFFIXES, remove_stale_temp_files
@@ -36,7 +37,7 @@ from .base import (
     warn,
 )
 from .batch_worker import BatchOptions, Coders, FileTask, codec_option_items
-from .executors import InlineRunner, ProcessRunner, Runner, remove_partial_outputs, usable_cores
+from .executors import InlineRunner, ProcessRunner, Runner, remove_partial_outputs
 from .files import ImageOutput
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
+from ..cores import set_thread_budget
 from ..errors import CodecError
 from . import base, files
 
@@ -163,10 +164,14 @@ def run_in_worker(task: FileTask) -> FileResult:
 
 
 def set_threads(threads: int) -> None:
-    """Torch threads of this worker: N workers x `threads` should not exceed the
-    cores, or they slow each other down."""
-    import torch
-
+    """Threads of this worker (torch's, where installed, and the numpy
+    decoders'): N workers x `threads` should not exceed the cores, or they
+    slow each other down."""
+    set_thread_budget(threads)
+    try:
+        import torch
+    except ImportError:  # a decode-only install
+        return
     torch.set_num_threads(max(1, threads))
 
 

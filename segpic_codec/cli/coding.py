@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from .. import codecs, container, target_record
 from .base import (
@@ -162,6 +161,8 @@ def info(src: Path, as_json: bool, latents: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
+    from rich.table import Table  # here: decoding and encoding do not need it
+
     out = Console()
     table = Table(title=display(src), show_header=True, header_style="bold")
     table.add_column("field")
@@ -184,7 +185,10 @@ def info(src: Path, as_json: bool, latents: bool) -> None:
         out.print(_region_table(regions, pixels))
 
 
-def _region_table(regions: list[dict], pixels: int) -> Table:
+def _region_table(regions: list[dict], pixels: int) -> Any:
+    """The rich Table of `segpic info --regions`."""
+    from rich.table import Table
+
     latents = all("latent_bits" in r for r in regions)
     title = ("regions (bytes: information content; the latents are shared, each one "
              "split by the pixels of its block)" if latents else

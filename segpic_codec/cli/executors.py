@@ -49,13 +49,6 @@ class Runner(Protocol):
     def in_flight(self) -> list[FileTask]: ...
 
 
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
 class InlineRunner:
     """Today's batch: every file in this process, in order. Errors other than a bad
     file propagate (the command reports them and stops), as before."""

@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
+from ..cores import usable_cores
 from ..errors import CodecError
 from .batch_worker import FileResult, FileTask, ray_task
-from .executors import MAX_RETRIES, STOP_TIMEOUT, usable_cores
+from .executors import MAX_RETRIES, STOP_TIMEOUT
 
 INSTALL_HINT = 'pip install -e ".[cluster]" in a checkout, or pip install "segpic[cluster]"'
 CONNECT_TIMEOUT = 5.0  # seconds for the cluster's address to answer

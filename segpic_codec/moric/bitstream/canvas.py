@@ -132,27 +132,56 @@ class Canvas:
         positions come in the order its symbols are written to its stream.
         keep: (numel,) bool, the latents that are coded (all when None).
         """
+        plan = self.wave_plan(keep)
+        return plan.positions, plan.wave_starts, np.repeat(plan.segment_grids,
+                                                            np.diff(plan.segment_starts))
+
+    def wave_plan(self, keep: np.ndarray | None = None) -> WavePlan:
+        """`wave_order` as segments: the runs of one grid within one wave.
+
+        Built without sorting: in grid g, wave t holds the rows r with
+        0 <= t - 3 r < columns, at canvas positions r (cols - 3) + t + base_g,
+        so each segment is an arithmetic run with the canvas' one stride."""
         cols = self.shape[1]
-        # int32 work arrays where they fit: on a 4K image these are 11 M entries each
-        small = np.int32 if self.numel < 2**31 else np.int64
-        flat = np.empty(self.num_latents, np.int64)
-        wave = np.empty(self.num_latents, small)
-        start = 0
-        for (rows, width), (r0, c0) in zip(self.sizes, self.origins, strict=True):
-            r = np.arange(rows, dtype=small)[:, None]
-            c = np.arange(width, dtype=small)[None, :]
-            end = start + rows * width
-            flat[start:end].reshape(rows, width)[:] = (r + r0).astype(np.int64) * cols + c + c0
-            wave[start:end].reshape(rows, width)[:] = c + WAVE_SLOPE * r
-            start = end
-        grid = self.grid_of_latent
-        # within one grid and one wave, the canvas index grows with the row
-        # (cols > WAVE_SLOPE), so it orders the positions as the row does
-        order = np.lexsort((flat, grid, wave))
+        stride = cols - WAVE_SLOPE
+        num_waves = max(c - 1 + WAVE_SLOPE * (r - 1) for r, c in self.sizes) + 1
+        t = np.arange(num_waves, dtype=np.int64)[:, None]
+        rows = np.array([r for r, _ in self.sizes], np.int64)[None, :]
+        widths = np.array([c for _, c in self.sizes], np.int64)[None, :]
+        base = np.array([r0 * cols + c0 for r0, c0 in self.origins], np.int64)[None, :]
+        first = np.maximum(-((widths - 1 - t) // WAVE_SLOPE), 0)  # ceil((t - w + 1) / 3)
+        last = np.minimum(t // WAVE_SLOPE, rows - 1)
+        # (wave, grid) in row-major order: wave, then grid
+        length = np.maximum(last - first + 1, 0).reshape(-1)
+        start_position = (first * stride + t + base).reshape(-1)
+        grid = np.broadcast_to(np.arange(self.num_grids), first.shape).reshape(-1)
+        present = np.flatnonzero(length)
+        length, start_position, grid = length[present], start_position[present], grid[present]
+        wave = present // self.num_grids
+        out_start = np.concatenate([[0], np.cumsum(length)])
+        positions = (np.repeat(start_position - out_start[:-1] * stride, length)
+                     + np.arange(out_start[-1], dtype=np.int64) * stride)
         if keep is not None:
-            order = order[keep[flat[order]]]
-        wave_sorted = wave[order]
-        num_waves = int(wave_sorted[-1]) + 1 if wave_sorted.size else 0
-        wave_starts = np.searchsorted(wave_sorted, np.arange(num_waves + 1))
-        del wave_sorted
-        return flat[order], wave_starts, grid[order]
+            kept = keep[positions]
+            positions = positions[kept]
+            length = np.add.reduceat(kept.astype(np.int64), out_start[:-1])
+            nonempty = length > 0
+            length, grid, wave = length[nonempty], grid[nonempty], wave[nonempty]
+            out_start = np.concatenate([[0], np.cumsum(length)])
+        wave_lengths = np.bincount(wave, weights=length, minlength=num_waves)
+        wave_starts = np.concatenate([[0], np.cumsum(wave_lengths.astype(np.int64))])
+        if keep is not None:  # as the sort would: no waves after the last coded latent
+            wave_starts = wave_starts[:int(wave[-1]) + 2] if wave.size else wave_starts[:1]
+        return WavePlan(positions, wave_starts, out_start, grid)
+
+
+@dataclass(frozen=True)
+class WavePlan:
+    """The decoding schedule of `Canvas.wave_plan`: positions in decoding order,
+    the first of each wave (and the end), the first of each segment (and the
+    end), and each segment's grid."""
+
+    positions: np.ndarray
+    wave_starts: np.ndarray
+    segment_starts: np.ndarray
+    segment_grids: np.ndarray

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import MoricFormatError
 from .arm_integer import IntegerArm
 from .canvas import Canvas
-from .pmf_table import build_table, table_indices, window_starts
+from .pmf_table import build_table, window_starts, windows
 
 CHUNK = 1 << 15  # latents per vectorised step when encoding
 # constriction is a compiled extension: its submodules are attributes, not importable
@@ -31,10 +31,7 @@ def _probabilities(arm: IntegerArm, flat_canvas: np.ndarray, positions: np.ndarr
     """(n, alphabet) window of the pmf table for the latents at `positions`."""
     contexts = flat_canvas[positions[:, None] + offsets[None, :]]
     mean, log_scale = arm(contexts)
-    m, f, j = table_indices(mean, log_scale, low, high)
-    alphabet = high - low + 1
-    starts = window_starts(m, f, j, low, alphabet)
-    return table.reshape(-1)[starts[:, None] + np.arange(alphabet)]
+    return windows(table)[window_starts(mean, log_scale, low, high)]
 
 
 def latent_bits(arm: IntegerArm, flat_canvas: np.ndarray, canvas: Canvas, low: int,
@@ -100,32 +97,32 @@ def decode_latents(arm: IntegerArm, streams: list[bytes], canvas: Canvas, low: i
         index = canvas.latent_index
         flat_canvas[index if keep is None else index[keep[index]]] = low
         return flat_canvas
-    table = build_table(alphabet).reshape(-1)
+    table = windows(build_table(alphabet))
     family = Categorical(perfect=False)
     decoders = [RangeDecoder(_words(s)) for s in streams]
-    positions, wave_starts, grid_of = canvas.wave_order(keep)
-    # segments of consecutive positions of one grid within one wave
-    key = np.searchsorted(wave_starts, np.arange(positions.size), side="right") * 8 + grid_of
-    cuts = np.flatnonzero(np.diff(key)) + 1
-    seg_starts = np.concatenate([[0], cuts]).tolist()
-    seg_ends = np.concatenate([cuts, [positions.size]]).tolist()
-    seg_grid = grid_of[seg_starts].tolist() if positions.size else []
-    offsets = canvas.offsets[None, :]
-    symbol_range = np.arange(alphabet)
+    plan = canvas.wave_plan(keep)
+    positions, offsets = plan.positions, canvas.offsets[None, :]
+    # Python ints: this loop runs once per wave (thousands), and its fixed
+    # costs per numpy call are most of its time
+    wave_starts = plan.wave_starts.tolist()
+    segment_starts = plan.segment_starts.tolist()
+    segment_decoders = [decoders[g] for g in plan.segment_grids.tolist()]
     segment = 0
     try:
-        for w in range(len(wave_starts) - 1):
-            a, b = int(wave_starts[w]), int(wave_starts[w + 1])
+        for a, b in zip(wave_starts[:-1], wave_starts[1:], strict=True):
+            if a == b:
+                continue
             p = positions[a:b]
             mean, log_scale = arm(flat_canvas[p[:, None] + offsets])
-            m, f, j = table_indices(mean, log_scale, low, high)
-            probs = table[window_starts(m, f, j, low, alphabet)[:, None] + symbol_range]
-            symbols = np.empty(b - a, dtype=np.int64)
-            while segment < len(seg_starts) and seg_ends[segment] <= b:
-                sa, sb = seg_starts[segment] - a, seg_ends[segment] - a
-                symbols[sa:sb] = decoders[seg_grid[segment]].decode(family, probs[sa:sb])
+            probs = table[window_starts(mean, log_scale, low, high)]
+            pieces = []
+            while segment_starts[segment] < b:
+                sa, sb = segment_starts[segment] - a, segment_starts[segment + 1] - a
+                pieces.append(segment_decoders[segment].decode(family, probs[sa:sb]))
                 segment += 1
-            flat_canvas[p] = symbols + low
+            symbols = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+            symbols += low
+            flat_canvas[p] = symbols
     except (ValueError, AssertionError, RuntimeError, OverflowError) as exc:
         raise MoricFormatError(f"corrupt MoRIC latent stream ({exc})") from None
     for decoder in decoders:

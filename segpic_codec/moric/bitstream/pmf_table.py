@@ -21,7 +21,9 @@ MEAN_SHIFT = FRACTION_BITS - 5  # 8 fractional bits -> 32 steps
 LOG_SCALE_MIN = -4.5  # log of the Laplace scale, natural log
 LOG_SCALE_MAX = 5.0
 LOG_SCALE_STEPS_PER_UNIT = 16
+LOG_SCALE_STEP_BITS = 4  # 2**4 steps per unit
 LOG_SCALE_OFFSET = 4.0  # log_scale = raw ARM output - 4: small scales at initialisation
+assert 1 << LOG_SCALE_STEP_BITS == LOG_SCALE_STEPS_PER_UNIT
 NUM_LOG_SCALES = int(round((LOG_SCALE_MAX - LOG_SCALE_MIN) * LOG_SCALE_STEPS_PER_UNIT))
 PROBABILITY_FLOOR = 2.0**-16  # the training rate's floor, also applied to the table
 
@@ -67,26 +69,42 @@ def build_table(alphabet_size: int) -> np.ndarray:
     return table
 
 
-def table_indices(mean_fp: np.ndarray, log_scale_raw_fp: np.ndarray, low: int, high: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(m, f, j) from the integer ARM outputs (8 fractional bits, int64 arrays).
+def window_starts(mean_fp: np.ndarray, log_scale_raw_fp: np.ndarray, low: int, high: int
+                  ) -> np.ndarray:
+    """Flat index in the table of the probability of symbol `low` for each pair
+    of integer ARM outputs (8 fractional bits, int64 arrays); the window of a
+    symbol's pmf is [start, start + alphabet_size).
 
-    m is the mean's integer part clamped to [low - 1, high + 1] so every window
-    of the table row stays inside it."""
+    The row is (f, j): the mean's fraction in 1/32 and the log-scale's step;
+    the window's place in it follows the mean's integer part m, clamped to
+    [low - 1, high + 1] so that every window stays inside its row."""
+    # np.minimum/np.maximum, not np.clip, and in place: this runs once per
+    # wave on short arrays, where each call's fixed cost dominates
     one = 1 << FRACTION_BITS
-    # np.minimum/np.maximum, not np.clip: this runs once per wave, and np.clip's
-    # per-call cost is several times theirs on these short arrays
-    m = np.minimum(np.maximum(mean_fp >> FRACTION_BITS, low - 1), high + 1)
-    f = (mean_fp & (one - 1)) >> MEAN_SHIFT
-    log_scale = log_scale_raw_fp - int(LOG_SCALE_OFFSET * one)
-    sub_steps = one // LOG_SCALE_STEPS_PER_UNIT
-    j = (log_scale - int(LOG_SCALE_MIN * one)) // sub_steps
-    return m, f, np.minimum(np.maximum(j, 0), NUM_LOG_SCALES - 1)
-
-
-def window_starts(m: np.ndarray, f: np.ndarray, j: np.ndarray, low: int,
-                  alphabet_size: int) -> np.ndarray:
-    """Flat index in the table of the probability of symbol `low` for each (m, f, j);
-    the window of a symbol's pmf is [start, start + alphabet_size)."""
+    alphabet_size = high - low + 1
     width = 2 * alphabet_size + 1
-    return ((f * NUM_LOG_SCALES + j) * width) + (low - m + alphabet_size)
+    m = mean_fp >> FRACTION_BITS
+    np.maximum(m, low - 1, out=m)
+    np.minimum(m, high + 1, out=m)
+    f = mean_fp & (one - 1)
+    f >>= MEAN_SHIFT
+    # j = floor((raw - LOG_SCALE_OFFSET - LOG_SCALE_MIN) * LOG_SCALE_STEPS_PER_UNIT)
+    j = log_scale_raw_fp - int((LOG_SCALE_OFFSET + LOG_SCALE_MIN) * one)
+    j >>= FRACTION_BITS - LOG_SCALE_STEP_BITS
+    np.maximum(j, 0, out=j)
+    np.minimum(j, NUM_LOG_SCALES - 1, out=j)
+    f *= NUM_LOG_SCALES
+    f += j
+    f *= width
+    f -= m
+    f += low + alphabet_size
+    return f
+
+
+def windows(table: np.ndarray) -> np.ndarray:
+    """A (rows, alphabet_size) view of the flat table: row s is the window
+    starting at s, so windows(table)[starts] gathers whole pmfs at once."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    alphabet_size = (table.shape[-1] - 1) // 2
+    return sliding_window_view(table.reshape(-1), alphabet_size)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...cores import run_threaded
 from ...limits import MAX_DIMENSION, max_pixels
 from .. import layout
 from ..bitstream.arm_integer import IntegerArm
@@ -31,6 +32,9 @@ from .synthesis import Synthesis, bands
 from .upsampling import dense_channel, integer_taps, split_canvas
 
 MAX_PARAMETER_BYTES = 1 << 16
+# the upsampling's and the synthesis' threads: beyond a few, memory bandwidth bounds them
+MAX_THREADS = 4
+THREADED_UPSAMPLING_PIXELS = 1 << 21
 
 
 def decode(payload: bytes, streams: list[bytes], width: int, height: int,
@@ -138,9 +142,13 @@ def _reconstruct(header: Header, integers: dict[str, ModuleIntegers], flat_canva
     else:
         taps = arithmetic.values((taps, exponent))
     dense = np.empty((NUM_GRIDS, height, width), np.int32 if arithmetic.integer else np.float32)
-    for g in range(NUM_GRIDS):
+
+    def upsample(g: int) -> None:
         dense[g] = dense_channel(grids, g, taps, exponent, arithmetic.integer)
-    del grids
+
+    # a channel's temporaries take ~50 bytes a pixel: threads only where they stay small
+    run_threaded(upsample, range(NUM_GRIDS),
+                 MAX_THREADS if height * width <= THREADED_UPSAMPLING_PIXELS else 1)
     synthesis = Synthesis(integers["gmn"], integers["lsn"], header.regions, arithmetic)
     with one_blas_thread():
         return _synthesize(synthesis, dense, labels, header.regions, only)
@@ -157,7 +165,9 @@ def _synthesize(synthesis: Synthesis, dense: np.ndarray, labels: np.ndarray, reg
     if rows.size == 0:
         return image
     whole = regions == 1 and only is None
-    for r0, r1, i0, i1 in bands(int(rows[0]), int(rows[-1]) + 1, height, width):
+
+    def draw(band: tuple[int, int, int, int]) -> None:
+        r0, r1, i0, i1 = band
         z = dense[:, i0:i1].reshape(NUM_GRIDS, -1).astype(arithmetic.dtype)
         coords = np.stack([np.tile(coords_x, r1 - r0),
                            np.repeat(coords_y[r0:r1], width)]).astype(arithmetic.dtype)
@@ -168,6 +178,11 @@ def _synthesize(synthesis: Synthesis, dense: np.ndarray, labels: np.ndarray, reg
                      for r in range(regions)]
         values = synthesis.band(z, i1 - i0, width, (r0 - i0, i1 - r1), coords, split)
         image[r0:r1] = arithmetic.pixels(values).reshape(3, r1 - r0, width).transpose(1, 2, 0)
+
+    # bands (and dense channels) are independent and numpy releases the GIL in
+    # their products and element-wise passes: threads share the cores, and the
+    # result is the same
+    run_threaded(draw, bands(int(rows[0]), int(rows[-1]) + 1, height, width), MAX_THREADS)
     return image
 
 

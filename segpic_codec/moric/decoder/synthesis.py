@@ -110,3 +110,4 @@ def bands(first: int, end: int, height: int, width: int
     return [(r0, min(end, r0 + rows), max(0, r0 - HALO), min(height, min(end, r0 + rows)
                                                              + HALO))
             for r0 in range(first, end, rows)]
+
