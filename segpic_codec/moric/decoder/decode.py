@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...cores import run_threaded
 from ...limits import MAX_DIMENSION, max_pixels
 from .. import layout
 from ..bitstream.arm_integer import IntegerArm
@@ -27,14 +26,9 @@ from ..bitstream.roi import kept_latents
 from ..errors import MoricArgumentError, MoricFormatError
 from ..file_format import NUM_GRIDS, Header
 from .blas import one_blas_thread
-from .layers import FloatArithmetic, IntegerArithmetic
-from .synthesis import Synthesis, bands
-from .upsampling import dense_channel, integer_taps, split_canvas
+from .reconstruction import Reconstruction
 
 MAX_PARAMETER_BYTES = 1 << 16
-# the upsampling's and the synthesis' threads: beyond a few, memory bandwidth bounds them
-MAX_THREADS = 4
-THREADED_UPSAMPLING_PIXELS = 1 << 21
 
 
 def decode(payload: bytes, streams: list[bytes], width: int, height: int,
@@ -124,66 +118,8 @@ def reconstruct(header: Header, integers: dict[str, ModuleIntegers], flat_canvas
     """Integer latents (the flat canvas) -> (H, W, 3) uint8, in the arithmetic
     the header names. `only`: draw just these regions (other pixels are 0) and
     run the GMN only on the rows they span."""
-    # a hostile file's float path may overflow to inf and NaN (clamped to pixels
-    # at the end, as PyTorch's did): no warning lines on the way
-    with np.errstate(over="ignore", invalid="ignore"):
-        return _reconstruct(header, integers, flat_canvas, labels, only)
-
-
-def _reconstruct(header: Header, integers: dict[str, ModuleIntegers], flat_canvas: np.ndarray,
-                 labels: np.ndarray, only: set[int] | None) -> np.ndarray:
-    height, width = labels.shape
-    arithmetic = (IntegerArithmetic if header.integer_synthesis else FloatArithmetic)(
-        header.activation)
-    grids = split_canvas(flat_canvas, Canvas(height, width))
-    taps, exponent = integers["upsampling"]["taps"]
-    if arithmetic.integer:
-        taps, exponent = integer_taps(taps, exponent)
-    else:
-        taps = arithmetic.values((taps, exponent))
-    dense = np.empty((NUM_GRIDS, height, width), np.int32 if arithmetic.integer else np.float32)
-
-    def upsample(g: int) -> None:
-        dense[g] = dense_channel(grids, g, taps, exponent, arithmetic.integer)
-
-    # a channel's temporaries take ~50 bytes a pixel: threads only where they stay small
-    run_threaded(upsample, range(NUM_GRIDS),
-                 MAX_THREADS if height * width <= THREADED_UPSAMPLING_PIXELS else 1)
-    synthesis = Synthesis(integers["gmn"], integers["lsn"], header.regions, arithmetic)
     with one_blas_thread():
-        return _synthesize(synthesis, dense, labels, header.regions, only)
-
-
-def _synthesize(synthesis: Synthesis, dense: np.ndarray, labels: np.ndarray, regions: int,
-                only: set[int] | None) -> np.ndarray:
-    height, width = labels.shape
-    arithmetic = synthesis.ar
-    coords_x, coords_y = arithmetic.coordinates(width), arithmetic.coordinates(height)
-    image = np.zeros((height, width, 3), np.uint8)
-    drawn = np.ones(regions, bool) if only is None else np.isin(np.arange(regions), sorted(only))
-    rows = np.flatnonzero(drawn[labels].any(axis=1))
-    if rows.size == 0:
-        return image
-    whole = regions == 1 and only is None
-
-    def draw(band: tuple[int, int, int, int]) -> None:
-        r0, r1, i0, i1 = band
-        z = dense[:, i0:i1].reshape(NUM_GRIDS, -1).astype(arithmetic.dtype)
-        coords = np.stack([np.tile(coords_x, r1 - r0),
-                           np.repeat(coords_y[r0:r1], width)]).astype(arithmetic.dtype)
-        split = None
-        if not whole:
-            band_labels = labels[r0:r1].reshape(-1)
-            split = [np.flatnonzero(band_labels == r) if drawn[r] else None
-                     for r in range(regions)]
-        values = synthesis.band(z, i1 - i0, width, (r0 - i0, i1 - r1), coords, split)
-        image[r0:r1] = arithmetic.pixels(values).reshape(3, r1 - r0, width).transpose(1, 2, 0)
-
-    # bands (and dense channels) are independent and numpy releases the GIL in
-    # their products and element-wise passes: threads share the cores, and the
-    # result is the same
-    run_threaded(draw, bands(int(rows[0]), int(rows[-1]) + 1, height, width), MAX_THREADS)
-    return image
+        return Reconstruction(header, integers, flat_canvas, labels, only).run()
 
 
 def with_alpha(pixels: np.ndarray, labels: np.ndarray, regions: set[int]) -> np.ndarray:
