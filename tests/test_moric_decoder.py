@@ -145,7 +145,9 @@ def test_gelu_table_is_the_shared_one():
     ar = IntegerArithmetic("gelu")
     one = 1 << 16
     ends = [-ACT_LIMIT, ACT_LIMIT, 12.5 * one, 3 * one]
-    a = np.floor(np.concatenate([np.arange(-9 * one, 9 * one, 37), ends]))
+    # every activation around the decoder's table (GELU_RANGE) and its ends
+    a = np.floor(np.concatenate([np.arange(-9 * one, 9 * one, 37),
+                                 np.arange(-6 * one, 6 * one), ends]))
     layer = ar.layer((np.ones((1, 1), np.int64), 0), (np.zeros(1, np.int64), 16))
     # the layer adds its bias' offset (the table's first index) to the sum
     mine = ar.finish(a[None, :] + layer.bias, layer, True)[0]

@@ -60,10 +60,11 @@ def build_table(alphabet_size: int) -> np.ndarray:
     # the scale itself with the same exp: log_scale < 0 or > 0, exp(x) = 1 / exp(-x)
     neg = exp_deterministic(-np.abs(log_scale))
     scale = np.where(log_scale <= 0, neg, 1.0 / neg)
-    offsets = np.arange(-a, a + 1, dtype=np.float64)
-    t = offsets[None, None, :] - frac[:, None, None]
-    s = scale[None, :, None]
-    probability = _laplace_cdf(t + 0.5, s) - _laplace_cdf(t - 0.5, s)
+    # the CDF once at each of the 2A + 2 bin edges k - A - 1/2 - frac, which
+    # bins k - 1 and k share (every edge is a multiple of 1/64: exact)
+    edges = np.arange(-a, a + 2, dtype=np.float64) - 0.5
+    cdf = _laplace_cdf(edges[None, None, :] - frac[:, None, None], scale[None, :, None])
+    probability = cdf[:, :, 1:] - cdf[:, :, :-1]
     table = np.maximum(probability, PROBABILITY_FLOOR)
     table.setflags(write=False)
     return table
