@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
 from .. import codecs, container, heap
 from ..errors import CodecError, SegpicError
@@ -20,7 +18,7 @@ from ..extras import MissingInstallError, needs_encode_install
 from ..limits import max_pixels
 from ..options import DEVICE, TARGETS, CodecOption
 
-console = Console(stderr=True)
+_stderr_console: Any = None  # rich.console.Console, made by stderr_console()
 # SegpicError covers ContainerError, CodecError, StreamError, ImageError, WeightsError
 EXPECTED_ERRORS = (SegpicError, click.ClickException)
 # Errors after which every further write in a batch would fail the same way
@@ -32,15 +30,38 @@ EXIT_USAGE = 2  # bad input, bad file, missing weights: the user can fix it
 EXIT_FAILED = 1  # batch: some files failed; or an unexpected internal error
 
 
+def stderr_console() -> Any:
+    """rich's Console on stderr, made at its first use: importing rich costs a
+    quick command (a decode) more than its own work."""
+    global _stderr_console
+    if _stderr_console is None:
+        from rich.console import Console
+
+        _stderr_console = Console(stderr=True)
+    return _stderr_console
+
+
+def swap_stderr_console(replacement: Any) -> Any:
+    """Make `replacement` the console of errors, warnings and progress; returns
+    the one it replaces (None if none was made yet)."""
+    global _stderr_console
+    previous, _stderr_console = _stderr_console, replacement
+    return previous
+
+
 def error(message: str, code: int = EXIT_USAGE) -> None:
-    console.print(f"[bold red]segpic: error:[/] {escape(message)}", highlight=False,
-                  soft_wrap=True)
+    from rich.markup import escape
+
+    stderr_console().print(f"[bold red]segpic: error:[/] {escape(message)}", highlight=False,
+                           soft_wrap=True)
     raise SystemExit(code)
 
 
 def warn(message: str) -> None:
-    console.print(f"[yellow]segpic: warning:[/] {escape(message)}", highlight=False,
-                  soft_wrap=True)
+    from rich.markup import escape
+
+    stderr_console().print(f"[yellow]segpic: warning:[/] {escape(message)}", highlight=False,
+                           soft_wrap=True)
 
 
 def handle_errors(func):

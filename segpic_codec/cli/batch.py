@@ -27,12 +27,12 @@ from .base import (
     EXIT_FAILED,
     check_quality_args,
     codec_options,
-    console,
     handle_errors,
     main,
     os_message,
     output_format_options,
     quality_options,
+    stderr_console,
     strip_option,
     warn,
 )
@@ -209,7 +209,7 @@ def batch(src: Path, dst: Path, decode_mode: bool, force: bool, jobs: int | None
             with runner if tasks else contextlib.nullcontext():
                 with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                               MofNCompleteColumn(), TimeElapsedColumn(),
-                              TimeRemainingColumn(), console=console) as progress:
+                              TimeRemainingColumn(), console=stderr_console()) as progress:
                     bar = progress.add_task("decoding" if decode_mode else "encoding",
                                             total=len(tasks))
                     for result in runner.run(tasks) if tasks else ():

@@ -140,12 +140,12 @@ def _captured_warnings() -> Iterator[list[str]]:
     progress bar to print beside, so its warnings travel back in the result."""
     buffer = io.StringIO()
     notes: list[str] = []
-    previous = base.console
-    base.console = Console(file=buffer, width=10_000, no_color=True, highlight=False)
+    previous = base.swap_stderr_console(
+        Console(file=buffer, width=10_000, no_color=True, highlight=False))
     try:
         yield notes
     finally:
-        base.console = previous
+        base.swap_stderr_console(previous)
         notes.extend(line.removeprefix("segpic: warning: ")
                      for line in buffer.getvalue().splitlines() if line.strip())
 

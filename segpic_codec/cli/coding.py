@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from .. import codecs, container, target_record
 from .base import (
@@ -15,12 +14,12 @@ from .base import (
     EncoderSetup,
     check_quality_args,
     codec_options,
-    console,
     device_option,
     handle_errors,
     main,
     output_format_options,
     quality_options,
+    stderr_console,
     strip_option,
 )
 from .files import ImageOutput, check_output, decode_file, encode_file, read_spic
@@ -62,7 +61,7 @@ def encode(src: Path, dst: Path, quality: float | None, bpp: float | None,
 
         # the file's name, not its path: the bar's columns must fit the terminal
         name = display(src) if is_stdio(src) else src.name
-        with OptimisationProgress(console, f"{codec} {name}") as bar:
+        with OptimisationProgress(stderr_console(), f"{codec} {name}") as bar:
             result = encode_file(setup, src, dst, quality, bpp, strip, **targets,
                                  progress=bar.update, should_stop=bar.should_stop)
     else:
@@ -161,7 +160,8 @@ def info(src: Path, as_json: bool, latents: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    from rich.table import Table  # here: decoding and encoding do not need it
+    from rich.console import Console  # here: decoding and encoding do not need them
+    from rich.table import Table
 
     out = Console()
     table = Table(title=display(src), show_header=True, header_style="bold")

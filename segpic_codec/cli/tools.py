@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..segpic.config import CONFIGS, DEFAULT_CONFIG
-from .base import console, handle_errors, main
+from .base import handle_errors, main, stderr_console
 
 
 @main.command()
@@ -49,7 +49,7 @@ def train(**kwargs) -> None:
     from ..segpic.training.train import train as run
 
     kwargs["compile"] = kwargs.pop("compile_")
-    run(TrainOptions(**kwargs), console=console)
+    run(TrainOptions(**kwargs), console=stderr_console())
 
 
 def _register_bench() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .base import console, handle_errors, main, warn
+from .base import handle_errors, main, stderr_console, warn
 
 
 def _lambdas(value: str | None) -> tuple[float, ...] | None:
@@ -50,6 +50,6 @@ def import_weights(checkpoints: tuple[Path, ...], out_dir: Path, lambdas: str | 
              "the folder records theirs")
     levels = ", ".join(f"q{q['quality']}: lambda {q['lambda']:g} <- {q['source']['file']}"
                        for q in manifest["qualities"])
-    console.print(f"wrote {manifest_path.parent}: model {config.name}, "
+    stderr_console().print(f"wrote {manifest_path.parent}: model {config.name}, "
                   f"{manifest['parameters']:,} parameters per level, weights id "
                   f"{manifest['weights_id']}; {levels}", highlight=False, soft_wrap=True)
