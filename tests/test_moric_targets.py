@@ -15,8 +15,9 @@ from PIL import Image
 
 from segpic_codec import codecs, container, target_record
 from segpic_codec.cli import main
-from segpic_codec.moric.target_fit import jpeg_anchor
+from segpic_codec.moric.target_fit import REQUANTISE_FACTORS, TargetRequest, fit_size, jpeg_anchor
 from segpic_codec.moric.training.rate_control import (
+    STEERED_LAMBDA_MAX,
     Goal,
     LambdaController,
     clamp_lambda,
@@ -30,7 +31,7 @@ from segpic_codec.moric.training.recipe import (
     quality_to_lambda,
 )
 from segpic_codec.quality_metrics import psnr_rgb
-from segpic_codec.targets import TargetNotMet
+from segpic_codec.targets import Target, TargetNotMet
 
 
 def _simulate(controller: LambdaController, end_value, measured_now, steps: int = 200) -> float:
@@ -86,7 +87,34 @@ def test_psnr_controller_and_the_lambda_range():
     # a goal out of reach ends at the end of the quality scale, never past it
     held = _simulate(LambdaController(Goal("psnr", lambda _: 90.0)), end_psnr, now)
     assert held == LAMBDA_AT_MAX
-    assert clamp_lambda(1.0) == LAMBDA_AT_MIN
+    assert clamp_lambda(1.0) == STEERED_LAMBDA_MAX > LAMBDA_AT_MIN
+    assert lambda_to_quality(STEERED_LAMBDA_MAX) == 1.0  # the header's end of the scale
+
+
+def test_a_file_above_its_limit_is_coded_again_with_coarser_networks():
+    """fit_size: the plain file when it fits (nothing coded again); else the
+    first re-quantisation (λ times a factor) that fits; else the smallest."""
+    request = TargetRequest(Target("size", 1000), lambda payload, streams: 0)
+    tried = []
+
+    def code(sizes):
+        def at(lmbda):
+            tried.append(lmbda)
+            return sizes(lmbda)
+        return at
+
+    assert fit_size(request, 100, 990, code(lambda lm: 0), 1.0, lambda f: f) == 990
+    assert tried == []
+    # each doubling of λ takes 20 bytes off: 1030 -> 1010, 990 (fits: stops there)
+    fitted = fit_size(request, 100, 1030, code(lambda lm: 1030 - 20 * math.log2(lm)), 1.0,
+                      lambda f: f)
+    assert fitted == 990 and tried == [2.0, 4.0]
+    tried.clear()
+    # none fits: the smallest comes back (then reported not met)
+    fitted = fit_size(request, 100, 1300, code(lambda lm: 1300 - 20 * math.log2(lm)), 1.0,
+                      lambda f: f)
+    assert fitted == 1300 - 20 * math.log2(REQUANTISE_FACTORS[-1])
+    assert tried == [float(f) for f in REQUANTISE_FACTORS]
 
 
 def test_controller_holds_lambda_after_hold():

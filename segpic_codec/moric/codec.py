@@ -41,7 +41,7 @@ from .errors import MoricArgumentError
 from .file_format import MAX_ABS_LATENT, MAX_CODED_REGIONS
 from .networks.model import MoricModel
 from .options import DEFAULT_PRESET, DEFAULT_QUALITY, DEFAULT_REGION_COUNT
-from .target_fit import TargetRequest, controller_for, jpeg_anchor, outcome
+from .target_fit import TargetRequest, controller_for, fit_size, jpeg_anchor, outcome
 from .training.encoder import Budget, Optimisation
 from .training.latent_init import load_latent_init
 from .training.recipe import (
@@ -314,19 +314,34 @@ def _encode(pixels: np.ndarray, settings: EncodeSettings, partition: _CodedParti
                                 prior=prior, latent_init=latent_init, controller=controller)
     model, _ = optimisation.run()
     model = model.to("cpu")
-    coding = _quantise_networks(model, target.to("cpu"), optimisation.lmbda, prior)
-    fields, latent_streams, flat = _code_latents(model, coding, model.latents.integers())
+    target = target.to("cpu")
     # with a target, the quality of the λ the run ended with
     quality = settings.quality if request is None else lambda_to_quality(optimisation.lmbda)
-    header = layout.Header(quality=quality, preset=settings.preset, steps=optimisation.step,
-                           interrupted=optimisation.interrupted, features=recipe.features,
-                           activation=recipe.activation, regions=model.arch.regions,
-                           object_only=object_only, prior_coded=prior is not None,
-                           coding={k: (c.exponent, c.model) for k, c in coding.items()},
-                           **fields)
     contours = [partition.contour_stream] if model.arch.regions > 1 else []
-    streams = [encode_parameters(model.sent_modules(), coding, prior), *contours,
-               *latent_streams]
+    trained = {name: p.detach().clone() for name, p in model.named_parameters()}
+
+    def code(lmbda: float) -> tuple[layout.Header, list[bytes], np.ndarray]:
+        """The file with the networks quantised at `lmbda` (from the trained values)."""
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(trained[name])
+        coding = _quantise_networks(model, target, lmbda, prior)
+        fields, latent_streams, flat = _code_latents(model, coding, model.latents.integers())
+        header = layout.Header(quality=quality, preset=settings.preset, steps=optimisation.step,
+                               interrupted=optimisation.interrupted, features=recipe.features,
+                               activation=recipe.activation, regions=model.arch.regions,
+                               object_only=object_only, prior_coded=prior is not None,
+                               coding={k: (c.exponent, c.model) for k, c in coding.items()},
+                               **fields)
+        streams = [encode_parameters(model.sent_modules(), coding, prior), *contours,
+                   *latent_streams]
+        return header, streams, flat
+
+    coded = code(optimisation.lmbda)
+    if request is not None and request.target.rate:
+        coded = fit_size(request, height * width, coded, code, optimisation.lmbda,
+                         lambda c: request.file_size(layout.pack(c[0]), c[1]))
+    header, streams, flat = coded
     reconstruction = _reconstruction(header, streams, flat, model)
     met, value = None, None
     if request is not None:

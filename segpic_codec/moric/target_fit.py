@@ -27,6 +27,7 @@ import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
@@ -37,6 +38,8 @@ from . import layout
 from .file_format import NUM_GRIDS
 from .training.rate_control import Anchor, Goal, LambdaController
 from .training.recipe import lambda_to_quality
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,31 @@ def controller_for(request: TargetRequest, drawn_pixels: int, pixels: int,
 
     return LambdaController(Goal("rate", lambda lmbda: 8.0 * (budget - rest(lmbda)) /
                                  drawn_pixels, describe), anchor)
+
+
+# a file that ends above its size limit is coded again with the networks
+# quantised at λ times these (coarser steps: fewer parameter bytes), in turn
+REQUANTISE_FACTORS = (2.0, 4.0, 8.0, 16.0, 32.0)
+
+
+def fit_size(request: TargetRequest, pixels: int, plain: T, code: Callable[[float], T],
+             lmbda: float, size_of: Callable[[T], int]) -> T:
+    """The coded file of a size target: `plain` (the networks quantised at the
+    run's λ) when it fits; else the first that fits of the files `code(λ')`
+    whose networks are quantised at larger λ' (REQUANTISE_FACTORS), which trade
+    a little PSNR for the parameters' bytes as the step search weighs them; else
+    the smallest of them (not met). The steered λ lands within a few per cent
+    of the goal: this takes the last ones off."""
+    limit = request.target.max_bytes(pixels)
+    best, best_size = plain, size_of(plain)
+    for factor in REQUANTISE_FACTORS:
+        if best_size <= limit:
+            break
+        candidate = code(lmbda * factor)
+        size = size_of(candidate)
+        if size < best_size:
+            best, best_size = candidate, size
+    return best
 
 
 def psnr_of(pixels: np.ndarray, reconstruction: np.ndarray, labels: np.ndarray,

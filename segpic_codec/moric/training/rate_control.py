@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from .recipe import LAMBDA_AT_MAX, LAMBDA_AT_MIN
+from .recipe import LAMBDA_AT_MAX, QUALITY_MIN, quality_to_lambda
 
 # The drift still to come at each progress of the budget, at a fixed λ, fitted
 # to hard-rounded traces of four runs from 0.24 to 1.48 bpp
@@ -136,9 +136,15 @@ class LambdaController:
         return self.goal.describe(self.predicted, self.lmbda)
 
 
+# λ may be steered one quality unit beyond the scale's smallest files (quality
+# 1; the scale's log-linear law extended): at 0.25 bpp some Kodak images need it.
+# Such a file's header says quality 1, the end of the scale (`lambda_to_quality`).
+STEERED_LAMBDA_MAX = quality_to_lambda(QUALITY_MIN - 1.0)
+
+
 def clamp_lambda(lmbda: float) -> float:
-    """Inside the quality scale's λ range (so the file's quality field holds it)."""
-    return min(max(lmbda, LAMBDA_AT_MAX), LAMBDA_AT_MIN)
+    """Inside the λ range a target may steer through."""
+    return min(max(lmbda, LAMBDA_AT_MAX), STEERED_LAMBDA_MAX)
 
 
 def first_lambda(goal: Goal, anchor: Anchor = MIDDLING) -> float:
