@@ -9,7 +9,7 @@
     # the table (--reference: another fixed-λ curve, points files of `segpic
     # bench`, each steered file's PSNR against it at the same rate)
     python scripts/moric_targets.py table bench/results/targets/steered.jsonl \
-        bench/results/targets/fixed.jsonl [--reference POINTS.jsonl]
+        bench/results/targets/fixed.jsonl [--reference POINTS.jsonl] [--replace AGAIN.jsonl]
 
 One thread per encode (run two side by side on two cores); rows already in
 `--out` are skipped, so a stopped run resumes.
@@ -88,8 +88,17 @@ def fixed(args: argparse.Namespace) -> None:
         print(json.dumps(row), flush=True)
 
 
+def _replaced(steered: list[dict], newer: list[dict]) -> list[dict]:
+    """`steered` with each row that `newer` has again (same image, kind and goal)
+    taken from `newer`, marked "again"."""
+    again = {(r["image"], r["kind"], r["goal"]): dict(r, again=True) for r in newer}
+    return [again.get((r["image"], r["kind"], r["goal"]), r) for r in steered]
+
+
 def table(args: argparse.Namespace) -> None:
     steered = [json.loads(line) for line in args.steered.open()]
+    for path in args.replace:
+        steered = _replaced(steered, [json.loads(line) for line in path.open()])
     fixed_rows = [json.loads(line) for line in args.fixed.open()] if args.fixed else []
     print("| image | target | file | reached | quality | met | encode s |")
     print("|---|---|--:|--:|--:|---|--:|")
@@ -107,7 +116,8 @@ def table(args: argparse.Namespace) -> None:
             psnr_ok += abs(r["psnr"] - r["goal"]) <= PSNR_TOLERANCE
             reached = f"{r['psnr']:.2f} dB ({r['psnr'] - r['goal']:+.2f})"
         goal = f"{r['goal']:g} bpp" if r["kind"] == "bpp" else f"{r['goal']:g} dB"
-        print(f"| {r['image']} | {goal} | {r['file_bytes']} | {reached} | {r['quality']:.3f} "
+        image = r["image"] + (" (again)" if r.get("again") else "")
+        print(f"| {image} | {goal} | {r['file_bytes']} | {reached} | {r['quality']:.3f} "
               f"| {r['met']} | {r['encode_s']:.0f} |")
     print(f"\nsize within 3 % below the target: {size_ok}/{len(sizes)}; above it: "
           f"{size_over}/{len(sizes)}; PSNR within ±{PSNR_TOLERANCE} dB: "
@@ -177,6 +187,8 @@ def main() -> None:
     p.add_argument("steered", type=Path)
     p.add_argument("fixed", type=Path, nargs="?")
     p.add_argument("--reference", type=Path, default=None)
+    p.add_argument("--replace", type=Path, nargs="*", default=[],
+                   help="rows made again (by a later commit): they replace the same targets'")
     args = parser.parse_args()
     torch.set_num_threads(1)  # one thread per encode: two run side by side
     {"run": run, "fixed": fixed, "table": table}[args.command](args)
