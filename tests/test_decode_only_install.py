@@ -58,6 +58,27 @@ def test_the_rest_names_the_install(tmp_path, args, what):
     assert not (tmp_path / "out.spic").exists() and not (tmp_path / "out.png").exists()
 
 
+def test_batch_decodes_moric_files_in_worker_processes(tmp_path):
+    """`segpic batch --decode --jobs 2`: each worker is a fresh (spawned)
+    interpreter, so a package named torch that cannot be imported stands for
+    the missing install there too."""
+    fake = tmp_path / "fake"
+    (fake / "torch").mkdir(parents=True)
+    (fake / "torch" / "__init__.py").write_text("raise ModuleNotFoundError('no torch')\n")
+    (tmp_path / "in").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "in" / f"{name}.spic").write_bytes(MORIC.read_bytes())
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(fake), str(REPO)]), COLUMNS="200")
+    done = subprocess.run([sys.executable, "-m", "segpic_codec", "batch", "in", "out",
+                           "--decode", "--jobs", "2"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "0 failed" in done.stdout + done.stderr, done.stderr
+    expected = np.asarray(Image.open(MORIC.with_name(MORIC.stem + ".decoded.png")))
+    for name in ("a", "b"):
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / f"{name}.png")),
+                                      expected)
+
+
 def test_pillow_plugin_names_the_install(tmp_path):
     code = ("import segpic_codec.pillow\nfrom PIL import Image\n"
             f"Image.open({str(MORIC)!r}).load()\n"
