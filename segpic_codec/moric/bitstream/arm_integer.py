@@ -64,19 +64,7 @@ class IntegerArm:
         hundred rows, where each numpy call's fixed cost counts); np.maximum and
         np.minimum, not np.clip, for the same reason."""
         x = np.asarray(contexts, dtype=np.float64)
-        inverse = 1.0 / float(1 << WEIGHT_FRACTION_BITS)
-        h = x @ self.w1
-        h += self.b1
-        h *= inverse
-        np.floor(h, out=h)
-        np.maximum(h, 0.0, out=h)
-        np.minimum(h, HIDDEN_CLAMP, out=h)
-        g = h @ self.w2
-        g += self.b2
-        g *= inverse
-        np.floor(g, out=g)
-        np.maximum(g, 0.0, out=g)
-        np.minimum(g, HIDDEN_CLAMP, out=g)
+        g = _hidden(_hidden(x, self.w1, self.b1), self.w2, self.b2)
         out = self.w_out @ g.T
         out += self.w_linear @ x.T
         out += self.b_out
@@ -84,6 +72,16 @@ class IntegerArm:
         np.floor(out, out=out)
         out = out.astype(np.int64)
         return out[0], out[1]
+
+
+def _hidden(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """One hidden layer: floor((x @ weight + bias) 2^-16), ReLU, clamped."""
+    h = x @ weight
+    h += bias
+    h *= 1.0 / float(1 << WEIGHT_FRACTION_BITS)
+    np.floor(h, out=h)
+    np.maximum(h, 0.0, out=h)
+    return np.minimum(h, HIDDEN_CLAMP, out=h)
 
 
 assert math.log2(HIDDEN_CLAMP) + math.log2(MAX_ABS_PARAMETER) + WEIGHT_FRACTION_BITS + 4 < 53
