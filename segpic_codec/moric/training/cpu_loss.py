@@ -86,10 +86,9 @@ class CpuLoss:
             self._pool.shutdown(wait=True)
 
     def __call__(self, model: MoricModel, quantized: Tensor, target: Tensor, rate_weight: float,
-                 backward: bool, kept: list[int] | None = None) -> tuple[Tensor, Tensor]:
-        """kept: the indices (into `step_bands`) of the bands to draw; None: all."""
+                 backward: bool) -> tuple[Tensor, Tensor]:
         replica = self._replica_of(model.synthesis) if self._pool is not None else None
-        return _Step(model, quantized, target, rate_weight, backward, replica, kept).run(
+        return _Step(model, quantized, target, rate_weight, backward, replica).run(
             self._pool, self.workers)
 
     def _replica_of(self, synthesis: nn.Module) -> nn.Module:
@@ -103,14 +102,9 @@ class CpuLoss:
         return self._replica[1]
 
 
-def step_bands(height: int, width: int) -> list[tuple[int, int, int, int]]:
-    """The bands of a training step (`banded.bands`)."""
-    return bands(height, width, min_rows=MIN_BAND_ROWS)
-
-
 class _Step:
     def __init__(self, model: MoricModel, quantized: Tensor, target: Tensor, rate_weight: float,
-                 backward: bool, replica: nn.Module | None, kept: list[int] | None = None):
+                 backward: bool, replica: nn.Module | None):
         self.model, self.target, self.backward = model, target, backward
         self.rate_weight = rate_weight
         self.quantized = quantized
@@ -122,12 +116,8 @@ class _Step:
         self.main_thread = threading.get_ident()
         self.replica = replica
         self.height, self.width = model.height, model.width
-        every = step_bands(self.height, self.width)
-        self.bands = every if kept is None else [every[k] for k in sorted(set(kept))]
+        self.bands = bands(self.height, self.width, min_rows=MIN_BAND_ROWS)
         self.scale = 1.0 / (3 * model.drawn_pixels)  # squared error -> mse
-        if len(self.bands) < len(every):  # an estimate from the kept bands' rows
-            rows = sum(r1 - r0 for r0, r1, _, _ in self.bands)
-            self.scale *= self.height / max(rows, 1)
         self.synthesis_params = list(model.synthesis.parameters())
         self.arm_params = list(model.arm.parameters())
         self.results: list[object] = [None] * (1 + len(self.bands))

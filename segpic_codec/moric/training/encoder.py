@@ -17,7 +17,7 @@ from torch.autograd.profiler import record_function
 from ...quality_metrics import psnr_from_mse
 from ..bitstream.canvas import Canvas
 from ..networks.model import Architecture, MoricModel
-from .cpu_loss import PIECES, CpuLoss, step_bands
+from .cpu_loss import PIECES, CpuLoss
 from .latent_init import LatentInit, initial_latents
 from .prior import apply_prior
 from .rate_control import LambdaController
@@ -109,9 +109,6 @@ class Optimisation:
         # on a CPU, rate and distortion in cache-sized pieces, on two threads
         # with two_core (see cpu_loss); the caller sets one intra-op thread
         self.cpu_loss = CpuLoss(2 if two_core else 1) if target.device.type == "cpu" else None
-        self.band_count = len(step_bands(height, width))
-        self.band_generator = torch.Generator().manual_seed(seed + 1)
-        self.partial = False  # this step draws a random share of the bands (main phase)
 
     # -- building blocks -------------------------------------------------
     def new_candidate(self, index: int) -> tuple[MoricModel, torch.optim.Optimizer]:
@@ -158,20 +155,12 @@ class Optimisation:
                 q = model.latents.quantized(mode, temperature, noise, self.generator)
             if mode == "hard":  # round() passes no gradient: skip that work
                 q = q.detach()
-            return self.cpu_loss(model, q, self.target, self.lmbda / self.num_pixels, backward,
-                                 self.kept_bands() if backward and self.partial else None)
+            return self.cpu_loss(model, q, self.target, self.lmbda / self.num_pixels, backward)
         with torch.set_grad_enabled(backward):
             mse, bits = model(self.target, mode, temperature, noise, self.generator)
             if backward:
                 self.loss(mse, bits)[0].backward()
         return mse.detach(), bits.detach()
-
-    def kept_bands(self) -> list[int] | None:
-        """A random `partial_share` of the bands (at least one), or None for all."""
-        count = max(1, round(self.recipe.partial_share * self.band_count))
-        if count >= self.band_count:
-            return None
-        return torch.randperm(self.band_count, generator=self.band_generator)[:count].tolist()
 
     def evaluate(self, model: MoricModel) -> Evaluation:
         with torch.no_grad():
@@ -268,9 +257,7 @@ class Optimisation:
                         r.lr_min + (r.lr - r.lr_min) * decay)
             temperature = r.temperature[0] + q * (r.temperature[1] - r.temperature[0])
             noise = r.noise[0] + q * (r.noise[1] - r.noise[0])
-            self.partial = q < r.partial_until
             self.train_step(model, optimizer, "softround", temperature, noise)
-            self.partial = False
             if self.controller is not None and self.controller.due(p):
                 self.steer(model, p)
             elif self.step % r.eval_every == 0:

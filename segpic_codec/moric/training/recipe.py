@@ -67,10 +67,6 @@ class Recipe:
     prior: bool = True  # start the networks from the shipped prior where one fits
     latent_init: str = ""  # a file of `latent_init` to start the latents from ("": zeros)
     activation: str = "gelu"
-    # the first `partial_until` of the main phase draws a random `partial_share`
-    # of the synthesis bands per step (`cpu_loss`); 1.0: every band, always
-    partial_share: float = 1.0
-    partial_until: float = 0.0
 
     def warmup_noise(self, lmbda: float) -> float:
         # Cool-Chic 5: more noise at low rates
