@@ -119,3 +119,34 @@ def test_two_threads_give_the_same_gradients_every_time(monkeypatch, one_intra_o
     for values, grads in runs[1:]:
         for a, b in zip(values + grads, runs[0][0] + runs[0][1], strict=True):
             assert (a is None and b is None) or torch.equal(a, b)
+
+
+@pytest.mark.parametrize("regions,object_only", [(1, False), (3, False), (2, True)])
+def test_search_distortion_equals_the_training_one(monkeypatch, one_intra_op_thread, regions,
+                                                   object_only):
+    """The parameter search's distortion (`squared_error_value`: bands on two
+    threads, the GMN's projections kept while only the LSNs change) is
+    the banded `squared_error`'s value bit for bit; a kept projection is not
+    reused once the caller empties the cache."""
+    monkeypatch.setattr(banded, "BAND_PIXELS", WIDTH * 3)
+    from segpic_codec.moric.networks import model as model_module
+    monkeypatch.setattr(model_module, "BANDED_MIN_PIXELS", 1)  # squared_error in bands too
+    model = _model(regions, object_only)
+    target = torch.rand(3, HEIGHT * WIDTH, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        q = model.latents.quantized("hard", 0.0, 0.0, None)
+        dense = model.dense_latents(q)
+        cache = banded.gmn_cache(HEIGHT, WIDTH)
+        assert len(cache) > 2
+        for workers, kept in ((1, None), (2, None), (2, cache), (2, cache)):
+            value = model.squared_error_value(target, dense, workers, kept)
+            assert torch.equal(value, model.squared_error(q, target))
+        assert all(c is not None for c in cache)
+        model.synthesis.lsns[-1].b_res.add_(0.1)  # only an LSN changes: the cache holds
+        assert torch.equal(model.squared_error_value(target, dense, 2, cache),
+                           model.squared_error(q, target))
+        model.synthesis.gmn.b1.add_(0.1)  # the GMN changes: a stale cache would differ
+        fresh = model.squared_error(q, target)
+        assert not torch.equal(model.squared_error_value(target, dense, 2, cache), fresh)
+        assert torch.equal(model.squared_error_value(
+            target, dense, 2, banded.gmn_cache(HEIGHT, WIDTH)), fresh)

@@ -39,6 +39,7 @@ from .contours.stream import encode_partition
 from .decoder.decode import decode, reconstruct, with_alpha
 from .errors import MoricArgumentError
 from .file_format import MAX_ABS_LATENT, MAX_CODED_REGIONS
+from .networks.banded import gmn_cache
 from .networks.model import MoricModel
 from .options import DEFAULT_PRESET, DEFAULT_QUALITY, DEFAULT_REGION_COUNT
 from .target_fit import TargetRequest, controller_for, fit_size, jpeg_anchor, outcome
@@ -188,27 +189,38 @@ def _integer_arm(model: MoricModel, coding: dict[tuple[str, str], GroupCoding]) 
 
 
 def _quantise_networks(model: MoricModel, target: torch.Tensor, lmbda: float,
-                       prior: dict[str, np.ndarray] | None
+                       prior: dict[str, np.ndarray] | None, workers: int = 1
                        ) -> dict[tuple[str, str], GroupCoding]:
     """Round the latents (in place: what the search sees) and pick each network
-    group's quantisation step by the rate-distortion loss."""
+    group's quantisation step by the rate-distortion loss (its distortions on
+    up to `workers` threads: the same values for any number)."""
     latents = model.latents
     latents.set_integers(latents.integers().clamp(-MAX_ABS_LATENT, MAX_ABS_LATENT - 1))
     q = latents.integers().to(torch.float32)
 
+    gmn = model.synthesis.gmn
     with torch.no_grad():
-        cache: dict = {"mse": 0.0, "bits": 0.0, "dense": None, "taps": None}
+        cache: dict = {"mse": 0.0, "bits": 0.0, "dense": None, "taps": None, "gmn": None,
+                       "projections": gmn_cache(model.height, model.width)}
 
         def refresh(module: str) -> tuple[float, float]:
             if module in ("arm", "all"):
                 cache["bits"] = float(model.rate_bits(q))
+            if module == "arm":
+                return cache["mse"], cache["bits"]
             taps = model.upsampling.taps.detach()
+            weights = torch.cat([p.detach().reshape(-1) for p in gmn.parameters()])
             if cache["taps"] is None or not torch.equal(cache["taps"], taps):
                 # the upsampled latents, recomputed whenever the filters change
-                cache["dense"], cache["taps"] = model.dense_latents(q), taps.clone()
-            if module != "arm":
-                error = model.squared_error(q, target, cache["dense"])
-                cache["mse"] = float(error) / (3 * model.drawn_pixels)
+                cache["dense"], cache["taps"], cache["gmn"] = model.dense_latents(q), \
+                    taps.clone(), None
+            if cache["gmn"] is None or not torch.equal(cache["gmn"], weights):
+                # the GMN's projections are kept while only the LSNs change
+                cache["projections"], cache["gmn"] = gmn_cache(model.height, model.width), \
+                    weights
+            error = model.squared_error_value(target, cache["dense"], workers,
+                                              cache["projections"])
+            cache["mse"] = float(error) / (3 * model.drawn_pixels)
             return cache["mse"], cache["bits"]
 
         refresh("all")
@@ -325,7 +337,7 @@ def _encode(pixels: np.ndarray, settings: EncodeSettings, partition: _CodedParti
         with torch.no_grad():
             for name, p in model.named_parameters():
                 p.copy_(trained[name])
-        coding = _quantise_networks(model, target, lmbda, prior)
+        coding = _quantise_networks(model, target, lmbda, prior, 2 if two_core else 1)
         fields, latent_streams, flat = _code_latents(model, coding, model.latents.integers())
         header = layout.Header(quality=quality, preset=settings.preset, steps=optimisation.step,
                                interrupted=optimisation.interrupted, features=recipe.features,

@@ -32,7 +32,10 @@ Prior = dict[str, np.ndarray]  # `param_prior.load_prior_arrays`
 
 WEIGHT_EXPONENTS = range(2, 15)
 BIAS_EXPONENTS = range(2, 21)
-START_EXPONENT = {"weight": 8, "bias": 10}  # where the step search begins
+# where each group's step search begins
+START_EXPONENT = {(module, kind): 8 if kind == "weight" else 10
+                  for module in MODULES for kind in KINDS}
+SEARCH_MISSES = 2  # a direction ends after this many tries without an improvement
 
 
 @dataclass
@@ -136,10 +139,12 @@ def _search_group(module: str, kind: str, params: list[nn.Parameter], names: lis
             tried[exponent] = (loss, model, integers)
         return tried[exponent][0]
 
-    best = min(max(START_EXPONENT[kind], allowed[0]), allowed[-1])
+    best = min(max(START_EXPONENT[(module, kind)], allowed[0]), allowed[-1])
+    if not params:  # nothing to quantise (the upsampling has no biases): no evaluation
+        return best, 0, []
     for direction in (1, -1):
         e, misses = best + direction, 0
-        while allowed[0] <= e <= allowed[-1] and misses < 2:
+        while allowed[0] <= e <= allowed[-1] and misses < SEARCH_MISSES:
             if loss_at(e) < loss_at(best):
                 best, misses = e, 0
             else:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ...cores import run_threaded
 from .regions import RegionMap
 from .synthesis import Synthesis
 
@@ -54,6 +55,49 @@ def synthesize(synthesis: Synthesis, z: Tensor, coords: Tensor, height: int, wid
         out[:, r0 * width: r1 * width] = band_image(
             synthesis, z[:, i0 * width: i1 * width], coords, width, band, regions)
     return out
+
+
+GmnCache = list  # per band: the GMN's projections (list[Tensor]), or None until computed
+
+
+def gmn_cache(height: int, width: int) -> GmnCache:
+    """An empty cache of the GMN's projections for `squared_error_value`."""
+    return [None] * len(bands(height, width))
+
+
+def squared_error_value(synthesis: Synthesis, z: Tensor, coords: Tensor, target: Tensor,
+                        height: int, width: int, regions: RegionMap, workers: int = 1,
+                        cache: GmnCache | None = None) -> Tensor:
+    """`squared_error` without gradients, its bands on up to `workers` threads
+    (the parameter search's many evaluations). The bands' sums are added in
+    their order, as `squared_error` adds them: the same value, bit for bit,
+    for any number of threads.
+
+    cache (`gmn_cache`): the GMN's projections of each band, kept from an
+    earlier call and reused; the caller empties it whenever z or the GMN
+    changes. When only the LSNs change, most of a band's work is then saved
+    (the same bits: the same operations on the same values)."""
+    plan = bands(height, width)
+    sums: list[Tensor | None] = [None] * len(plan)
+
+    def one(k: int) -> None:
+        r0, r1, i0, i1 = plan[k]
+        with torch.no_grad():  # grad mode is per thread
+            projected = None if cache is None else cache[k]
+            if projected is None:
+                projected = synthesis.gmn.features_of(z[:, i0 * width: i1 * width], i1 - i0,
+                                                      width, crop=(r0 - i0, i1 - r1))
+                if cache is not None:
+                    cache[k] = projected
+            image = synthesis.draw(projected, coords[:, r0 * width: r1 * width],
+                                   regions.split(r0, r1))
+            sums[k] = torch.sum((image - target[:, r0 * width: r1 * width]) ** 2)
+
+    run_threaded(one, range(len(plan)), workers)
+    total = z.new_zeros(())
+    for s in sums:
+        total += s
+    return total
 
 
 class _BandedSquaredError(torch.autograd.Function):

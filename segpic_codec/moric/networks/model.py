@@ -13,7 +13,7 @@ from ..bitstream.canvas import Canvas
 from ..bitstream.roi import kept_latents
 from .arm import Arm, arm_macs_per_latent, canvas_rate_bits
 from .arm_rate import fused_rate_bits, fused_rate_bits_and_grads
-from .banded import HALO, squared_error, synthesize
+from .banded import HALO, GmnCache, squared_error, squared_error_value, synthesize
 from .latents import LatentCanvas, QuantizerMode, split_grids
 from .regions import RegionMap
 from .synthesis import Synthesis, pixel_coordinates
@@ -127,6 +127,19 @@ class MoricModel(nn.Module):
         image = self.synthesis(dense, self.coords, self.height, self.width,
                                split=self.regions.split())
         return torch.sum((image - target) ** 2)
+
+    def squared_error_value(self, target: Tensor, dense: Tensor, workers: int = 1,
+                            cache: GmnCache | None = None) -> Tensor:
+        """`squared_error` from the upsampled latents, without gradients. On a
+        CPU in bands at any size, on up to `workers` threads (the same bits as
+        the banded `squared_error`); `cache`: see `banded.squared_error_value`."""
+        if dense.device.type == "cpu":
+            return squared_error_value(self.synthesis, dense, self.coords, target, self.height,
+                                       self.width, self.regions, workers, cache)
+        with torch.no_grad():
+            image = self.synthesis(dense, self.coords, self.height, self.width,
+                                   split=self.regions.split())
+            return torch.sum((image - target) ** 2)
 
     def rate_bits(self, quantized_canvas: Tensor) -> Tensor:
         """Total bits of the latents (scalar). On a CPU the fused, cache-blocked

@@ -210,7 +210,12 @@ class Synthesis(nn.Module):
         rows computed with halo rows, which only the 3x3 layers need.
         split: which LSN draws which of the N' output pixels (None: LSN 0
         draws all); pixels of regions the split leaves out are zero."""
-        projected = self.gmn.features_of(z, height, width, crop)
+        return self.draw(self.gmn.features_of(z, height, width, crop), coords, split)
+
+    def draw(self, projected: list[Tensor], coords: Tensor, split: RegionSplit | None = None
+             ) -> Tensor:
+        """The LSNs' pixels from the GMN's projections (`GlobalModulationNetwork.features_of`)
+        and the pixels' coordinates; `split` as in forward."""
         if split is None or split.whole:
             return self.lsns[0](coords, self.gmn, projected)
         stacked = torch.cat(projected)
