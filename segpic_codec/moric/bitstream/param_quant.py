@@ -32,9 +32,13 @@ Prior = dict[str, np.ndarray]  # `param_prior.load_prior_arrays`
 
 WEIGHT_EXPONENTS = range(2, 15)
 BIAS_EXPONENTS = range(2, 21)
-# where each group's step search begins
-START_EXPONENT = {(module, kind): 8 if kind == "weight" else 10
-                  for module in MODULES for kind in KINDS}
+# where each group's step search begins: the exponents most often chosen on
+# the 64 files of bench/results/moric-time/now-af2dfd5 (fewer evaluations
+# than one start for every group; bench/results/moric-time/search/)
+START_EXPONENT = {("arm", "weight"): 6, ("arm", "bias"): 6, ("upsampling", "weight"): 9,
+                  ("upsampling", "bias"): 10, ("gmn", "weight"): 6, ("gmn", "bias"): 9,
+                  ("lsn", "weight"): 7, ("lsn", "bias"): 9}
+assert set(START_EXPONENT) == {(module, kind) for module in MODULES for kind in KINDS}
 SEARCH_MISSES = 2  # a direction ends after this many tries without an improvement
 
 
