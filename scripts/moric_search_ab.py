@@ -36,10 +36,10 @@ SETTINGS = {  # name: (start exponents, replacing the current ones; tries withou
               ("gmn", "weight"): 8, ("gmn", "bias"): 10, ("lsn", "weight"): 8,
               ("lsn", "bias"): 10}, 2),
     "current": ({}, 2),
-    "8/10, one miss": ({("arm", "weight"): 8, ("arm", "bias"): 10, ("upsampling", "weight"): 8,
+    "8/10 one miss": ({("arm", "weight"): 8, ("arm", "bias"): 10, ("upsampling", "weight"): 8,
                         ("gmn", "weight"): 8, ("gmn", "bias"): 10, ("lsn", "weight"): 8,
                         ("lsn", "bias"): 10}, 1),
-    "current, one miss": ({}, 1),
+    "current one miss": ({}, 1),
 }
 
 

@@ -24,6 +24,10 @@ from .rate_control import LambdaController
 from .recipe import Recipe
 from .soap import Soap
 
+# what the parameter-quantisation search costs, in training steps of the same
+# encode (bench/results/moric-time/search/: about 8 on two cores)
+SEARCH_STEPS = 10.0
+
 
 @dataclass
 class Budget:
@@ -44,10 +48,10 @@ class Budget:
         return p
 
     def plan_reserve(self, seconds_per_step: float) -> None:
-        """The parameter-quantisation search costs about 25 training steps;
-        keep that (at most a quarter of the limit) out of the time limit."""
+        """Keep the parameter-quantisation search's time (at most a quarter of
+        the limit) out of the time limit."""
         if self.time_limit:
-            self.reserve = min(0.25 * self.time_limit, 25.0 * seconds_per_step)
+            self.reserve = min(0.25 * self.time_limit, SEARCH_STEPS * seconds_per_step)
 
 
 @dataclass
