@@ -7,6 +7,7 @@ evaluations are timed in-process.
     python scripts/moric_search_ab.py dump KODAK/kodim23.png --steps 180 --dir models
     python scripts/moric_search_ab.py compare models > search.jsonl
     python scripts/moric_search_ab.py time models/kodim23-q1-180.pt --rounds 5
+    python scripts/moric_search_ab.py cost KODAK/kodim23.png --steps 60 --threads 2
 
 `compare` prints one JSON line per model and setting: the RD loss (mse +
 λ · (latent bits + parameter bits) / pixels) of the file it would write, the
@@ -136,6 +137,40 @@ def time_evaluations(path: Path, rounds: int) -> None:
                           "median_ms": round(1e3 * statistics.median(v), 1)}))
 
 
+def cost(image: Path, steps: int, quality: float, threads: int) -> None:
+    """Seconds of the optimisation and of the search in one encode, and the
+    search in steps of that encode (what `Budget` reserves for it)."""
+    from segpic_codec.moric.training import encoder
+
+    spent: dict[str, float] = {}
+    search, run = codec._quantise_networks, encoder.Optimisation.run
+
+    def timed(name: str, f):  # noqa: ANN001, ANN202
+        def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            began = time.perf_counter()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                spent[name] = time.perf_counter() - began
+        return wrapper
+
+    codec._quantise_networks = timed("search", search)
+    encoder.Optimisation.run = timed("optimisation", run)
+    torch.set_num_threads(threads)
+    try:
+        began = time.perf_counter()
+        codec.encode(np.asarray(Image.open(image).convert("RGB")), quality=quality, steps=steps)
+        total = time.perf_counter() - began
+    finally:
+        codec._quantise_networks, encoder.Optimisation.run = search, run
+    per_step = spent["optimisation"] / steps
+    print(json.dumps({"image": image.stem, "steps": steps, "threads": threads,
+                      "encode_s": round(total, 2),
+                      "optimisation_s": round(spent["optimisation"], 2),
+                      "search_s": round(spent["search"], 2),
+                      "search_in_steps": round(spent["search"] / per_step, 1)}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,7 +185,14 @@ def main() -> None:
     t = sub.add_parser("time")
     t.add_argument("model", type=Path)
     t.add_argument("--rounds", type=int, default=5)
+    k = sub.add_parser("cost")
+    k.add_argument("image", type=Path)
+    k.add_argument("--steps", type=int, default=60)
+    k.add_argument("--quality", type=float, default=3.0)
+    k.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    if args.command == "cost":
+        return cost(args.image, args.steps, args.quality, args.threads)
     torch.set_num_threads(1)
     if args.command == "dump":
         dump(args.image, [float(q) for q in args.quality.split(",")], args.steps, args.dir)
