@@ -30,7 +30,6 @@ from PIL import Image
 
 from segpic_codec.moric import codec
 from segpic_codec.moric.bitstream import param_quant
-from segpic_codec.moric.networks.banded import gmn_cache
 
 SETTINGS = {  # name: (start exponents, replacing the current ones; tries without a gain)
     "8/10": ({("arm", "weight"): 8, ("arm", "bias"): 10, ("upsampling", "weight"): 8,
@@ -113,6 +112,8 @@ def _loss(model, saved: dict, coding: dict) -> float:  # noqa: ANN001
 
 def time_evaluations(path: Path, rounds: int) -> None:
     """Median milliseconds of one distortion evaluation each way, interleaved."""
+    from segpic_codec.moric.networks.banded import gmn_cache  # (`cost` runs on old trees too)
+
     saved = torch.load(path, weights_only=False)
     model, target = saved["model"], saved["target"]
     with torch.no_grad():
