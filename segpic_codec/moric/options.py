@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..options import CodecOption, CodecOptions
 from .file_format import MAX_CODED_REGIONS
-from .training.recipe import PRESETS
+from .training.recipe import PRESET_MINUTES, PRESETS
 
 DEFAULT_QUALITY = 3.5
 DEFAULT_PRESET = "medium"
@@ -14,6 +14,7 @@ DEFAULT_REGION_COUNT = 3  # the paper's default N
 CONTOUR_MODES = ("auto", "lossless", "lossy")
 
 _BUDGETS = ", ".join(f"{name} {recipe.steps}" for name, recipe in PRESETS.items())
+_MINUTES = ", ".join(f"{name} {minutes:g}" for name, minutes in PRESET_MINUTES.items())
 
 OPTIONS = CodecOptions((
     CodecOption("steps", "int", "optimisation steps (overrides the preset's).", "loader",
@@ -21,7 +22,7 @@ OPTIONS = CodecOptions((
     CodecOption("time_limit", "duration", "stop optimising after this long (90s, 10m, 1h) "
                 "and write the best state.", "loader"),
     CodecOption("preset", "choice", f"a named optimisation budget, in steps: {_BUDGETS} "
-                f"({DEFAULT_PRESET}: about 10 minutes per Kodak image on 2 CPU cores).",
+                f"(about {_MINUTES} minutes per Kodak image on 2 CPU cores).",
                 "loader", default=DEFAULT_PRESET, choices=tuple(PRESETS)),
     CodecOption("regions", "str", "the region partition: auto (a segmentation into "
                 "--region-count regions; default), none (one region), or an integer label "

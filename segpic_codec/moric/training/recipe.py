@@ -90,4 +90,7 @@ PRESETS: dict[str, Recipe] = {
     "slow": Recipe(steps=1850),
     "placebo": Recipe(steps=5650),
 }
+# what each preset is sized to take, in minutes (the measurement above)
+PRESET_MINUTES = {"fast": 1.0, "medium": 2.5, "slow": 10.0, "placebo": 30.0}
 assert all(name in PRESET_NAMES for name in PRESETS)
+assert set(PRESET_MINUTES) == set(PRESETS)
