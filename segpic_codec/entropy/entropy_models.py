@@ -163,8 +163,11 @@ def _tabulate(cumulative, channels: int, radius: int, tail_mass: float
     """`FactorizedDensity.pmf_table`'s support and pmf from an exact cumulative
     (logits of x (C, n) -> (C, n)), in exact_math."""
     grid = np.arange(-radius, radius + 1, dtype=np.float64)
-    v = np.broadcast_to(grid, (channels, grid.size))
-    lower, upper = cumulative(v - 0.5), cumulative(v + 0.5)
+    # the cumulative at every bin edge k - 1/2, once: bin k's upper edge is bin k + 1's
+    # lower one (the cumulative is elementwise along the grid: the same bits)
+    edges = np.arange(-radius, radius + 2, dtype=np.float64) - 0.5
+    at_edges = cumulative(np.broadcast_to(edges, (channels, edges.size)))
+    lower, upper = at_edges[:, :-1], at_edges[:, 1:]
     sign = -np.sign(lower + upper)
     pmf = np.abs(exact_math.sigmoid(sign * upper) - exact_math.sigmoid(sign * lower))
     lo_ok = (exact_math.sigmoid(lower) <= tail_mass / 2).all(axis=0)
