@@ -26,13 +26,15 @@ from torch import nn
 from ...entropy import exact_math
 from .charm import ChannelARCodec
 from .fixed_point import (
-    ACT_LIMIT,
     DPS_LIMIT,
+    FRAC_BITS,
     ONE,
     FixedConv,
+    array,
+    clamp_,
     fixed_layer,
     multiply,
-    rescale,
+    scaled_product,
     tanh_table,
     to_fixed,
 )
@@ -126,17 +128,20 @@ class FixedRAT(nn.Module):
                 ) -> torch.Tensor:
         b, _, h, w = x.shape
         f = self.ctl(x)
-        kernels = self.dkg(torch.cat([f, expand_prototypes(prototypes, partition)], dim=1))
-        kernels = kernels.view(b, f.shape[1], self.k * self.k, h, w)
+        kernels = self.dkg(concat([f, expand_prototypes(prototypes, partition)]))
+        kernels = array(kernels).reshape(b, f.shape[1], self.k * self.k, h, w)
         # DPSConv: each product (< 2^52) rounded to an activation, then summed
         pad = self.k // 2
-        fp = nn.functional.pad(f, (pad, pad, pad, pad))
-        out = torch.zeros_like(f)
+        fp = np.pad(array(f) * 2.0**-FRAC_BITS, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+        out = np.zeros(f.shape)
+        term = np.empty(f.shape)
         for idx in range(self.k * self.k):
             i, j = divmod(idx, self.k)
-            out += multiply(fp[:, :, i : i + h, j : j + w], kernels[:, :, idx])
-        out = multiply(out.clamp_(-ACT_LIMIT, ACT_LIMIT), self.cag(out))
-        return self.merge(out).add_(x).clamp_(-ACT_LIMIT, ACT_LIMIT)
+            out += scaled_product(fp[:, :, i : i + h, j : j + w], kernels[:, :, idx], term)
+        gated = torch.from_numpy(clamp_(out))
+        multiply(out, array(self.cag(gated)), out=out)
+        merged = self.merge(gated)
+        return torch.from_numpy(clamp_(np.add(array(merged), array(x), out=array(merged))))
 
 
 class ExactHyperSynthesis(nn.Module):
@@ -177,14 +182,25 @@ class ExactCharm(nn.Module):
     def slice_params(self, i: int, means: torch.Tensor, scales: torch.Tensor,
                      decoded: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         support = decoded[: self.max_support]
-        mu = self.mean_transforms[i](torch.cat([means, *support], dim=1))
-        scale = self.scale_transforms[i](torch.cat([scales, *support], dim=1))
+        mu = self.mean_transforms[i](concat([means, *support]))
+        scale = self.scale_transforms[i](concat([scales, *support]))
         return mu, scale
 
     def finish_slice(self, i: int, means: torch.Tensor, decoded: list[torch.Tensor],
                      symbols: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
         """y^ of slice i from its integer symbols and mean (activations)."""
-        y_hat = (symbols.to(torch.float64) * ONE + mu).clamp_(-ACT_LIMIT, ACT_LIMIT)
+        y_hat = array(symbols).astype(np.float64)
+        y_hat *= ONE
+        clamp_(np.add(y_hat, array(mu), out=y_hat))
         support = decoded[: self.max_support]
-        lrp = self.lrp_transforms[i](torch.cat([means, *support, y_hat], dim=1))
-        return (y_hat + rescale(self.tanh(lrp), 1)).clamp_(-ACT_LIMIT, ACT_LIMIT)
+        lrp = self.lrp_transforms[i](concat([means, *support, torch.from_numpy(y_hat)]))
+        # + tanh(lrp) / 2, rounded half up: floor(t 2^-1 + 1/2), exact
+        half = array(self.tanh(lrp)) * 0.5
+        half += 0.5
+        y_hat += np.floor(half, out=half)
+        return torch.from_numpy(clamp_(y_hat))
+
+
+def concat(maps: list[torch.Tensor]) -> torch.Tensor:
+    """torch.cat along channels, in numpy (single-threaded: see `fixed_point`)."""
+    return torch.from_numpy(np.concatenate([array(m) for m in maps], axis=1))
