@@ -50,6 +50,13 @@ def test_exact_math_is_accurate():
     assert np.max(np.abs(exact_math.sigmoid(z) - 1 / (1 + np.exp(-z)))) < 1e-15
 
 
+def test_sigmoid_pair_is_sigmoid_bit_for_bit():
+    x = np.concatenate([np.linspace(-50, 50, 20001), [0.0, -0.0, 745.0, -745.0, 1e-300]])
+    pos, neg = exact_math.sigmoid_pair(x)
+    assert pos.tobytes() == exact_math.sigmoid(x).tobytes()
+    assert neg.tobytes() == exact_math.sigmoid(-x).tobytes()
+
+
 def test_tables_are_the_same_bits_on_every_machine():
     digest = hashlib.sha256()
     for activation in (gelu_table(), sigmoid_table(), tanh_table()):
