@@ -28,6 +28,7 @@ from segpic_codec.segpic.networks.fixed_point import (
     ACT_LIMIT,
     FRAC_BITS,
     FixedConv,
+    fixed_layer,
     gelu_table,
     sigmoid_table,
     tanh_table,
@@ -185,11 +186,14 @@ def _entropy_networks(name: str) -> list[nn.Module]:
 
 @pytest.mark.parametrize("name", ["tiny", "small", "segpic"])
 def test_every_convolution_sums_exactly(name):
-    """The bound of fixed_point's docstring, in Python integers, for every layer."""
-    from segpic_codec.segpic.networks.exact_entropy import ExactCharm, ExactHyperSynthesis
+    """The bound of fixed_point's docstring, in Python integers, for every layer
+    (ChARM's as FixedConv makes them: ExactCharm splits its first layers' integers
+    by input, `test_split_charm_gives_the_whole_convolutions`)."""
+    from segpic_codec.segpic.networks.exact_entropy import ExactHyperSynthesis
 
     charm, hyper = _entropy_networks(name)
-    convs = _fixed_convs(ExactCharm(charm)) + _fixed_convs(ExactHyperSynthesis(hyper))
+    convs = [FixedConv(m) for m in charm.modules() if isinstance(m, nn.Conv2d)]
+    convs += _fixed_convs(ExactHyperSynthesis(hyper))
     assert len(convs) > 10
     for conv in convs:
         weight, bias = conv.integer_parameters()
@@ -202,6 +206,55 @@ def test_every_convolution_sums_exactly(name):
         worst = max(int(a) * ACT_LIMIT + abs(int(b)) for a, b in zip(l1, summed, strict=True))
         assert worst < 2**53
         assert conv.shift >= 16  # weights keep at least 16 bits below their unit
+
+
+def _whole_charm(charm: ChannelARCodec, means: torch.Tensor, scales: torch.Tensor,
+                 symbols: list[torch.Tensor]) -> list[torch.Tensor]:
+    """(mu, scale, y^) of every slice with each transform run whole (fixed_layer):
+    the ChARM steps as the first exact path computed them."""
+    kinds = [[fixed_layer(t) for t in transforms] for transforms in
+             (charm.mean_transforms, charm.scale_transforms, charm.lrp_transforms)]
+    tanh = tanh_table()
+    decoded: list[torch.Tensor] = []
+    out = []
+    for i, sym in enumerate(symbols):
+        support = decoded[: charm.max_support]
+        mu = kinds[0][i](torch.cat([means, *support], dim=1))
+        scale = kinds[1][i](torch.cat([scales, *support], dim=1))
+        y_hat = (sym * 2.0**FRAC_BITS + mu).clamp(-ACT_LIMIT, ACT_LIMIT)
+        lrp = kinds[2][i](torch.cat([means, *support, y_hat], dim=1))
+        y = (y_hat + torch.floor(tanh(lrp) * 0.5 + 0.5)).clamp(-ACT_LIMIT, ACT_LIMIT)
+        decoded.append(y)
+        out += [mu, scale, y]
+    return out
+
+
+@pytest.mark.parametrize("pending", [1, 1 << 17, None])  # a slice per run, a few, all
+def test_split_charm_gives_the_whole_convolutions(monkeypatch, pending):
+    """ExactCharm's first layers summed in parts (by input, runs of slices) give
+    the whole convolutions' integers, and so the same mu, scale and y^."""
+    from segpic_codec.segpic.networks import exact_charm
+
+    charm, _ = _entropy_networks("small")
+    if pending is not None:
+        monkeypatch.setattr(exact_charm, "PENDING_BYTES", pending)
+    g = torch.Generator().manual_seed(3)
+    shape = (1, charm.mean_transforms[0][0].in_channels, 6, 7)
+    means, scales = (torch.randint(-2**19, 2**19, shape, generator=g).double()
+                     for _ in range(2))
+    symbols = [torch.randint(-20, 21, (1, charm.slice_channels, 6, 7), generator=g).double()
+               for _ in range(charm.num_slices)]
+    split = exact_charm.ExactCharm(charm)
+    ctx = split.start(means, scales)
+    decoded: list[torch.Tensor] = []
+    out = []
+    for i, sym in enumerate(symbols):
+        mu, scale = split.slice_params(i, ctx, decoded)
+        decoded.append(split.finish_slice(i, ctx, decoded, sym, mu))
+        out += [mu, scale, decoded[-1]]
+    assert not ctx.sums  # every part was used
+    whole = _whole_charm(charm, means, scales, symbols)
+    assert all(torch.equal(a, b) for a, b in zip(out, whole, strict=True))
 
 
 def test_a_convolution_is_exact_at_its_bound():
@@ -239,8 +292,8 @@ def _entropy_record(codec, pixels: np.ndarray, monkeypatch) -> tuple[list, list,
     hyper, params = ExactEntropyPath.hyper, ExactEntropyPath.slice_params
 
     def record_hyper(self, *args):
-        out = hyper(self, *args)
-        records[side[0]].extend(t.clone() for t in out)
+        out = hyper(self, *args)  # the means and scales, and the ChARM's state
+        records[side[0]].extend((out.means.clone(), out.scales.clone()))
         return out
 
     def record_params(self, *args):
@@ -282,9 +335,10 @@ from segpic_codec.segpic.networks.entropy_paths import ExactEntropyPath
 digests = []
 for name in ("hyper", "slice_params"):
     method = getattr(ExactEntropyPath, name)
-    def wrapped(self, *args, _method=method):
+    def wrapped(self, *args, _method=method, _name=name):
         out = _method(self, *args)
-        digests.append([hashlib.sha256(t.numpy().tobytes()).hexdigest() for t in out])
+        tensors = (out.means, out.scales) if _name == "hyper" else out
+        digests.append([hashlib.sha256(t.numpy().tobytes()).hexdigest() for t in tensors])
         return out
     setattr(ExactEntropyPath, name, wrapped)
 codec = Codec.load(device="cpu")

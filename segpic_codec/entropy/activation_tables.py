@@ -38,6 +38,18 @@ def table(fn: Callable[[np.ndarray], np.ndarray], lo: float, hi: float
 
 
 @functools.cache
+def steps(fn: Callable[[np.ndarray], np.ndarray], lo: float, hi: float
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """(entry[i] 2^SUBSTEP, entry[i + 1] - entry[i] (0 after the last)) of `table`,
+    int64: the interpolation is (start[i] + step[i] frac + 2^(SUBSTEP - 1)) >> SUBSTEP."""
+    entries, _ = table(fn, lo, hi)
+    start, step = entries << SUBSTEP, np.append(np.diff(entries), 0)
+    start.setflags(write=False)
+    step.setflags(write=False)
+    return start, step
+
+
+@functools.cache
 def dense_table(fn: Callable[[np.ndarray], np.ndarray], lo: float, hi: float
                 ) -> tuple[np.ndarray, int]:
     """(the interpolated f at every activation from lo to hi, as float64 holding

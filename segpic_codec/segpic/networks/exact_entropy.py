@@ -8,7 +8,7 @@ the entropy prototypes) step for step:
     z symbols -> + medians, * inverse gain -> activations -> h_s -> RAT(p^)
               -> means, scales (activations)
     per slice: ChARM mean/scale transforms -> mu, scale -> scale level
-               y^ = symbols + mu + tanh(LRP) / 2
+               y^ = symbols + mu + tanh(LRP) / 2   (`exact_charm`)
 
 The convolutions and nonlinearities are `fixed_point` layers (integer-exact).
 The entropy prototypes are a few vectors: their 1x1 layers and inverse GDN run
@@ -24,18 +24,16 @@ import torch
 from torch import nn
 
 from ...entropy import exact_math
-from .charm import ChannelARCodec
 from .fixed_point import (
     DPS_LIMIT,
     FRAC_BITS,
-    ONE,
     FixedConv,
     array,
     clamp_,
+    concat,
     fixed_layer,
     multiply,
     scaled_product,
-    tanh_table,
     to_fixed,
 )
 from .hyperprior import HyperpriorCodec
@@ -166,41 +164,3 @@ class ExactHyperSynthesis(nn.Module):
         means = self.rat_means(self.h_s_means(z), prototypes, partition)
         scales = self.rat_scales(self.h_s_scales(z), prototypes, partition)
         return means, scales
-
-
-class ExactCharm(nn.Module):
-    """ChannelARCodec's bitstream steps on activations."""
-
-    def __init__(self, charm: ChannelARCodec):
-        super().__init__()
-        self.max_support = charm.max_support
-        self.mean_transforms = nn.ModuleList(fixed_layer(t) for t in charm.mean_transforms)
-        self.scale_transforms = nn.ModuleList(fixed_layer(t) for t in charm.scale_transforms)
-        self.lrp_transforms = nn.ModuleList(fixed_layer(t) for t in charm.lrp_transforms)
-        self.tanh = tanh_table()
-
-    def slice_params(self, i: int, means: torch.Tensor, scales: torch.Tensor,
-                     decoded: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        support = decoded[: self.max_support]
-        mu = self.mean_transforms[i](concat([means, *support]))
-        scale = self.scale_transforms[i](concat([scales, *support]))
-        return mu, scale
-
-    def finish_slice(self, i: int, means: torch.Tensor, decoded: list[torch.Tensor],
-                     symbols: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
-        """y^ of slice i from its integer symbols and mean (activations)."""
-        y_hat = array(symbols).astype(np.float64)
-        y_hat *= ONE
-        clamp_(np.add(y_hat, array(mu), out=y_hat))
-        support = decoded[: self.max_support]
-        lrp = self.lrp_transforms[i](concat([means, *support, torch.from_numpy(y_hat)]))
-        # + tanh(lrp) / 2, rounded half up: floor(t 2^-1 + 1/2), exact
-        half = array(self.tanh(lrp)) * 0.5
-        half += 0.5
-        y_hat += np.floor(half, out=half)
-        return torch.from_numpy(clamp_(y_hat))
-
-
-def concat(maps: list[torch.Tensor]) -> torch.Tensor:
-    """torch.cat along channels, in numpy (single-threaded: see `fixed_point`)."""
-    return torch.from_numpy(np.concatenate([array(m) for m in maps], axis=1))

@@ -36,6 +36,7 @@ Every operation is exact, so torch and numpy give the same bits.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -48,8 +49,9 @@ from .conv_bands import bandable, same_conv2d_in_bands
 from .fixed_weights import ACT_LIMIT, EXACT_SUM_LIMIT, MAX_WEIGHT_SHIFT, integer_weights
 
 __all__ = ["ACT_LIMIT", "DPS_LIMIT", "EXACT_SUM_LIMIT", "FRAC_BITS", "MAX_WEIGHT_SHIFT", "ONE",
-           "FixedConv", "TableActivation", "fixed_layer", "gelu_table", "multiply",
-           "scaled_product", "sigmoid_table", "tanh_table", "to_fixed", "to_float"]
+           "FixedConv", "Rounding", "TableActivation", "array", "clamp_", "concat",
+           "fixed_layer", "gelu_table", "multiply", "scaled_product", "sigmoid_table",
+           "tanh_table", "to_fixed", "to_float"]
 
 ONE = 1 << FRAC_BITS
 DPS_LIMIT = (1 << 26) - 1  # the RAT's kernels and features: their products < 2^52
@@ -62,6 +64,11 @@ def array(t: torch.Tensor) -> np.ndarray:
 
 def clamp_(a: np.ndarray, limit: float = ACT_LIMIT) -> np.ndarray:
     return np.clip(a, -limit, limit, out=a)
+
+
+def concat(maps: list[torch.Tensor]) -> torch.Tensor:
+    """torch.cat along channels, in numpy (single-threaded, see above)."""
+    return torch.from_numpy(np.concatenate([array(m) for m in maps], axis=1))
 
 
 def to_fixed(x: torch.Tensor) -> torch.Tensor:
@@ -91,13 +98,30 @@ def scaled_product(a_scaled: np.ndarray, b: np.ndarray, out: np.ndarray | None =
     return np.floor(out, out=out)
 
 
+@dataclass(frozen=True)
+class Rounding:
+    """How a layer's exact sums become activations: floor(acc 2^-s + 1/2), clamped
+    to +-limit. `__call__` takes acc 2^-s as the layer's scaled weights give it
+    (plus the 1/2 where `half_in_bias`) and rounds it in place."""
+
+    shift: int
+    half_in_bias: bool
+    limit: int
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.shift:
+            if not self.half_in_bias:
+                x += 0.5
+            np.floor(x, out=x)
+        return clamp_(x, self.limit)
+
+
 class FixedConv(nn.Module):
     """An nn.Conv2d or nn.ConvTranspose2d on activations, exactly (see the module
     docstring for the bound)."""
 
     def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d, limit: int = ACT_LIMIT):
         super().__init__()
-        self.limit = limit  # of the outputs (ACT_LIMIT, or DPS_LIMIT in the RAT)
         self.transposed = isinstance(conv, nn.ConvTranspose2d)
         if self.transposed and conv.groups != 1:
             raise ValueError("grouped transposed convolutions are not supported")
@@ -110,12 +134,12 @@ class FixedConv(nn.Module):
         # the taps that reach one output channel: (in / groups, kh, kw) of a
         # convolution's weight row; all of a transposed convolution's (in, kh, kw)
         fixed = integer_weights(weight, bias, (0, 2, 3) if self.transposed else (1, 2, 3))
-        self.shift = fixed.shift
-        # the 1/2 of rounding to nearest: in the bias, or added after the sums
-        self.half_in_bias = fixed.half_fits
-        scale = 2.0**-self.shift
+        # the 1/2 of rounding to nearest: in the bias, or added after the sums; the
+        # outputs' limit: ACT_LIMIT, or DPS_LIMIT in the RAT
+        self.rounding = Rounding(fixed.shift, fixed.half_fits, limit)
+        scale = 2.0**-fixed.shift
         w = torch.from_numpy(np.multiply(fixed.weight, scale, out=fixed.weight))
-        b_int = fixed.bias + 2.0**(self.shift - 1) if self.half_in_bias else fixed.bias
+        b_int = fixed.bias + 2.0**(fixed.shift - 1) if fixed.half_fits else fixed.bias
         b = torch.from_numpy(b_int * scale)
         self.register_buffer("weight", w)
         self.register_buffer("bias", b)
@@ -125,6 +149,14 @@ class FixedConv(nn.Module):
         # a 'same' convolution runs in row bands (conv_bands), which sum the same
         # products: exactly the same sums
         self.in_bands = bandable(conv)
+
+    @property
+    def shift(self) -> int:
+        return self.rounding.shift
+
+    @property
+    def half_in_bias(self) -> bool:
+        return self.rounding.half_in_bias
 
     def integer_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(w, b): the weights and the bias as the integers of the module docstring
@@ -146,12 +178,7 @@ class FixedConv(nn.Module):
         else:
             acc = F.conv2d(a, self.weight, self.bias, self.stride, self.padding,
                            self.dilation, self.groups)
-        x = array(acc)  # acc 2^-s (+ 1/2 if in the bias), exactly
-        if self.shift:
-            if not self.half_in_bias:
-                x += 0.5
-            np.floor(x, out=x)
-        clamp_(x, self.limit)
+        self.rounding(array(acc))  # acc 2^-s (+ 1/2 if in the bias), exactly
         return acc
 
 
@@ -169,16 +196,16 @@ class TableActivation(nn.Module):
                  identity_above: bool = False, zero_below: bool = False):
         super().__init__()
         self.fn, self.range = fn, (lo, hi)
-        entries, k0 = activation_tables.table(fn, lo, hi)
-        self.table = torch.from_numpy(entries.copy())  # the entries (tests and docs)
-        # entry i times 2^SUBSTEP, and the step to entry i + 1 (0 after the last):
-        # f(x) = (start[i] + step[i] * frac + half) >> SUBSTEP
-        self.start = entries << SUBSTEP
-        self.step = np.append(np.diff(entries), 0)
+        entries, k0 = activation_tables.table(fn, lo, hi)  # made once per process
         self.lo, self.hi = k0 << SUBSTEP, (k0 + entries.size - 1) << SUBSTEP
         self.identity_above, self.zero_below = identity_above, zero_below
         # the gather needs f = 0 below and x above (checked by dense_core)
         self.dense = identity_above and zero_below
+
+    @property
+    def table(self) -> torch.Tensor:
+        """The table's entries (a copy, for tests and docs)."""
+        return torch.from_numpy(activation_tables.table(self.fn, *self.range)[0].copy())
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         x = array(a)
@@ -187,20 +214,28 @@ class TableActivation(nn.Module):
     def _gather(self, x: np.ndarray) -> np.ndarray:
         core, low = activation_tables.dense_core(self.fn, *self.range)
         index = np.subtract(x, low, out=np.empty(x.shape, np.intp), casting="unsafe")
-        out = core.take(index, mode="clip")  # below the core: its first entry, 0
-        high = low + core.size - 1
-        if x.size and x.max() > high:  # above it f is the identity
-            np.copyto(out, x, where=x > high)
+        last = core.size - 1
+        # a plain gather where every index is in the core (take's clip mode costs more
+        # than these two passes)
+        above = index.max(initial=0) > last
+        if above or index.min(initial=0) < 0:
+            np.clip(index, 0, last, out=index)  # below the core: its first entry, 0
+        out = core.take(index)
+        if above:  # above the core f is the identity
+            np.copyto(out, x, where=x > low + last)
         return out
 
     def _interpolate(self, x: np.ndarray) -> np.ndarray:
+        # entry i times 2^SUBSTEP, and the step to entry i + 1 (0 after the last):
+        # f(x) = (start[i] + step[i] * frac + half) >> SUBSTEP
+        start, step = activation_tables.steps(self.fn, *self.range)
         clipped = np.clip(x, self.lo, self.hi)
         offset = np.subtract(clipped, self.lo, out=np.empty(x.shape, np.int64),
                              casting="unsafe")
         index = offset >> SUBSTEP
         offset &= (1 << SUBSTEP) - 1  # the fraction
-        offset *= self.step.take(index)
-        offset += self.start.take(index) + (1 << (SUBSTEP - 1))
+        offset *= step.take(index)
+        offset += start.take(index) + (1 << (SUBSTEP - 1))
         offset >>= SUBSTEP
         out = offset.astype(np.float64)
         if self.identity_above:
