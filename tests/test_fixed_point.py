@@ -142,13 +142,22 @@ def _half_outside_the_bias() -> nn.Conv2d:
     return conv
 
 
+def _tiny_weights() -> nn.Conv2d:
+    """Weights that round to 0 (of either sign, -0.0 included) beside ordinary ones."""
+    conv = nn.Conv2d(2, 3, 3, padding=1)
+    with torch.no_grad():
+        conv.weight[0, 0, 0] = torch.tensor([-0.0, 0.0, -1e-13])
+        conv.weight[1, 1, 1] = torch.tensor([1e-13, -3e-12, 2.0**-40])
+    return conv
+
+
 def test_integer_weights_are_those_of_the_exact_search():
     """Deciding shifts from bounds gives the shift and the integers that testing
     every shift in int64 gave, for every layer of a configuration and at the bound."""
     charm, hyper = _entropy_networks("small")
     layers = [m for net in (charm, hyper.h_s_means, hyper.rat_means) for m in net.modules()
               if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    layers.append(_half_outside_the_bias())
+    layers += [_half_outside_the_bias(), _tiny_weights()]
     for layer in layers:
         transposed = isinstance(layer, nn.ConvTranspose2d)
         shift, w_int, b_int = _reference_shift(layer.weight.detach(), layer.bias.detach(),
@@ -156,7 +165,9 @@ def test_integer_weights_are_those_of_the_exact_search():
         conv = FixedConv(layer)
         w, b = conv.integer_parameters()
         assert conv.shift == shift
-        assert torch.equal(w, w_int) and torch.equal(b, b_int)
+        # the same bits, the signs of zeros included
+        assert w.numpy().tobytes() == w_int.numpy().tobytes()
+        assert b.numpy().tobytes() == b_int.numpy().tobytes()
 
 
 def test_rounding_when_the_half_does_not_fit_the_bias():

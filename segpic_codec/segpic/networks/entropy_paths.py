@@ -32,7 +32,7 @@ from ...entropy.entropy_models import (
 from .conv_bands import band_convolutions
 from .exact_charm import ExactCharm, SliceContext
 from .exact_entropy import ExactHyperSynthesis, ExactPrototypeSynthesis
-from .fixed_point import FRAC_BITS, to_float
+from .fixed_point import FRAC_BITS, Arena, to_float
 from .regions import Partition
 
 
@@ -84,8 +84,9 @@ class ExactEntropyPath:
 
     def __init__(self, model: nn.Module):
         self.prototype_synthesis = ExactPrototypeSynthesis(model.entropy_prototypes)
-        self.hyper_synthesis = ExactHyperSynthesis(model.hyperprior)
-        self.charm = ExactCharm(model.charm)
+        arena = Arena()  # the fixed-point weights, in a few large buffers
+        self.hyper_synthesis = ExactHyperSynthesis(model.hyperprior, arena)
+        self.charm = ExactCharm(model.charm, arena)
         self.p_transform = DiscreteFactorized(model.transform_prototypes.density, exact=True)
         self.p_entropy = DiscreteFactorized(model.entropy_prototypes.density, exact=True)
         self.z = DiscreteFactorized(model.hyperprior.density, exact=True)

@@ -36,8 +36,10 @@ from .charm import ChannelARCodec
 from .conv_bands import bandable, same_conv2d_in_bands
 from .fixed_point import (
     ONE,
+    Arena,
     FixedConv,
     Rounding,
+    Scratch,
     array,
     clamp_,
     concat,
@@ -64,8 +66,9 @@ class SliceContext:
 class ExactCharm(nn.Module):
     """ChannelARCodec's bitstream steps on activations (see the module docstring)."""
 
-    def __init__(self, charm: ChannelARCodec):
+    def __init__(self, charm: ChannelARCodec, arena: Arena | None = None):
         super().__init__()
+        arena = arena or Arena()
         self.max_support = charm.max_support
         self.num_slices = charm.num_slices
         self.tanh = tanh_table()
@@ -88,29 +91,37 @@ class ExactCharm(nn.Module):
                 self.rows[kind, i] = (source, count[source], count[source] + rows)
                 count[source] += rows
         kernel = tuple(charm.mean_transforms[0][0].kernel_size)
-        self.stacks = {source: (torch.empty((n, hyper, *kernel), dtype=torch.float64),
+        self.stacks = {source: (torch.from_numpy(arena.empty((n, hyper, *kernel))),
                                 torch.empty(n, dtype=torch.float64))
                        for source, n in count.items()}
         self.support: list[torch.Tensor | None] = []  # per slice, its kinds' blocks
+        scratch = Scratch()
         self.own: list[torch.Tensor] = []  # per slice, the LRP's block that reads y^_i
         for i in range(self.num_slices):
             k = min(i, self.max_support)
-            support = []
-            for kind in KINDS:
+            rows = [floats[kind][i][0].out_channels for kind in KINDS]
+            support = (torch.from_numpy(arena.empty((sum(rows), s * k, *kernel))) if k
+                       else None)
+            self.support.append(support)
+            for n, kind in enumerate(KINDS):
                 transform = floats[kind][i]
                 if not bandable(transform[0]) or tuple(transform[0].kernel_size) != kernel:
                     raise ValueError("ChARM's first layers are 'same' convolutions")
-                first = FixedConv(transform[0])  # the whole layer's integers and rounding
+                # the whole layer's weights and rounding, its weights in `scratch`
+                # (the same memory for each layer: split into the blocks right away)
+                first = FixedConv(transform[0], arena=scratch)
                 self.rounding[kind, i] = first.rounding
-                self.rest[f"{kind}{i}"] = fixed_layer(nn.Sequential(*transform[1:]))
+                self.rest[f"{kind}{i}"] = fixed_layer(nn.Sequential(*transform[1:]), arena)
                 source, r0, r1 = self.rows[kind, i]
                 weight, bias = self.stacks[source]
                 weight[r0:r1] = first.weight[:, :hyper]
                 bias[r0:r1] = first.bias
-                support.append(first.weight[:, hyper : hyper + s * k])
+                if support is not None:
+                    o = sum(rows[:n])
+                    support[o : o + rows[n]] = first.weight[:, hyper : hyper + s * k]
                 if kind == "lrp":
-                    self.own.append(first.weight[:, hyper + s * k :].contiguous())
-            self.support.append(torch.cat(support) if k else None)
+                    own = first.weight[:, hyper + s * k :]
+                    self.own.append(torch.from_numpy(arena.empty(own.shape)).copy_(own))
         # bytes of the pending sums per slice and position of h
         self.pending_per_position = 8 * sum(count.values()) // self.num_slices
 

@@ -27,6 +27,7 @@ from ...entropy import exact_math
 from .fixed_point import (
     DPS_LIMIT,
     FRAC_BITS,
+    Arena,
     FixedConv,
     array,
     clamp_,
@@ -113,14 +114,19 @@ class ExactPrototypeSynthesis:
 class FixedRAT(nn.Module):
     """RegionAdaptiveTransform on activations (the same steps, exactly)."""
 
-    def __init__(self, rat: RegionAdaptiveTransform):
+    def __init__(self, rat: RegionAdaptiveTransform, arena: Arena | None = None):
         super().__init__()
         self.k = rat.k
-        # the features and kernels that DPSConv multiplies end in DPS_LIMIT
-        self.ctl = nn.Sequential(*map(fixed_layer, rat.ctl[:-1]), FixedConv(rat.ctl[-1], DPS_LIMIT))
-        self.dkg = nn.Sequential(*map(fixed_layer, rat.dkg[:-1]), FixedConv(rat.dkg[-1], DPS_LIMIT))
-        self.cag = fixed_layer(rat.cag)
-        self.merge = FixedConv(rat.merge)
+
+        def ending_in_dps_limit(layers: nn.Sequential) -> nn.Sequential:
+            # the features and kernels that DPSConv multiplies end in DPS_LIMIT
+            return nn.Sequential(*(fixed_layer(m, arena) for m in layers[:-1]),
+                                 FixedConv(layers[-1], DPS_LIMIT, arena))
+
+        self.ctl = ending_in_dps_limit(rat.ctl)
+        self.dkg = ending_in_dps_limit(rat.dkg)
+        self.cag = fixed_layer(rat.cag, arena)
+        self.merge = FixedConv(rat.merge, arena=arena)
 
     def forward(self, x: torch.Tensor, prototypes: torch.Tensor, partition: Partition
                 ) -> torch.Tensor:
@@ -145,14 +151,14 @@ class FixedRAT(nn.Module):
 class ExactHyperSynthesis(nn.Module):
     """HyperpriorCodec.synthesize: z symbols -> (means, scales) activations."""
 
-    def __init__(self, hyperprior: HyperpriorCodec):
+    def __init__(self, hyperprior: HyperpriorCodec, arena: Arena | None = None):
         super().__init__()
         self.gain = hyperprior.gain
         self.medians = _medians(hyperprior.density)
-        self.h_s_means = fixed_layer(hyperprior.h_s_means)
-        self.h_s_scales = fixed_layer(hyperprior.h_s_scales)
-        self.rat_means = FixedRAT(hyperprior.rat_means)
-        self.rat_scales = FixedRAT(hyperprior.rat_scales)
+        self.h_s_means = fixed_layer(hyperprior.h_s_means, arena)
+        self.h_s_scales = fixed_layer(hyperprior.h_s_scales, arena)
+        self.rat_means = FixedRAT(hyperprior.rat_means, arena)
+        self.rat_scales = FixedRAT(hyperprior.rat_scales, arena)
 
     def forward(self, z_sym: torch.Tensor, prototypes: torch.Tensor, partition: Partition,
                 q: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -46,12 +46,19 @@ from torch import nn
 from ...entropy import activation_tables, exact_math
 from ...entropy.activation_tables import FRAC_BITS, SUBSTEP
 from .conv_bands import bandable, same_conv2d_in_bands
-from .fixed_weights import ACT_LIMIT, EXACT_SUM_LIMIT, MAX_WEIGHT_SHIFT, integer_weights
+from .fixed_weights import (
+    ACT_LIMIT,
+    EXACT_SUM_LIMIT,
+    MAX_WEIGHT_SHIFT,
+    Arena,
+    Scratch,
+    fixed_weights,
+)
 
 __all__ = ["ACT_LIMIT", "DPS_LIMIT", "EXACT_SUM_LIMIT", "FRAC_BITS", "MAX_WEIGHT_SHIFT", "ONE",
-           "FixedConv", "Rounding", "TableActivation", "array", "clamp_", "concat",
-           "fixed_layer", "gelu_table", "multiply", "scaled_product", "sigmoid_table",
-           "tanh_table", "to_fixed", "to_float"]
+           "Arena", "FixedConv", "Rounding", "Scratch", "TableActivation", "array", "clamp_",
+           "concat", "fixed_layer", "gelu_table", "multiply", "scaled_product",
+           "sigmoid_table", "tanh_table", "to_fixed", "to_float"]
 
 ONE = 1 << FRAC_BITS
 DPS_LIMIT = (1 << 26) - 1  # the RAT's kernels and features: their products < 2^52
@@ -120,7 +127,8 @@ class FixedConv(nn.Module):
     """An nn.Conv2d or nn.ConvTranspose2d on activations, exactly (see the module
     docstring for the bound)."""
 
-    def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d, limit: int = ACT_LIMIT):
+    def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d, limit: int = ACT_LIMIT,
+                 arena: Arena | Scratch | None = None):
         super().__init__()
         self.transposed = isinstance(conv, nn.ConvTranspose2d)
         if self.transposed and conv.groups != 1:
@@ -133,14 +141,14 @@ class FixedConv(nn.Module):
                 else np.zeros(out_channels))
         # the taps that reach one output channel: (in / groups, kh, kw) of a
         # convolution's weight row; all of a transposed convolution's (in, kh, kw)
-        fixed = integer_weights(weight, bias, (0, 2, 3) if self.transposed else (1, 2, 3))
+        fixed = fixed_weights(weight, bias, (0, 2, 3) if self.transposed else (1, 2, 3),
+                              None if arena is None else arena.empty(weight.shape))
         # the 1/2 of rounding to nearest: in the bias, or added after the sums; the
         # outputs' limit: ACT_LIMIT, or DPS_LIMIT in the RAT
         self.rounding = Rounding(fixed.shift, fixed.half_fits, limit)
-        scale = 2.0**-fixed.shift
-        w = torch.from_numpy(np.multiply(fixed.weight, scale, out=fixed.weight))
+        w = torch.from_numpy(fixed.weight)  # round(weight 2^s) 2^-s
         b_int = fixed.bias + 2.0**(fixed.shift - 1) if fixed.half_fits else fixed.bias
-        b = torch.from_numpy(b_int * scale)
+        b = torch.from_numpy(b_int * 2.0**-fixed.shift)
         self.register_buffer("weight", w)
         self.register_buffer("bias", b)
         self.stride, self.padding, self.groups = conv.stride, conv.padding, conv.groups
@@ -295,12 +303,13 @@ class FixedPixelShuffle(nn.Module):
         return F.pixel_shuffle(a, self.factor)
 
 
-def fixed_layer(module: nn.Module) -> nn.Module:
-    """The fixed-point counterpart of one float layer of the entropy networks."""
+def fixed_layer(module: nn.Module, arena: Arena | None = None) -> nn.Module:
+    """The fixed-point counterpart of one float layer of the entropy networks (its
+    weights from `arena` if given)."""
     from .layers import SubpelConv3x3  # the float layers this module mirrors
 
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        return FixedConv(module)
+        return FixedConv(module, arena=arena)
     if isinstance(module, nn.GELU):
         if module.approximate != "none":
             raise ValueError("only the exact (erf) GELU has a fixed-point table")
@@ -312,7 +321,7 @@ def fixed_layer(module: nn.Module) -> nn.Module:
     if isinstance(module, nn.AdaptiveAvgPool2d):
         return FixedMean()
     if isinstance(module, SubpelConv3x3):
-        return nn.Sequential(FixedConv(module.conv), FixedPixelShuffle(2))
+        return nn.Sequential(FixedConv(module.conv, arena=arena), FixedPixelShuffle(2))
     if isinstance(module, nn.Sequential):
-        return nn.Sequential(*(fixed_layer(m) for m in module))
+        return nn.Sequential(*(fixed_layer(m, arena) for m in module))
     raise TypeError(f"no fixed-point form of {type(module).__name__}")

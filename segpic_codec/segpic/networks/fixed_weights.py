@@ -18,6 +18,8 @@ close to the limit is tested in int64. The result is the same shift and the
 same integers as testing every shift exactly.
 
 w 2^s is exact (a power-of-two scaling), and so is rounding it to an integer.
+The weights are kept as round(w 2^s) 2^-s, made in two passes (see
+`fixed_weights`) into buffers from an `Arena`.
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ _FLOAT_SUM_MARGIN = 1e-9
 
 
 @dataclass
-class IntegerWeights:
-    """A layer's weights and bias as integers at scale 2^-(16 + shift) of the sums
-    (float32 or float64 arrays holding integers). `half_fits`: the bias plus
-    2^(shift-1) (the 1/2 that rounds the sums to nearest) still passes the test,
-    so that the convolution can add it itself, exactly."""
+class FixedWeights:
+    """A layer's weights rounded to multiples of 2^-shift, round(w 2^s) 2^-s (the
+    test's integers times 2^-s, float64), and its bias as integers at the sums'
+    scale 2^-(16 + shift). `half_fits`: the bias plus 2^(shift-1) (the 1/2 that
+    rounds the sums to nearest) still passes the test, so that the convolution can
+    add it itself, exactly."""
 
     shift: int
     weight: np.ndarray
@@ -50,17 +53,54 @@ class IntegerWeights:
     half_fits: bool
 
 
-def integer_weights(weight: np.ndarray, bias: np.ndarray, sum_axes: tuple[int, ...]
-                    ) -> IntegerWeights:
-    """The integer weights of the largest shift s <= MAX_WEIGHT_SHIFT that passes
-    the test of the module docstring. `sum_axes`: the axes of `weight` summed into
-    one output channel. Raises ValueError if no shift passes."""
-    # one float64 copy, made the integers in place (fresh memory is page-faulted in:
-    # at 7.4 M weights every extra copy shows in the time of loading)
-    w = np.array(weight, dtype=np.float64)
+class Arena:
+    """float64 arrays carved from a few large buffers. numpy has the kernel back a
+    large buffer with huge pages, where each layer's own array was faulted in 4 KB
+    at a time: for the exact path's 7.4 M weights that was most of the time of
+    making them. Pages a buffer never uses are never touched (no memory)."""
+
+    CHUNK = 2 << 20  # float64 values: 16 MB buffers
+
+    def __init__(self) -> None:
+        self._free = np.empty(0)
+
+    def empty(self, shape: tuple[int, ...]) -> np.ndarray:
+        n = int(np.prod(shape))
+        if self._free.size < n:
+            self._free = np.empty(max(n, self.CHUNK))
+        out, self._free = self._free[:n], self._free[n:]
+        return out.reshape(shape)
+
+
+class Scratch:
+    """An `Arena` whose arrays all share one buffer: each is valid until the next."""
+
+    def __init__(self) -> None:
+        self._buffer = np.empty(0)
+
+    def empty(self, shape: tuple[int, ...]) -> np.ndarray:
+        n = int(np.prod(shape))
+        if self._buffer.size < n:
+            self._buffer = np.empty(n)
+        return self._buffer[:n].reshape(shape)
+
+
+def fixed_weights(weight: np.ndarray, bias: np.ndarray, sum_axes: tuple[int, ...],
+                  out: np.ndarray | None = None) -> FixedWeights:
+    """The weights of the largest shift s <= MAX_WEIGHT_SHIFT that passes the test
+    of the module docstring, into `out` (float64, weight's shape) if given.
+    `sum_axes`: the axes of `weight` summed into one output channel. Raises
+    ValueError if no shift passes."""
+    w = np.asarray(weight)
+    if w.dtype != np.float64:
+        w = w.astype(np.float32, copy=False)  # exact for float16 too
     b = np.asarray(bias, dtype=np.float64)
+    out = np.empty(w.shape) if out is None else out
     taps = int(np.prod([w.shape[a] for a in sum_axes]))
-    l1 = np.abs(w).sum(axis=sum_axes).reshape(-1)  # per output channel
+    magnitudes = np.abs(w)
+    l1 = magnitudes.sum(axis=sum_axes, dtype=np.float64).reshape(-1)  # per output channel
+    smallest = float(magnitudes.min()) if w.size else 1.0
+    del magnitudes
     start = MAX_WEIGHT_SHIFT
     if float(l1.max(initial=0.0)) > 0:
         # one above the float estimate: the test never passes higher (there
@@ -72,15 +112,27 @@ def integer_weights(weight: np.ndarray, bias: np.ndarray, sum_axes: tuple[int, .
         verdict = _bound_verdict(l1, b_int, taps, shift)
         if verdict is False:
             continue
-        w_int = np.rint(np.multiply(w, 2.0**shift, out=w), out=w)
-        if verdict is None and not passes(w_int, b_int, sum_axes):
-            w = np.array(weight, dtype=np.float64)  # near the limit, and over it
-            continue
+        if verdict is True:
+            # round(w 2^s) 2^-s as (w + c) - c, c = 1.5 2^(52-s): float64's step
+            # between c/1.5 and 2 c/1.5 is 2^-s, so the sum rounds w to a multiple of
+            # 2^-s, half to even as rint does, and the difference is exact (it needs
+            # |w| < 2^(51-s); a pass gives |w| < 2^(23-s)). A weight that rounds to 0
+            # gets +0 there and rint's 0 with the sign of w: given that sign
+            c = 1.5 * 2.0**(52 - shift)
+            np.add(w, c, out=out, dtype=np.float64)
+            out -= c
+            if smallest <= 2.0**-(shift + 1):
+                np.copysign(out, w, out=out, where=out == 0)
+        else:
+            w_int = np.rint(w.astype(np.float64) * 2.0**shift)
+            if verdict is None and not passes(w_int, b_int, sum_axes):
+                continue
+            np.multiply(w_int, 2.0**-shift, out=out)
         half = b_int + 2.0**(shift - 1) if shift else b_int
         half_verdict = _bound_verdict(l1, half, taps, shift)
         half_fits = shift > 0 and (half_verdict is True or (
-            half_verdict is None and passes(w_int, half, sum_axes)))
-        return IntegerWeights(shift, w_int, b_int, half_fits)
+            half_verdict is None and passes(out * 2.0**shift, half, sum_axes)))
+        return FixedWeights(shift, out, b_int, half_fits)
     raise ValueError("weights too large for exact fixed-point sums")
 
 
