@@ -1,6 +1,6 @@
 """Medians of interleaved A/B rows (scripts/segpic_coding_times_ab.sh): per side,
 the median over runs of the load time and of each run's median encode and decode
-time, and new/old ratios.
+time, new/old ratios of those medians, and the ratio of each pair of runs.
 
     python scripts/segpic_coding_times_summary.py OUT.jsonl
 """
@@ -28,7 +28,10 @@ def main() -> None:
     if {"old", "new"} <= sides.keys():
         ratios = [f"{k} x{median(sides['new'][k]) / median(sides['old'][k]):.2f}"
                   for k in ("load", "encode", "decode")]
-        print("new / old:", ", ".join(ratios))
+        print("new / old (medians):", ", ".join(ratios))
+        for k in ("load", "encode", "decode"):  # run i of each side: the same minutes
+            pairs = zip(sides["old"][k], sides["new"][k], strict=False)
+            print(f"  {k} per pair:", " ".join(f"{n / o:.2f}" for o, n in pairs))
 
 
 if __name__ == "__main__":
