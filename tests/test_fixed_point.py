@@ -18,6 +18,7 @@ from conftest import REPO, SHIPPED, random_image
 from torch import nn
 
 from segpic_codec.entropy import exact_math
+from segpic_codec.entropy.activation_tables import SUBSTEP
 from segpic_codec.entropy.entropy_models import ExactScaleTable
 from segpic_codec.segpic.config import get_config
 from segpic_codec.segpic.networks import conv_bands
@@ -27,6 +28,7 @@ from segpic_codec.segpic.networks.fixed_point import (
     ACT_LIMIT,
     FRAC_BITS,
     FixedConv,
+    fixed_layer,
     gelu_table,
     sigmoid_table,
     tanh_table,
@@ -49,6 +51,13 @@ def test_exact_math_is_accurate():
     assert np.max(np.abs(exact_math.sigmoid(z) - 1 / (1 + np.exp(-z)))) < 1e-15
 
 
+def test_sigmoid_pair_is_sigmoid_bit_for_bit():
+    x = np.concatenate([np.linspace(-50, 50, 20001), [0.0, -0.0, 745.0, -745.0, 1e-300]])
+    pos, neg = exact_math.sigmoid_pair(x)
+    assert pos.tobytes() == exact_math.sigmoid(x).tobytes()
+    assert neg.tobytes() == exact_math.sigmoid(-x).tobytes()
+
+
 def test_tables_are_the_same_bits_on_every_machine():
     digest = hashlib.sha256()
     for activation in (gelu_table(), sigmoid_table(), tanh_table()):
@@ -68,6 +77,109 @@ def test_table_activations_follow_the_float_functions():
         assert (out - fn(v)).abs().max() < 3e-5  # 2 activation steps
 
 
+def _interpolated(activation, x: torch.Tensor) -> torch.Tensor:
+    """The table's definition, as the first exact path computed it (torch, float64):
+    clamp to the table, entry and fraction, (start + step frac + half) >> SUBSTEP,
+    then the ends (x itself above, 0 below, where the activation says so)."""
+    entries = activation.table.to(torch.float64)
+    start = entries * 2**SUBSTEP
+    step = torch.cat([entries[1:] - entries[:-1], entries.new_zeros(1)])
+    lo, hi = activation.lo, activation.hi
+    t = x.clamp(lo, hi) - lo
+    index = torch.floor(t / 2**SUBSTEP)
+    frac = t - index * 2**SUBSTEP
+    index = index.to(torch.int64)
+    out = torch.floor((start[index] + step[index] * frac) / 2**SUBSTEP + 0.5)
+    if activation.identity_above:
+        out = torch.where(x > hi, x, out)
+    if activation.zero_below:
+        out = torch.where(x < lo, torch.zeros_like(out), out)
+    return out
+
+
+@pytest.mark.parametrize("make", [gelu_table, sigmoid_table, tanh_table])
+def test_table_activations_at_every_activation(make):
+    """The gather (GELU's trimmed dense table) and the numpy interpolation give the
+    definition at every activation of the table and a step beyond its ends, and at
+    the activations' limits."""
+    activation = make()
+    one = 2**FRAC_BITS
+    x = torch.cat([torch.arange(activation.lo - one, activation.hi + one + 1),
+                   torch.tensor([-ACT_LIMIT, ACT_LIMIT, -ACT_LIMIT + 1, ACT_LIMIT - 1])])
+    x = x.to(torch.float64)
+    out = activation(x)
+    assert out.dtype == torch.float64
+    assert torch.equal(out, _interpolated(activation, x))
+    assert not torch.signbit(out[out == 0]).any()  # no -0.0 (the same bits)
+
+
+def _reference_shift(weight: torch.Tensor, bias: torch.Tensor, sum_dims: tuple[int, ...]
+                     ) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """The first exact path's search: every shift from the estimate's down, tested in
+    int64 (torch, float64 weights)."""
+    weight, bias = weight.double(), bias.double()
+    l1_float = float(weight.abs().sum(dim=sum_dims).max())
+    start = min(40, int(np.floor(np.log2(2.0**53 / ACT_LIMIT / l1_float))) + 1)
+    for shift in range(max(start, 0), -1, -1):
+        w_int = torch.round(weight * 2.0**shift)
+        b_int = torch.round(bias * 2.0**(FRAC_BITS + shift))
+        if w_int.abs().max() >= 2**53 or b_int.abs().max() >= 2**53:
+            continue
+        l1 = w_int.to(torch.int64).abs().sum(dim=sum_dims)
+        if float(l1.max()) * ACT_LIMIT < 2.0**62:
+            if int((l1 * ACT_LIMIT + b_int.to(torch.int64).abs()).max()) < 2**53:
+                return shift, w_int, b_int
+    raise ValueError("no shift")
+
+
+def _half_outside_the_bias() -> nn.Conv2d:
+    """A layer at the bound: w = 1 passes at shift 23 (2^23 ACT_LIMIT = 2^53 - 2^23)
+    with a bias of 3 2^21 at the sums' scale, not with 2^22 more (the 1/2)."""
+    conv = nn.Conv2d(1, 1, 1)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        conv.bias.fill_(3 * 2.0**21 / 2.0**(FRAC_BITS + 23))
+    return conv
+
+
+def _tiny_weights() -> nn.Conv2d:
+    """Weights that round to 0 (of either sign, -0.0 included) beside ordinary ones."""
+    conv = nn.Conv2d(2, 3, 3, padding=1)
+    with torch.no_grad():
+        conv.weight[0, 0, 0] = torch.tensor([-0.0, 0.0, -1e-13])
+        conv.weight[1, 1, 1] = torch.tensor([1e-13, -3e-12, 2.0**-40])
+    return conv
+
+
+def test_integer_weights_are_those_of_the_exact_search():
+    """Deciding shifts from bounds gives the shift and the integers that testing
+    every shift in int64 gave, for every layer of a configuration and at the bound."""
+    charm, hyper = _entropy_networks("small")
+    layers = [m for net in (charm, hyper.h_s_means, hyper.rat_means) for m in net.modules()
+              if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    layers += [_half_outside_the_bias(), _tiny_weights()]
+    for layer in layers:
+        transposed = isinstance(layer, nn.ConvTranspose2d)
+        shift, w_int, b_int = _reference_shift(layer.weight.detach(), layer.bias.detach(),
+                                               (0, 2, 3) if transposed else (1, 2, 3))
+        conv = FixedConv(layer)
+        w, b = conv.integer_parameters()
+        assert conv.shift == shift
+        # the same bits, the signs of zeros included
+        assert w.numpy().tobytes() == w_int.numpy().tobytes()
+        assert b.numpy().tobytes() == b_int.numpy().tobytes()
+
+
+def test_rounding_when_the_half_does_not_fit_the_bias():
+    conv = FixedConv(_half_outside_the_bias())
+    assert conv.shift == 23 and not conv.half_in_bias
+    x = torch.tensor([-ACT_LIMIT, -ACT_LIMIT + 1, -5, -1, 0, 1, 7, ACT_LIMIT - 1, ACT_LIMIT],
+                     dtype=torch.float64).view(1, 1, 1, -1)
+    sums = [int(v) * 2**23 + 3 * 2**21 for v in x.flatten()]
+    expected = [max(-ACT_LIMIT, min(ACT_LIMIT, (s + 2**22) >> 23)) for s in sums]
+    assert conv(x).flatten().tolist() == expected
+
+
 def _fixed_convs(module: nn.Module) -> list[FixedConv]:
     return [m for m in module.modules() if isinstance(m, FixedConv)]
 
@@ -85,22 +197,75 @@ def _entropy_networks(name: str) -> list[nn.Module]:
 
 @pytest.mark.parametrize("name", ["tiny", "small", "segpic"])
 def test_every_convolution_sums_exactly(name):
-    """The bound of fixed_point's docstring, in Python integers, for every layer."""
-    from segpic_codec.segpic.networks.exact_entropy import ExactCharm, ExactHyperSynthesis
+    """The bound of fixed_point's docstring, in Python integers, for every layer
+    (ChARM's as FixedConv makes them: ExactCharm splits its first layers' integers
+    by input, `test_split_charm_gives_the_whole_convolutions`)."""
+    from segpic_codec.segpic.networks.exact_entropy import ExactHyperSynthesis
 
     charm, hyper = _entropy_networks(name)
-    convs = _fixed_convs(ExactCharm(charm)) + _fixed_convs(ExactHyperSynthesis(hyper))
+    convs = [FixedConv(m) for m in charm.modules() if isinstance(m, nn.Conv2d)]
+    convs += _fixed_convs(ExactHyperSynthesis(hyper))
     assert len(convs) > 10
     for conv in convs:
-        weight = conv.weight if conv.transposed else conv.layer.weight
-        bias = conv.bias if conv.transposed else conv.layer.bias
-        w = weight.detach().numpy().astype(np.int64)
+        weight, bias = conv.integer_parameters()
+        w = weight.numpy().astype(np.int64)
+        assert np.array_equal(w, weight.numpy())  # integers
+        # the bias the convolution sums: with the 1/2 of rounding, if it holds it
+        summed = bias.numpy() + (2.0**(conv.shift - 1) if conv.half_in_bias else 0.0)
         dims = (0, 2, 3) if conv.transposed else (1, 2, 3)
         l1 = np.abs(w).sum(axis=dims)
-        worst = max(int(a) * ACT_LIMIT + abs(int(b))
-                    for a, b in zip(l1, bias.detach().numpy(), strict=True))
+        worst = max(int(a) * ACT_LIMIT + abs(int(b)) for a, b in zip(l1, summed, strict=True))
         assert worst < 2**53
         assert conv.shift >= 16  # weights keep at least 16 bits below their unit
+
+
+def _whole_charm(charm: ChannelARCodec, means: torch.Tensor, scales: torch.Tensor,
+                 symbols: list[torch.Tensor]) -> list[torch.Tensor]:
+    """(mu, scale, y^) of every slice with each transform run whole (fixed_layer):
+    the ChARM steps as the first exact path computed them."""
+    kinds = [[fixed_layer(t) for t in transforms] for transforms in
+             (charm.mean_transforms, charm.scale_transforms, charm.lrp_transforms)]
+    tanh = tanh_table()
+    decoded: list[torch.Tensor] = []
+    out = []
+    for i, sym in enumerate(symbols):
+        support = decoded[: charm.max_support]
+        mu = kinds[0][i](torch.cat([means, *support], dim=1))
+        scale = kinds[1][i](torch.cat([scales, *support], dim=1))
+        y_hat = (sym * 2.0**FRAC_BITS + mu).clamp(-ACT_LIMIT, ACT_LIMIT)
+        lrp = kinds[2][i](torch.cat([means, *support, y_hat], dim=1))
+        y = (y_hat + torch.floor(tanh(lrp) * 0.5 + 0.5)).clamp(-ACT_LIMIT, ACT_LIMIT)
+        decoded.append(y)
+        out += [mu, scale, y]
+    return out
+
+
+@pytest.mark.parametrize("pending", [1, 1 << 17, None])  # a slice per run, a few, all
+def test_split_charm_gives_the_whole_convolutions(monkeypatch, pending):
+    """ExactCharm's first layers summed in parts (by input, runs of slices) give
+    the whole convolutions' integers, and so the same mu, scale and y^."""
+    from segpic_codec.segpic.networks import exact_charm
+
+    charm, _ = _entropy_networks("small")
+    if pending is not None:
+        monkeypatch.setattr(exact_charm, "PENDING_BYTES", pending)
+    g = torch.Generator().manual_seed(3)
+    shape = (1, charm.mean_transforms[0][0].in_channels, 6, 7)
+    means, scales = (torch.randint(-2**19, 2**19, shape, generator=g).double()
+                     for _ in range(2))
+    symbols = [torch.randint(-20, 21, (1, charm.slice_channels, 6, 7), generator=g).double()
+               for _ in range(charm.num_slices)]
+    split = exact_charm.ExactCharm(charm)
+    ctx = split.start(means, scales)
+    decoded: list[torch.Tensor] = []
+    out = []
+    for i, sym in enumerate(symbols):
+        mu, scale = split.slice_params(i, ctx, decoded)
+        decoded.append(split.finish_slice(i, ctx, decoded, sym, mu))
+        out += [mu, scale, decoded[-1]]
+    assert not ctx.sums  # every part was used
+    whole = _whole_charm(charm, means, scales, symbols)
+    assert all(torch.equal(a, b) for a, b in zip(out, whole, strict=True))
 
 
 def test_a_convolution_is_exact_at_its_bound():
@@ -108,12 +273,11 @@ def test_a_convolution_is_exact_at_its_bound():
     largest sum the bound allows, compared with int64 arithmetic."""
     torch.manual_seed(1)
     conv = FixedConv(nn.Conv2d(96, 8, 3, padding=1))
-    w = conv.layer.weight.detach()
+    w, bias = conv.integer_parameters()
     worst = int(w.abs().sum(dim=(1, 2, 3)).argmax())
     x = (torch.sign(w[worst]) * ACT_LIMIT)[None]  # (1, 96, 3, 3)
     out = conv(x)[0, worst, 1, 1]
-    exact = int((w[worst].to(torch.int64) * x[0].to(torch.int64)).sum()) \
-        + int(conv.layer.bias[worst])
+    exact = int((w[worst].to(torch.int64) * x[0].to(torch.int64)).sum()) + int(bias[worst])
     assert abs(exact) > 2**50  # near the bound indeed
     expected = min(ACT_LIMIT, (exact + (1 << (conv.shift - 1))) >> conv.shift)
     assert int(out) == expected
@@ -139,8 +303,8 @@ def _entropy_record(codec, pixels: np.ndarray, monkeypatch) -> tuple[list, list,
     hyper, params = ExactEntropyPath.hyper, ExactEntropyPath.slice_params
 
     def record_hyper(self, *args):
-        out = hyper(self, *args)
-        records[side[0]].extend(t.clone() for t in out)
+        out = hyper(self, *args)  # the means and scales, and the ChARM's state
+        records[side[0]].extend((out.means.clone(), out.scales.clone()))
         return out
 
     def record_params(self, *args):
@@ -182,9 +346,10 @@ from segpic_codec.segpic.networks.entropy_paths import ExactEntropyPath
 digests = []
 for name in ("hyper", "slice_params"):
     method = getattr(ExactEntropyPath, name)
-    def wrapped(self, *args, _method=method):
+    def wrapped(self, *args, _method=method, _name=name):
         out = _method(self, *args)
-        digests.append([hashlib.sha256(t.numpy().tobytes()).hexdigest() for t in out])
+        tensors = (out.means, out.scales) if _name == "hyper" else out
+        digests.append([hashlib.sha256(t.numpy().tobytes()).hexdigest() for t in tensors])
         return out
     setattr(ExactEntropyPath, name, wrapped)
 codec = Codec.load(device="cpu")

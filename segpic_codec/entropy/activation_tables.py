@@ -38,6 +38,18 @@ def table(fn: Callable[[np.ndarray], np.ndarray], lo: float, hi: float
 
 
 @functools.cache
+def steps(fn: Callable[[np.ndarray], np.ndarray], lo: float, hi: float
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """(entry[i] 2^SUBSTEP, entry[i + 1] - entry[i] (0 after the last)) of `table`,
+    int64: the interpolation is (start[i] + step[i] frac + 2^(SUBSTEP - 1)) >> SUBSTEP."""
+    entries, _ = table(fn, lo, hi)
+    start, step = entries << SUBSTEP, np.append(np.diff(entries), 0)
+    start.setflags(write=False)
+    step.setflags(write=False)
+    return start, step
+
+
+@functools.cache
 def dense_table(fn: Callable[[np.ndarray], np.ndarray], lo: float, hi: float
                 ) -> tuple[np.ndarray, int]:
     """(the interpolated f at every activation from lo to hi, as float64 holding
@@ -52,3 +64,36 @@ def dense_table(fn: Callable[[np.ndarray], np.ndarray], lo: float, hi: float
     out = np.append(values.reshape(-1), entries[-1]).astype(np.float64)
     out.setflags(write=False)
     return out, k0 << SUBSTEP
+
+
+@functools.cache
+def dense_core(fn: Callable[[np.ndarray], np.ndarray], lo: float, hi: float
+               ) -> tuple[np.ndarray, int]:
+    """`dense_table` of a function that is 0 below the table and the identity
+    above it (GELU), without the ends where the table is already that: (the
+    interpolated f at every activation from the last entry that is 0 before the
+    first that is not, to the first entry that equals its activation after the
+    last that does not; the activation of its first value). Between two entries
+    that are 0 (or two that equal their activations) the interpolation is 0 (the
+    activation itself) at every activation, so with `core` and `low` returned,
+
+        f(a) = core[clip(a - low, 0, len(core) - 1)]  if a <= low + len(core) - 1,  else a
+
+    at every activation a, as the whole table and its ends give it. Raises
+    ValueError for a table whose first entry is not 0 or whose last is not its
+    activation."""
+    entries, k0 = table(fn, lo, hi)
+    activations = np.arange(k0, k0 + entries.size, dtype=np.int64) << SUBSTEP
+    zero, identity = entries == 0, entries == activations
+    if not (zero[0] and identity[-1]):
+        raise ValueError("the table is not 0 at its start and the identity at its end")
+    first = int(np.argmin(zero)) - 1  # the last 0 before the first non-0 entry
+    last = entries.size - int(np.argmin(identity[::-1]))  # the first identity after
+    sub = entries[first : last + 1]
+    frac = np.arange(1 << SUBSTEP, dtype=np.int64)
+    values = (sub[:-1, None] << SUBSTEP) + np.diff(sub)[:, None] * frac[None, :]
+    values += 1 << (SUBSTEP - 1)
+    values >>= SUBSTEP
+    out = np.append(values.reshape(-1), sub[-1]).astype(np.float64)
+    out.setflags(write=False)
+    return out, (k0 + first) << SUBSTEP

@@ -163,12 +163,22 @@ def _tabulate(cumulative, channels: int, radius: int, tail_mass: float
     """`FactorizedDensity.pmf_table`'s support and pmf from an exact cumulative
     (logits of x (C, n) -> (C, n)), in exact_math."""
     grid = np.arange(-radius, radius + 1, dtype=np.float64)
-    v = np.broadcast_to(grid, (channels, grid.size))
-    lower, upper = cumulative(v - 0.5), cumulative(v + 0.5)
+    # the cumulative at every bin edge k - 1/2, once: bin k's upper edge is bin k + 1's
+    # lower one (the cumulative is elementwise along the grid: the same bits)
+    edges = np.arange(-radius, radius + 2, dtype=np.float64) - 0.5
+    at_edges = cumulative(np.broadcast_to(edges, (channels, edges.size)))
+    lower, upper = at_edges[:, :-1], at_edges[:, 1:]
     sign = -np.sign(lower + upper)
-    pmf = np.abs(exact_math.sigmoid(sign * upper) - exact_math.sigmoid(sign * lower))
-    lo_ok = (exact_math.sigmoid(lower) <= tail_mass / 2).all(axis=0)
-    hi_ok = (exact_math.sigmoid(-upper) <= tail_mass / 2).all(axis=0)
+    # sigmoid(+-edge) from one exp; sigmoid(sign * edge) picks from them (sign 0:
+    # sigmoid(0) = 1/2, as exact_math.sigmoid gives it)
+    pos, neg = exact_math.sigmoid_pair(at_edges)
+
+    def signed(n: slice) -> np.ndarray:
+        return np.where(sign > 0, pos[:, n], np.where(sign < 0, neg[:, n], 0.5))
+
+    pmf = np.abs(signed(np.s_[1:]) - signed(np.s_[:-1]))
+    lo_ok = (pos[:, :-1] <= tail_mass / 2).all(axis=0)
+    hi_ok = (neg[:, 1:] <= tail_mass / 2).all(axis=0)
     lo_idx = int(np.nonzero(lo_ok)[0].max()) if lo_ok.any() else 0
     hi_idx = int(np.nonzero(hi_ok)[0].min()) if hi_ok.any() else grid.size - 1
     lo_idx, hi_idx = min(lo_idx, radius), max(hi_idx, radius)

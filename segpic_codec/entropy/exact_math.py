@@ -45,7 +45,8 @@ def exp(x: np.ndarray | float) -> np.ndarray:
     r = (x - k * LN2_HI) - k * LN2_LO
     p = np.full_like(r, _EXP_COEFFS[-1])
     for c in reversed(_EXP_COEFFS[:-1]):
-        p = p * r + c
+        p *= r  # in place: the same product and sum as p * r + c, no new arrays
+        p += c
     return np.ldexp(p, k.astype(np.int64))
 
 
@@ -70,6 +71,14 @@ def sigmoid(x: np.ndarray | float) -> np.ndarray:
     x = _f64(x)
     e = exp(-np.abs(x))
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def sigmoid_pair(x: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """(sigmoid(x), sigmoid(-x)), the same bits, from one e^-|x|."""
+    x = _f64(x)
+    e = exp(-np.abs(x))
+    upper, lower = 1.0 / (1.0 + e), e / (1.0 + e)
+    return np.where(x >= 0, upper, lower), np.where(-x >= 0, upper, lower)
 
 
 def tanh(x: np.ndarray | float) -> np.ndarray:

@@ -42,29 +42,42 @@ class RowBandedConv2d(nn.Conv2d):
     bands of rows; made from an existing one by `band_convolutions`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = rows_per_band(self, x)
-        h = x.shape[2]
-        if rows >= h:
-            return super().forward(x)
-        p = self.padding[0]
-        out = torch.empty((x.shape[0], self.out_channels, h, x.shape[3]), dtype=x.dtype,
-                          device=x.device)
-        starts = list(range(0, h, rows))
-        if h - starts[-1] < _min_rows(x):  # a thin last band joins the one before
-            starts.pop()
-        for r0, r1 in zip(starts, [*starts[1:], h], strict=True):
-            a0, a1 = max(0, r0 - p), min(h, r1 + p)
-            # the zero rows and columns that padding=p would have read, made explicit
-            band = F.pad(x[:, :, a0:a1], (p, p, p - (r0 - a0), p - (a1 - r1)))
-            out[:, :, r0:r1] = F.conv2d(band, self.weight, self.bias, 1, 0, 1, self.groups)
-        return out
+        return same_conv2d_in_bands(x, self.weight, self.bias, self.groups)
+
+
+def same_conv2d_in_bands(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                         groups: int = 1) -> torch.Tensor:
+    """F.conv2d(x, weight, bias, padding=k // 2, groups=groups) of an odd square
+    kernel k (a `bandable` layer's), in bands of rows where that helps."""
+    rows = _rows_per_band(weight, x)
+    h = x.shape[2]
+    p = weight.shape[2] // 2
+    if rows >= h:
+        return F.conv2d(x, weight, bias, 1, p, 1, groups)
+    out = torch.empty((x.shape[0], weight.shape[0], h, x.shape[3]), dtype=x.dtype,
+                      device=x.device)
+    starts = list(range(0, h, rows))
+    if h - starts[-1] < _min_rows(x):  # a thin last band joins the one before
+        starts.pop()
+    for r0, r1 in zip(starts, [*starts[1:], h], strict=True):
+        a0, a1 = max(0, r0 - p), min(h, r1 + p)
+        # the zero rows and columns that padding=p would have read, made explicit
+        band = F.pad(x[:, :, a0:a1], (p, p, p - (r0 - a0), p - (a1 - r1)))
+        out[:, :, r0:r1] = F.conv2d(band, weight, bias, 1, 0, 1, groups)
+    return out
 
 
 def rows_per_band(conv: nn.Conv2d, x: torch.Tensor) -> int:
     """Output rows per band for input `x`: all of them if the whole im2col is at most
     BAND_ABOVE_BYTES, else as many as keep a band's near IM2COL_BYTES."""
-    per_row = (conv.in_channels // conv.groups) * conv.kernel_size[0] * conv.kernel_size[1] \
-        * x.shape[3] * x.element_size()
+    return _rows_per_band(conv.weight, x)
+
+
+def _rows_per_band(weight: torch.Tensor, x: torch.Tensor) -> int:
+    # weight (out, in / groups, k, k): one output row's im2col holds in / groups * k * k
+    # values per position
+    per_row = weight.shape[1] * weight.shape[2] * weight.shape[3] * x.shape[3] \
+        * x.element_size()
     if per_row * x.shape[2] <= BAND_ABOVE_BYTES:
         return x.shape[2]
     return max(_min_rows(x), IM2COL_BYTES // max(1, per_row))
@@ -74,7 +87,7 @@ def _min_rows(x: torch.Tensor) -> int:
     return -(-MIN_BAND_POSITIONS // max(1, x.shape[3]))
 
 
-def _bandable(conv: nn.Module) -> bool:
+def bandable(conv: nn.Module) -> bool:
     """A plain 'same' convolution: stride 1, no dilation, odd square kernel above 1x1
     (a 1x1 convolution has no im2col), zero padding of half the kernel."""
     if type(conv) is not nn.Conv2d:
@@ -89,6 +102,6 @@ def band_convolutions(module: nn.Module) -> nn.Module:
     """Make every plain 'same' nn.Conv2d inside `module` a RowBandedConv2d (in
     place: the class changes, parameters and keys stay). Returns `module`."""
     for sub in module.modules():
-        if _bandable(sub):
+        if bandable(sub):
             sub.__class__ = RowBandedConv2d
     return module

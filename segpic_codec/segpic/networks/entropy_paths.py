@@ -9,10 +9,12 @@ that `model.SegPIC.compress` and `decompress` call step for step:
   as every earlier version computed them. Their last bits depend on the BLAS
   kernels of the machine; it is kept so that those files decode as they did.
 
-Means and scales are opaque to the caller ("params"): it only asks a path for
-the scale table's standard deviations and for float64 values (the mean that the
-encoder subtracts, the prototypes its hyper-analysis reads, y^ for the
-synthesis).
+What `hyper` returns is opaque to the caller ("params": the means and scales,
+and on the exact path the ChARM's state for one image, `exact_charm`); it hands
+them back to `slice_params` and `finish_slice`, slice after slice, and only asks
+a path for the scale table's standard deviations and for float64 values (the
+mean that the encoder subtracts, the prototypes its hyper-analysis reads, y^
+for the synthesis).
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from ...entropy.entropy_models import (
     float64_copy,
 )
 from .conv_bands import band_convolutions
-from .exact_entropy import ExactCharm, ExactHyperSynthesis, ExactPrototypeSynthesis
-from .fixed_point import FRAC_BITS, to_float
+from .exact_charm import ExactCharm, SliceContext
+from .exact_entropy import ExactHyperSynthesis, ExactPrototypeSynthesis
+from .fixed_point import FRAC_BITS, Arena, to_float
 from .regions import Partition
 
 
@@ -52,16 +55,18 @@ class FloatEntropyPath:
 
     def hyper(self, z_sym: torch.Tensor, prototypes: torch.Tensor, partition: Partition,
               q: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> params: (means, scales)."""
         return self.modules["hyperprior"].synthesize(z_sym.to(torch.float64), prototypes,
                                                      partition, q)
 
-    def slice_params(self, i: int, means: torch.Tensor, scales: torch.Tensor,
+    def slice_params(self, i: int, params: tuple[torch.Tensor, torch.Tensor],
                      decoded: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.modules["charm"].slice_params(i, means, scales, decoded)
+        return self.modules["charm"].slice_params(i, *params, decoded)
 
-    def finish_slice(self, i: int, means: torch.Tensor, decoded: list[torch.Tensor],
-                     symbols: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
-        return self.modules["charm"].finish_slice(i, means, decoded,
+    def finish_slice(self, i: int, params: tuple[torch.Tensor, torch.Tensor],
+                     decoded: list[torch.Tensor], symbols: torch.Tensor, mu: torch.Tensor
+                     ) -> torch.Tensor:
+        return self.modules["charm"].finish_slice(i, params[0], decoded,
                                                   symbols.to(torch.float64) + mu)
 
     def stds(self, scale: torch.Tensor) -> np.ndarray:
@@ -79,8 +84,9 @@ class ExactEntropyPath:
 
     def __init__(self, model: nn.Module):
         self.prototype_synthesis = ExactPrototypeSynthesis(model.entropy_prototypes)
-        self.hyper_synthesis = ExactHyperSynthesis(model.hyperprior)
-        self.charm = ExactCharm(model.charm)
+        arena = Arena()  # the fixed-point weights, in a few large buffers
+        self.hyper_synthesis = ExactHyperSynthesis(model.hyperprior, arena)
+        self.charm = ExactCharm(model.charm, arena)
         self.p_transform = DiscreteFactorized(model.transform_prototypes.density, exact=True)
         self.p_entropy = DiscreteFactorized(model.entropy_prototypes.density, exact=True)
         self.z = DiscreteFactorized(model.hyperprior.density, exact=True)
@@ -90,16 +96,17 @@ class ExactEntropyPath:
         return self.prototype_synthesis(symbols, q)
 
     def hyper(self, z_sym: torch.Tensor, prototypes: torch.Tensor, partition: Partition,
-              q: float) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.hyper_synthesis(z_sym, prototypes, partition, q)
+              q: float) -> SliceContext:
+        """-> params: the means and scales, and the ChARM's state for this image."""
+        return self.charm.start(*self.hyper_synthesis(z_sym, prototypes, partition, q))
 
-    def slice_params(self, i: int, means: torch.Tensor, scales: torch.Tensor,
-                     decoded: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.charm.slice_params(i, means, scales, decoded)
+    def slice_params(self, i: int, params: SliceContext, decoded: list[torch.Tensor]
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.charm.slice_params(i, params, decoded)
 
-    def finish_slice(self, i: int, means: torch.Tensor, decoded: list[torch.Tensor],
+    def finish_slice(self, i: int, params: SliceContext, decoded: list[torch.Tensor],
                      symbols: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
-        return self.charm.finish_slice(i, means, decoded, symbols, mu)
+        return self.charm.finish_slice(i, params, decoded, symbols, mu)
 
     def stds(self, scale: torch.Tensor) -> np.ndarray:
         return self.scales.stds(scale)

@@ -8,7 +8,7 @@ the entropy prototypes) step for step:
     z symbols -> + medians, * inverse gain -> activations -> h_s -> RAT(p^)
               -> means, scales (activations)
     per slice: ChARM mean/scale transforms -> mu, scale -> scale level
-               y^ = symbols + mu + tanh(LRP) / 2
+               y^ = symbols + mu + tanh(LRP) / 2   (`exact_charm`)
 
 The convolutions and nonlinearities are `fixed_point` layers (integer-exact).
 The entropy prototypes are a few vectors: their 1x1 layers and inverse GDN run
@@ -24,16 +24,17 @@ import torch
 from torch import nn
 
 from ...entropy import exact_math
-from .charm import ChannelARCodec
 from .fixed_point import (
-    ACT_LIMIT,
     DPS_LIMIT,
-    ONE,
+    FRAC_BITS,
+    Arena,
     FixedConv,
+    array,
+    clamp_,
+    concat,
     fixed_layer,
     multiply,
-    rescale,
-    tanh_table,
+    scaled_product,
     to_fixed,
 )
 from .hyperprior import HyperpriorCodec
@@ -113,43 +114,51 @@ class ExactPrototypeSynthesis:
 class FixedRAT(nn.Module):
     """RegionAdaptiveTransform on activations (the same steps, exactly)."""
 
-    def __init__(self, rat: RegionAdaptiveTransform):
+    def __init__(self, rat: RegionAdaptiveTransform, arena: Arena | None = None):
         super().__init__()
         self.k = rat.k
-        # the features and kernels that DPSConv multiplies end in DPS_LIMIT
-        self.ctl = nn.Sequential(*map(fixed_layer, rat.ctl[:-1]), FixedConv(rat.ctl[-1], DPS_LIMIT))
-        self.dkg = nn.Sequential(*map(fixed_layer, rat.dkg[:-1]), FixedConv(rat.dkg[-1], DPS_LIMIT))
-        self.cag = fixed_layer(rat.cag)
-        self.merge = FixedConv(rat.merge)
+
+        def ending_in_dps_limit(layers: nn.Sequential) -> nn.Sequential:
+            # the features and kernels that DPSConv multiplies end in DPS_LIMIT
+            return nn.Sequential(*(fixed_layer(m, arena) for m in layers[:-1]),
+                                 FixedConv(layers[-1], DPS_LIMIT, arena))
+
+        self.ctl = ending_in_dps_limit(rat.ctl)
+        self.dkg = ending_in_dps_limit(rat.dkg)
+        self.cag = fixed_layer(rat.cag, arena)
+        self.merge = FixedConv(rat.merge, arena=arena)
 
     def forward(self, x: torch.Tensor, prototypes: torch.Tensor, partition: Partition
                 ) -> torch.Tensor:
         b, _, h, w = x.shape
         f = self.ctl(x)
-        kernels = self.dkg(torch.cat([f, expand_prototypes(prototypes, partition)], dim=1))
-        kernels = kernels.view(b, f.shape[1], self.k * self.k, h, w)
+        kernels = self.dkg(concat([f, expand_prototypes(prototypes, partition)]))
+        kernels = array(kernels).reshape(b, f.shape[1], self.k * self.k, h, w)
         # DPSConv: each product (< 2^52) rounded to an activation, then summed
         pad = self.k // 2
-        fp = nn.functional.pad(f, (pad, pad, pad, pad))
-        out = torch.zeros_like(f)
+        fp = np.pad(array(f) * 2.0**-FRAC_BITS, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+        out = np.zeros(f.shape)
+        term = np.empty(f.shape)
         for idx in range(self.k * self.k):
             i, j = divmod(idx, self.k)
-            out += multiply(fp[:, :, i : i + h, j : j + w], kernels[:, :, idx])
-        out = multiply(out.clamp_(-ACT_LIMIT, ACT_LIMIT), self.cag(out))
-        return self.merge(out).add_(x).clamp_(-ACT_LIMIT, ACT_LIMIT)
+            out += scaled_product(fp[:, :, i : i + h, j : j + w], kernels[:, :, idx], term)
+        gated = torch.from_numpy(clamp_(out))
+        multiply(out, array(self.cag(gated)), out=out)
+        merged = self.merge(gated)
+        return torch.from_numpy(clamp_(np.add(array(merged), array(x), out=array(merged))))
 
 
 class ExactHyperSynthesis(nn.Module):
     """HyperpriorCodec.synthesize: z symbols -> (means, scales) activations."""
 
-    def __init__(self, hyperprior: HyperpriorCodec):
+    def __init__(self, hyperprior: HyperpriorCodec, arena: Arena | None = None):
         super().__init__()
         self.gain = hyperprior.gain
         self.medians = _medians(hyperprior.density)
-        self.h_s_means = fixed_layer(hyperprior.h_s_means)
-        self.h_s_scales = fixed_layer(hyperprior.h_s_scales)
-        self.rat_means = FixedRAT(hyperprior.rat_means)
-        self.rat_scales = FixedRAT(hyperprior.rat_scales)
+        self.h_s_means = fixed_layer(hyperprior.h_s_means, arena)
+        self.h_s_scales = fixed_layer(hyperprior.h_s_scales, arena)
+        self.rat_means = FixedRAT(hyperprior.rat_means, arena)
+        self.rat_scales = FixedRAT(hyperprior.rat_scales, arena)
 
     def forward(self, z_sym: torch.Tensor, prototypes: torch.Tensor, partition: Partition,
                 q: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,30 +170,3 @@ class ExactHyperSynthesis(nn.Module):
         means = self.rat_means(self.h_s_means(z), prototypes, partition)
         scales = self.rat_scales(self.h_s_scales(z), prototypes, partition)
         return means, scales
-
-
-class ExactCharm(nn.Module):
-    """ChannelARCodec's bitstream steps on activations."""
-
-    def __init__(self, charm: ChannelARCodec):
-        super().__init__()
-        self.max_support = charm.max_support
-        self.mean_transforms = nn.ModuleList(fixed_layer(t) for t in charm.mean_transforms)
-        self.scale_transforms = nn.ModuleList(fixed_layer(t) for t in charm.scale_transforms)
-        self.lrp_transforms = nn.ModuleList(fixed_layer(t) for t in charm.lrp_transforms)
-        self.tanh = tanh_table()
-
-    def slice_params(self, i: int, means: torch.Tensor, scales: torch.Tensor,
-                     decoded: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        support = decoded[: self.max_support]
-        mu = self.mean_transforms[i](torch.cat([means, *support], dim=1))
-        scale = self.scale_transforms[i](torch.cat([scales, *support], dim=1))
-        return mu, scale
-
-    def finish_slice(self, i: int, means: torch.Tensor, decoded: list[torch.Tensor],
-                     symbols: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
-        """y^ of slice i from its integer symbols and mean (activations)."""
-        y_hat = (symbols.to(torch.float64) * ONE + mu).clamp_(-ACT_LIMIT, ACT_LIMIT)
-        support = decoded[: self.max_support]
-        lrp = self.lrp_transforms[i](torch.cat([means, *support, y_hat], dim=1))
-        return (y_hat + rescale(self.tanh(lrp), 1)).clamp_(-ACT_LIMIT, ACT_LIMIT)

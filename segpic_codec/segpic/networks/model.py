@@ -260,15 +260,15 @@ class SegPIC(nn.Module):
             y, path.values(p2_hat).to(dev, y.dtype), part_lat, q)).cpu()
 
         # the decoder's entropy-parameter path, on the CPU
-        means, scales = path.hyper(z_sym, p2_hat, part_lat_cpu, q)
+        params = path.hyper(z_sym, p2_hat, part_lat_cpu, q)
         y64 = y.to("cpu", torch.float64)
         decoded: list[torch.Tensor] = []
         y_streams = []
         for i, y_slice in enumerate(y64.chunk(self.config.num_slices, dim=1)):
-            mu, scale = path.slice_params(i, means, scales, decoded)
+            mu, scale = path.slice_params(i, params, decoded)
             sym = torch.round(y_slice - path.values(mu)).clamp(-GAUSSIAN_RANGE, GAUSSIAN_RANGE)
             y_streams.append(encode_gaussian(sym.numpy().astype(np.int32), path.stds(scale)))
-            decoded.append(path.finish_slice(i, means, decoded, sym, mu))
+            decoded.append(path.finish_slice(i, params, decoded, sym, mu))
 
         streams = CodedStreams(
             prototype_streams=[path.p_transform.encode(p1_sym), path.p_entropy.encode(p2_sym)],
@@ -304,15 +304,15 @@ class SegPIC(nn.Module):
         # view would make the convolutions sum in another order and the entropy
         # parameters differ in the last bits from the encoder's
         z_sym = z_sym.view(1, zh, zw, -1).permute(0, 3, 1, 2).contiguous()
-        means, scales = path.hyper(z_sym, p2_hat, part_lat_cpu, q)
+        params = path.hyper(z_sym, p2_hat, part_lat_cpu, q)
 
         decoded: list[torch.Tensor] = []
         shape = (1, self.config.slice_channels, h, w)
         for i in range(self.config.num_slices):
-            mu, scale = path.slice_params(i, means, scales, decoded)
+            mu, scale = path.slice_params(i, params, decoded)
             sym = decode_gaussian(streams.y_streams[i], path.stds(scale))
             sym = torch.from_numpy(sym.astype(np.int64)).view(shape)
-            decoded.append(path.finish_slice(i, means, decoded, sym, mu))
+            decoded.append(path.finish_slice(i, params, decoded, sym, mu))
         between_stages()  # the entropy path's buffers, before the synthesis' own
         return self._synthesize([path.values(d) for d in decoded], p1_sym, part_mid, q, exact)
 
