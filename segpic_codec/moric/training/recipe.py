@@ -81,12 +81,16 @@ class Recipe:
 # kodim23.png out.spic --codec moric --preset P` took 189 s at 550 steps and
 # 85 s at 220, so a step costs about 0.315 s and the rest (partition,
 # parameter search, coding) about 16 s. Hence fast about 1 minute, medium (the
-# default) about 2.5, slow about 10, placebo about 30. All start from the
+# default) about 2.5, slow about 10, placebo about 30. The cheaper parameter
+# search saved 7.3 s of `fast` and 10.4 s of `medium` on another machine
+# (bench/results/moric-time/search/presets-idle.jsonl, where a step took
+# 0.545 s), about 13 and 19 steps: fast and medium got them back (140 -> 153,
+# 420 -> 440), so they take the time they took before it. All start from the
 # shipped network prior (F = 24), which is what makes a few hundred steps
 # worth a file (`bench/results/moric-time/`).
 PRESETS: dict[str, Recipe] = {
-    "fast": Recipe(steps=140),
-    "medium": Recipe(steps=420),
+    "fast": Recipe(steps=153),
+    "medium": Recipe(steps=440),
     "slow": Recipe(steps=1850),
     "placebo": Recipe(steps=5650),
 }
