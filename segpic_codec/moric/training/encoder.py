@@ -25,7 +25,7 @@ from .recipe import Recipe
 from .soap import Soap
 
 # what the parameter-quantisation search costs, in training steps of the same
-# encode (bench/results/moric-time/search/: about 8 on two cores)
+# encode (bench/results/moric-time/search/: 5.7 and 7.9 in two 60-step encodes)
 SEARCH_STEPS = 10.0
 
 
