@@ -55,15 +55,7 @@ def dense_table(fn: Callable[[np.ndarray], np.ndarray], lo: float, hi: float
     """(the interpolated f at every activation from lo to hi, as float64 holding
     integers, the activation of its first entry); read-only."""
     entries, k0 = table(fn, lo, hi)
-    # row i, column frac: the activation (k0 + i) 2^SUBSTEP + frac (one 2-D array:
-    # no index arrays of the table's size)
-    frac = np.arange(1 << SUBSTEP, dtype=np.int64)
-    values = (entries[:-1, None] << SUBSTEP) + np.diff(entries)[:, None] * frac[None, :]
-    values += 1 << (SUBSTEP - 1)
-    values >>= SUBSTEP
-    out = np.append(values.reshape(-1), entries[-1]).astype(np.float64)
-    out.setflags(write=False)
-    return out, k0 << SUBSTEP
+    return _interpolated(entries), k0 << SUBSTEP
 
 
 @functools.cache
@@ -89,11 +81,18 @@ def dense_core(fn: Callable[[np.ndarray], np.ndarray], lo: float, hi: float
         raise ValueError("the table is not 0 at its start and the identity at its end")
     first = int(np.argmin(zero)) - 1  # the last 0 before the first non-0 entry
     last = entries.size - int(np.argmin(identity[::-1]))  # the first identity after
-    sub = entries[first : last + 1]
+    return _interpolated(entries[first : last + 1]), (k0 + first) << SUBSTEP
+
+
+def _interpolated(entries: np.ndarray) -> np.ndarray:
+    """The table's linear interpolation at every activation from its first entry
+    to its last (int64 entries -> read-only float64 holding integers). Row i,
+    column frac is the activation (first + i) 2^SUBSTEP + frac: one 2-D array, no
+    index arrays of the table's size."""
     frac = np.arange(1 << SUBSTEP, dtype=np.int64)
-    values = (sub[:-1, None] << SUBSTEP) + np.diff(sub)[:, None] * frac[None, :]
+    values = (entries[:-1, None] << SUBSTEP) + np.diff(entries)[:, None] * frac[None, :]
     values += 1 << (SUBSTEP - 1)
     values >>= SUBSTEP
-    out = np.append(values.reshape(-1), sub[-1]).astype(np.float64)
+    out = np.append(values.reshape(-1), entries[-1]).astype(np.float64)
     out.setflags(write=False)
-    return out, (k0 + first) << SUBSTEP
+    return out
