@@ -44,9 +44,11 @@ def _done(out: Path) -> set[tuple]:
 
 
 def _row(pixels: np.ndarray, image: str, kind: str, goal: float, encode: dict) -> dict:
+    reports: list[dict] = []
     start = time.perf_counter()
     try:
-        result = codecs.encode(pixels, codec="moric", best_effort=True, **encode)
+        encoder = codecs.load_encoder("moric", progress=reports.append)
+        result = encoder.encode(pixels, best_effort=True, **encode)
     except TargetNotMet as exc:  # not with best_effort; kept for clarity
         result = exc.closest
     seconds = time.perf_counter() - start
@@ -55,7 +57,10 @@ def _row(pixels: np.ndarray, image: str, kind: str, goal: float, encode: dict) -
     return {"image": image, "kind": kind, "goal": goal, "file_bytes": len(result.data),
             "bpp": 8 * len(result.data) / (h * w), "psnr": psnr_rgb(pixels, decoded),
             "met": result.target_met if kind != "fixed" else None,
-            "quality": result.quality, "encode_s": round(seconds, 1)}
+            "quality": result.quality, "encode_s": round(seconds, 1),
+            # how λ was steered: (progress, hard-rounded bpp, PSNR, λ after) per update
+            "steering": next((r["steering"] for r in reversed(reports) if "steering" in r),
+                             None)}
 
 
 def run(args: argparse.Namespace) -> None:

@@ -155,6 +155,9 @@ def test_moric_size_target_in_one_encode(image):
     result = encoder.encode(image, size=goal, regions="none")
     assert result.target_met and result.trials == 1
     assert states[-1]["target"].startswith(f"{goal} bytes: heading for ")
+    steering = states[-1]["steering"]  # the hard-rounded evaluations that moved λ
+    assert steering and all(len(update) == 4 for update in steering)
+    assert [u[0] for u in steering] == sorted(u[0] for u in steering)
     assert len(result.data) <= goal
     assert target_record.read(container.read_frame(result.data).metadata) == {
         "kind": "size", "value": goal, "met": True}

@@ -200,6 +200,9 @@ class Optimisation:
         status = None if self.controller is None else self.controller.status()
         if status is not None:
             state["target"] = status
+            # (progress, bpp, PSNR, λ after) of every update so far: how the run
+            # was steered, for whoever studies the controller's spread
+            state["steering"] = list(self.controller.history)
         self.progress_cb(state)
 
     def remember(self, model: MoricModel, evaluation: Evaluation) -> None:
