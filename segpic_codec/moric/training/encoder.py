@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -17,6 +17,13 @@ from torch.autograd.profiler import record_function
 from ...quality_metrics import psnr_from_mse
 from ..bitstream.canvas import Canvas
 from ..networks.model import Architecture, MoricModel
+from .coarse_start import (
+    coarse_steps,
+    copy_local_networks,
+    half_size,
+    moved_latents,
+    moved_networks,
+)
 from .cpu_loss import PIECES, CpuLoss
 from .latent_init import LatentInit, initial_latents
 from .prior import apply_prior
@@ -95,6 +102,9 @@ class Optimisation:
         self.should_stop = should_stop
         self.progress_every = progress_every
         self.step = 0
+        self.started = budget.start  # when this run's own steps began (after a coarse phase)
+        # the half-size run this one starts from (`coarse_phase`), once made
+        self.coarse: MoricModel | None = None
         self.last: Evaluation | None = None
         self.best: tuple[float, dict[str, Tensor]] | None = None
         self.interrupted = False
@@ -125,6 +135,9 @@ class Optimisation:
         if self.latent_start is not None:
             with torch.no_grad():
                 model.latents.values.copy_(self.latent_start / model.latents.gain)
+        if self.coarse is not None:
+            copy_local_networks(self.coarse, model)
+            return model, self._optimizer(model)
         with torch.no_grad():  # start each region's output at its mean colour
             # (at the image's, where the latents start from the analysis: it
             # learned to draw around the mean colour of the whole image)
@@ -138,14 +151,17 @@ class Optimisation:
                 for name, p in model.synthesis.named_parameters():
                     if name.split(".")[-1] in ("w1", "w2", "w_in") or "mod_w" in name:
                         p.mul_(self.recipe.synthesis_init_scale)
+        return model, self._optimizer(model)
+
+    def _optimizer(self, model: MoricModel) -> torch.optim.Optimizer:
         r = self.recipe
         groups = [{"params": [model.latents.values], "name": "latents", "betas": (0.9, 0.999),
                    "weight_decay": 0.0, "eps": r.latent_eps},
                   {"params": model.network_parameters(), "name": "networks",
                    "betas": r.network_betas, "weight_decay": r.weight_decay}]
         if r.optimizer == "soap":
-            return model, Soap(groups, lr=r.lr)
-        return model, torch.optim.Adam(groups, lr=r.lr)
+            return Soap(groups, lr=r.lr)
+        return torch.optim.Adam(groups, lr=r.lr)
 
     def loss(self, mse: Tensor, bits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         bpp = bits / self.num_pixels
@@ -183,7 +199,7 @@ class Optimisation:
             optimizer.step()
         self.step += 1
         if self.step == 5:
-            self.budget.plan_reserve(self.budget.elapsed() / 5)
+            self.budget.plan_reserve((time.perf_counter() - self.started) / 5)
         self.last = Evaluation(loss.item(), mse.item(), bpp.item())
         if self.progress_cb is not None and self.step % self.progress_every == 0:
             self.report()
@@ -226,6 +242,36 @@ class Optimisation:
             group["lr"] = latents if group["name"] == "latents" else networks
 
     # -- phases ------------------------------------------------------------
+    def coarse_phase(self) -> None:
+        """Spend the recipe's `coarse_share` of the budget on the image at half
+        size, and start from what it learned (`coarse_start`). Only from a prior
+        (its finest GMN column fills in) and a zero start of the latents."""
+        r, budget = self.recipe, self.budget
+        if r.coarse_share <= 0 or self.prior is None or self.object_only \
+                or self.latent_start is not None:
+            return
+        half_steps, full_steps = coarse_steps(budget.steps, r.coarse_share, self.height,
+                                              self.width)
+        half_time = r.coarse_share * budget.time_limit if budget.time_limit else None
+        if not half_steps and (budget.steps or half_time is None):
+            return
+        halved = half_size(self.target, self.height, self.width, self.labels)
+        if halved is None:
+            return
+        target, height, width, labels = halved
+        two_core = self.cpu_loss is not None and self.cpu_loss.workers > 1
+        run = Optimisation(target, height, width, self.lmbda, r,
+                           Budget(half_steps or None, half_time, time.perf_counter()),
+                           self.seed, should_stop=self.should_stop, two_core=two_core,
+                           labels=labels, prior=self.prior)
+        half, _ = run.run()
+        self.budget = replace(budget, steps=full_steps or budget.steps)
+        self.prior = moved_networks(half, self.prior)
+        self.latent_start = moved_latents(half, self.height, self.width)
+        self.coarse, self.started = half, time.perf_counter()
+        if run.interrupted:
+            raise _Stopped
+
     def warmup(self) -> tuple[MoricModel, torch.optim.Optimizer]:
         """Cool-Chic's competition: train every candidate briefly, keep the best
         `warmup_survivors`, train them again, keep the best (hard-rounded loss).
@@ -294,6 +340,7 @@ class Optimisation:
 
     def _run(self) -> tuple[MoricModel, Evaluation]:
         try:
+            self.coarse_phase()
             model, optimizer = self.warmup()
             self.main_phase(model, optimizer)
             self.final_phase(model, optimizer)

@@ -67,6 +67,8 @@ class Recipe:
     prior: bool = True  # start the networks from the shipped prior where one fits
     latent_init: str = ""  # a file of `latent_init` to start the latents from ("": zeros)
     activation: str = "gelu"
+    # of the budget, spent first on the image at half size (`coarse_start`)
+    coarse_share: float = 0.22
 
     def warmup_noise(self, lmbda: float) -> float:
         # Cool-Chic 5: more noise at low rates

@@ -1,0 +1,98 @@
+"""Coarse-to-fine: optimise the image at half size first, then start the
+full-size optimisation from what that learned.
+
+A half-size step costs about a quarter of a full one (`HALF_STEP_COST`), and
+early on most of what the optimisation learns is coarse: the colours, the
+shapes, the networks' fit to this image. At half size, latent grid g has the
+size of the full image's grid g + 1, and the upsampling level that fills grid
+g does the job of the full image's level g + 1. So the full-size run starts
+with
+
+- grids 1..6 holding the half run's grids 0..5, grid 0 at zero (the half
+  run's coarsest grid has no full-size counterpart and is dropped);
+- the half run's upsampling levels and GMN input columns moved down one grid;
+  the new finest level interpolates (bicubic, a gain of 1), so grid 1 reaches
+  the synthesis as the half run's grid 0 did (the prior's finest level has a
+  gain of about 0.6 per dimension, which would scale every coarser grid), and
+  grid 0's GMN column is the prior's;
+- every other network (ARM, the GMN's other layers, each region's LSN) as the
+  half run left it.
+
+Measured in `bench/results/moric-time/coarse-to-fine/`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..bitstream.canvas import Canvas
+from ..networks.latents import split_grids
+from ..networks.model import MoricModel
+from ..networks.upsampling import BICUBIC_TAPS
+from .prior import network_state
+
+# a half-size step's cost in full-size steps (0.23 measured on kodim23, one
+# thread: 160 half steps took 36.8 s where a full step took about 0.8 s)
+HALF_STEP_COST = 0.25
+# both sides at least this (the half image keeps all seven grids)
+MIN_SIDE = 128
+
+
+def coarse_steps(steps: int | None, share: float, height: int, width: int) -> tuple[int, int]:
+    """(half-size steps, full-size steps) for a budget of `steps` full-size ones
+    with `share` of it spent at half size; (0, steps) where there is no coarse
+    phase (share 0, a small image, or a time limit only: then see
+    `coarse_seconds`)."""
+    if share <= 0 or min(height, width) < MIN_SIDE or not steps:
+        return 0, steps or 0
+    given = round(share * steps)
+    if given < 1 or given >= steps:
+        return 0, steps
+    return round(given / HALF_STEP_COST), steps - given
+
+
+def half_size(target: Tensor, height: int, width: int, labels: np.ndarray | None
+              ) -> tuple[Tensor, int, int, np.ndarray | None] | None:
+    """The 2x2 box average of `target` (3, H*W) and the labels sampled at every
+    other pixel; None where a region would vanish at half size."""
+    h, w = height // 2, width // 2
+    image = target.reshape(3, height, width)[:, :2 * h, :2 * w]
+    small = image.reshape(3, h, 2, w, 2).mean(dim=(2, 4)).reshape(3, -1)
+    if labels is None:
+        return small, h, w, None
+    half_labels = np.ascontiguousarray(labels[:2 * h:2, :2 * w:2])
+    if np.unique(half_labels).size != int(labels.max()) + 1:
+        return None
+    return small, h, w, half_labels
+
+
+def moved_networks(half: MoricModel, prior: dict[str, np.ndarray]) -> dict[str, Tensor]:
+    """The half run's networks as the full-size start, in the prior's layout."""
+    state = network_state(half)
+    taps, w1 = state["upsampling.taps"], state["gmn.w1"]
+    taps[1:] = taps[:-1].clone()
+    taps[0] = torch.tensor(BICUBIC_TAPS)
+    w1[:, 1:] = w1[:, :-1].clone()
+    w1[:, 0] = torch.as_tensor(prior["gmn.w1"][:, 0])
+    return state
+
+
+def moved_latents(half: MoricModel, height: int, width: int) -> Tensor:
+    """The full canvas (in quantisation steps) with grids 1..6 from the half
+    run's grids 0..5."""
+    half_grids = split_grids(half.latents.values.detach() * half.latents.gain,
+                             half.latents.canvas)
+    canvas = Canvas(height, width)
+    full = torch.zeros(canvas.shape)
+    for g, grid in enumerate(split_grids(full, canvas)[1:], start=1):
+        grid.copy_(half_grids[g - 1][:grid.shape[0], :grid.shape[1]])
+    return full
+
+
+@torch.no_grad()
+def copy_local_networks(half: MoricModel, model: MoricModel) -> None:
+    """Each region's LSN as the half run left it (the prior layout holds one)."""
+    for source, lsn in zip(half.synthesis.lsns, model.synthesis.lsns, strict=True):
+        lsn.load_state_dict(source.state_dict())

@@ -1,0 +1,87 @@
+"""The coarse-to-fine start (`moric/training/coarse_start.py`): the half-size
+run's latents and networks moved to the full size, and the phase in an encode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from segpic_codec import codecs
+from segpic_codec.moric.bitstream.param_prior import load_prior_arrays
+from segpic_codec.moric.networks.latents import split_grids
+from segpic_codec.moric.networks.model import Architecture, MoricModel
+from segpic_codec.moric.training import coarse_start
+from segpic_codec.moric.training.prior import apply_prior
+from segpic_codec.moric.training.recipe import PRESETS
+
+
+def smooth_image(height: int, width: int) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width] / max(height, width)
+    image = np.stack([np.sin(5 * x + 1), np.cos(4 * y), np.sin(3 * (x + y))], axis=-1)
+    return np.round(127.5 + 100 * image).astype(np.uint8)
+
+
+def half_model(height: int, width: int, seed: int = 0) -> MoricModel:
+    """A half-size model from the shipped prior, with random integer latents."""
+    recipe = PRESETS["medium"]
+    model = MoricModel(height, width, Architecture(recipe.features, recipe.activation, 1),
+                       recipe.latent_gain, seed=seed)
+    apply_prior(model, load_prior_arrays(recipe.features, recipe.activation))
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        for grid in split_grids(model.latents.values, model.latents.canvas):
+            grid.copy_(torch.from_numpy(rng.integers(-3, 4, grid.shape)) / model.latents.gain)
+    return model
+
+
+def test_coarse_steps_split_the_budget():
+    assert coarse_start.coarse_steps(180, 0.22, 512, 768) == (160, 140)
+    assert coarse_start.coarse_steps(180, 0.0, 512, 768) == (0, 180)
+    assert coarse_start.coarse_steps(180, 0.22, 96, 768) == (0, 180)  # too small
+    assert coarse_start.coarse_steps(None, 0.22, 512, 768) == (0, 0)  # a time limit only
+    assert coarse_start.coarse_steps(2, 0.22, 512, 768) == (0, 2)
+
+
+def test_moved_latents_are_the_half_grids_one_level_down():
+    half = half_model(64, 80)
+    full = coarse_start.moved_latents(half, 128, 160)
+    half_grids = split_grids(half.latents.values.detach() * half.latents.gain,
+                             half.latents.canvas)
+    full_grids = split_grids(full, MoricModel(128, 160, Architecture(24, "gelu", 1)).canvas)
+    assert not full_grids[0].any()
+    for g in range(1, 7):
+        assert torch.equal(full_grids[g], half_grids[g - 1])
+
+
+@pytest.mark.parametrize("bicubic", [True, False])
+def test_the_full_start_draws_the_half_image(monkeypatch, bicubic):
+    """The full model started from the half one draws (about) the half image at
+    twice its size. Keeping the prior's finest upsampling level instead of the
+    bicubic one scales every grid that reaches the synthesis: far off."""
+    prior = load_prior_arrays(24, "gelu")
+    if not bicubic:
+        monkeypatch.setattr(coarse_start, "BICUBIC_TAPS", tuple(prior["upsampling.taps"][0]))
+    half = half_model(64, 80)
+    full = MoricModel(128, 160, Architecture(24, "gelu", 1), half.latents.gain)
+    apply_prior(full, coarse_start.moved_networks(half, prior))
+    coarse_start.copy_local_networks(half, full)
+    with torch.no_grad():
+        full.latents.values.copy_(coarse_start.moved_latents(half, 128, 160) / full.latents.gain)
+        small = half.decode_latents(half.latents.quantized("hard")).reshape(3, 64, 80)
+        large = full.decode_latents(full.latents.quantized("hard")).reshape(3, 128, 160)
+    boxed = large.reshape(3, 64, 2, 80, 2).mean(dim=(2, 4))
+    error = float((boxed - small).abs().mean() / small.abs().mean())
+    # (a grid 0 of zeros and the halo of the 3x3 layers leave a little)
+    assert (error < 0.1) if bicubic else (error > 0.2)
+
+
+def test_an_encode_spends_a_share_at_half_size():
+    image = smooth_image(128, 160)
+    encoder = codecs.load_encoder("moric", device="cpu", steps=12)
+    result = encoder.encode(image, quality=3.0, regions="none")
+    _, fields = codecs.describe(result.data)
+    # round(0.22 * 12) = 3 of the 12 steps' worth went to 12 half-size steps
+    assert fields["steps"] == 9
+    assert np.array_equal(codecs.decode(result.data), result.reconstruction)
+    assert encoder.encode(image, quality=3.0, regions="none").data == result.data
