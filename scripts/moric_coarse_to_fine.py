@@ -2,6 +2,11 @@
 half size first, where a step costs about a quarter, then start the full-size
 optimisation from what that learned, against a plain full-size run of the same
 time. Optimisation only (one region, no coding), as `moric_experiment.py`.
+The encoder now does this itself (`moric/training/coarse_start.py`, recipe
+`coarse_share`), so the plain run here sets `coarse_share=0`; this script made
+the first trial (`bench/results/moric-time/coarse-to-fine/runs.jsonl`), before
+it did. It differs from the encoder's phase in two details: the half image is
+rounded to 8 bits, and each region's output bias restarts at the mean colour.
 
 At half size, latent grid g has the size of the full image's grid g + 1, and the
 upsampling level that fills grid g does the job of the full image's level g + 1.
@@ -26,17 +31,17 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from moric_experiment import load
 
-from segpic_codec.moric.bitstream.canvas import Canvas
 from segpic_codec.moric.bitstream.param_prior import load_prior_arrays
-from segpic_codec.moric.networks.latents import split_grids
 from segpic_codec.moric.networks.model import MoricModel
 from segpic_codec.moric.networks.upsampling import BICUBIC_TAPS
+from segpic_codec.moric.training.coarse_start import moved_latents
 from segpic_codec.moric.training.encoder import Budget, Optimisation
 from segpic_codec.moric.training.prior import network_state
 from segpic_codec.moric.training.recipe import PRESETS, quality_to_lambda
@@ -64,17 +69,6 @@ def _moved_down(half: MoricModel, prior: dict[str, np.ndarray]) -> dict[str, np.
     return state
 
 
-def _moved_latents(half: MoricModel, height: int, width: int) -> torch.Tensor:
-    """The full canvas (in quantisation steps) with grids 1..6 from the half run's 0..5."""
-    half_grids = split_grids(half.latents.values.detach() * half.latents.gain,
-                             half.latents.canvas)
-    canvas = Canvas(height, width)
-    full = torch.zeros(canvas.shape)
-    for g, grid in enumerate(split_grids(full, canvas)[1:], start=1):
-        grid.copy_(half_grids[g - 1][:grid.shape[0], :grid.shape[1]])
-    return full
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("image")
@@ -87,7 +81,7 @@ def main() -> None:
     torch.set_num_threads(1)
     pixels = load(args.image, None)
     h, w = pixels.shape[:2]
-    recipe = PRESETS["medium"]
+    recipe = replace(PRESETS["medium"], coarse_share=0.0)  # the phase is done here
     lmbda = quality_to_lambda(args.quality)
     prior = load_prior_arrays(recipe.features, recipe.activation)
     start = time.perf_counter()
@@ -98,7 +92,7 @@ def main() -> None:
                             recipe.with_steps(args.half_steps),
                             Budget(args.half_steps, None, start), args.seed, prior=prior)
         model, _ = half.run()
-        full_prior, latent_start = _moved_down(model, prior), _moved_latents(model, h, w)
+        full_prior, latent_start = _moved_down(model, prior), moved_latents(model, h, w)
         half_s = time.perf_counter() - start
     full = Optimisation(_target(pixels), h, w, lmbda, recipe.with_steps(args.steps),
                         Budget(args.steps, None, time.perf_counter()), args.seed,
