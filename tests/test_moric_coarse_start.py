@@ -85,3 +85,23 @@ def test_an_encode_spends_a_share_at_half_size():
     assert fields["steps"] == 9
     assert np.array_equal(codecs.decode(result.data), result.reconstruction)
     assert encoder.encode(image, quality=3.0, regions="none").data == result.data
+
+
+def test_one_coarse_level_and_a_time_limit(monkeypatch):
+    """The half-size run has no coarse phase of its own, with a step budget or a
+    time limit (a 256-pixel image would otherwise halve twice)."""
+    from segpic_codec.moric.training import encoder as encoder_module
+
+    calls = []
+    real = encoder_module.half_size
+    monkeypatch.setattr(encoder_module, "half_size",
+                        lambda *args: calls.append(args[1:3]) or real(*args))
+    image = smooth_image(256, 256)
+    codecs.load_encoder("moric", device="cpu", steps=8).encode(image, quality=3.0,
+                                                              regions="none")
+    assert calls == [(256, 256)]
+    calls.clear()
+    result = codecs.load_encoder("moric", device="cpu", time_limit=3).encode(
+        image, quality=3.0, regions="none")
+    assert calls == [(256, 256)]
+    assert np.array_equal(codecs.decode(result.data), result.reconstruction)

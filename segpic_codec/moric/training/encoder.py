@@ -18,6 +18,7 @@ from ...quality_metrics import psnr_from_mse
 from ..bitstream.canvas import Canvas
 from ..networks.model import Architecture, MoricModel
 from .coarse_start import (
+    MIN_SIDE,
     coarse_steps,
     copy_local_networks,
     half_size,
@@ -253,14 +254,16 @@ class Optimisation:
         half_steps, full_steps = coarse_steps(budget.steps, r.coarse_share, self.height,
                                               self.width)
         half_time = r.coarse_share * budget.time_limit if budget.time_limit else None
-        if not half_steps and (budget.steps or half_time is None):
+        if min(self.height, self.width) < MIN_SIDE or not (half_steps or half_time) \
+                or (budget.steps and not half_steps):
             return
         halved = half_size(self.target, self.height, self.width, self.labels)
         if halved is None:
             return
         target, height, width, labels = halved
         two_core = self.cpu_loss is not None and self.cpu_loss.workers > 1
-        run = Optimisation(target, height, width, self.lmbda, r,
+        # one level: the half-size run has no coarse phase of its own
+        run = Optimisation(target, height, width, self.lmbda, replace(r, coarse_share=0.0),
                            Budget(half_steps or None, half_time, time.perf_counter()),
                            self.seed, should_stop=self.should_stop, two_core=two_core,
                            labels=labels, prior=self.prior)
