@@ -78,11 +78,14 @@ def test_the_full_start_draws_the_half_image(monkeypatch, bicubic):
 
 def test_an_encode_spends_a_share_at_half_size():
     image = smooth_image(128, 160)
-    encoder = codecs.load_encoder("moric", device="cpu", steps=12)
+    states: list[dict] = []
+    encoder = codecs.load_encoder("moric", device="cpu", steps=16, progress=states.append)
     result = encoder.encode(image, quality=3.0, regions="none")
     _, fields = codecs.describe(result.data)
-    # round(0.22 * 12) = 3 of the 12 steps' worth went to 12 half-size steps
-    assert fields["steps"] == 9
+    # round(0.22 * 16) = 4 of the 16 steps' worth went to 16 half-size steps
+    assert fields["steps"] == 12
+    assert states[0]["phase"] == "half size 10/16" and states[0]["step"] == 0
+    assert "phase" not in states[-1]
     assert np.array_equal(codecs.decode(result.data), result.reconstruction)
     assert encoder.encode(image, quality=3.0, regions="none").data == result.data
 

@@ -23,9 +23,10 @@ class OptimisationProgress:
         self._task = self._bar.add_task(label, total=None, status="")
 
     def update(self, state: dict) -> None:
-        """The encoder's progress callback: step, total, bpp, psnr, and with a
-        target, where the encode is heading (`target`; any may be missing)."""
-        parts = []
+        """The encoder's progress callback: step, total, bpp, psnr, a phase
+        before the steps (`phase`: the coarse start), and with a target, where the
+        encode is heading (`target`; any may be missing)."""
+        parts = [state["phase"]] if state.get("phase") else []
         if state.get("bpp") is not None:
             parts.append(f"{state['bpp']:.3f} bpp")
         if state.get("psnr") is not None:

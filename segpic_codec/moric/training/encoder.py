@@ -262,10 +262,18 @@ class Optimisation:
             return
         target, height, width, labels = halved
         two_core = self.cpu_loss is not None and self.cpu_loss.workers > 1
+
+        def half_progress(state: dict) -> None:  # step 0 of the full run, and a phase
+            assert self.progress_cb is not None
+            self.progress_cb({"step": 0, "total": full_steps or None, "bpp": state["bpp"],
+                              "psnr": state["psnr"], "elapsed": self.budget.elapsed(),
+                              "phase": f"half size {state['step']}/{state['total']}"})
+
         # one level: the half-size run has no coarse phase of its own
         run = Optimisation(target, height, width, self.lmbda, replace(r, coarse_share=0.0),
                            Budget(half_steps or None, half_time, time.perf_counter()),
-                           self.seed, should_stop=self.should_stop, two_core=two_core,
+                           self.seed, half_progress if self.progress_cb else None,
+                           self.should_stop, self.progress_every, two_core=two_core,
                            labels=labels, prior=self.prior)
         half, _ = run.run()
         self.budget = replace(budget, steps=full_steps or budget.steps)
