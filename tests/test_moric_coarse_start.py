@@ -82,8 +82,10 @@ def test_an_encode_spends_a_share_at_half_size():
     encoder = codecs.load_encoder("moric", device="cpu", steps=16, progress=states.append)
     result = encoder.encode(image, quality=3.0, regions="none")
     _, fields = codecs.describe(result.data)
-    # round(0.22 * 16) = 4 of the 16 steps' worth went to 16 half-size steps
-    assert fields["steps"] == 12
+    # round(0.22 * 16) = 4 of the 16 steps' worth went to 16 half-size steps,
+    # and the header counts them at that cost
+    assert fields["steps"] == 16
+    assert states[-1]["step"] == 10 and states[-1]["total"] == 12
     assert states[0]["phase"] == "half size 10/16" and states[0]["step"] == 0
     assert "phase" not in states[-1]
     assert np.array_equal(codecs.decode(result.data), result.reconstruction)

@@ -339,7 +339,8 @@ def _encode(pixels: np.ndarray, settings: EncodeSettings, partition: _CodedParti
                 p.copy_(trained[name])
         coding = _quantise_networks(model, target, lmbda, prior, 2 if two_core else 1)
         fields, latent_streams, flat = _code_latents(model, coding, model.latents.integers())
-        header = layout.Header(quality=quality, preset=settings.preset, steps=optimisation.step,
+        header = layout.Header(quality=quality, preset=settings.preset,
+                               steps=optimisation.steps_done,
                                interrupted=optimisation.interrupted, features=recipe.features,
                                activation=recipe.activation, regions=model.arch.regions,
                                object_only=object_only, prior_coded=prior is not None,
@@ -359,6 +360,6 @@ def _encode(pixels: np.ndarray, settings: EncodeSettings, partition: _CodedParti
     if request is not None:
         met, value = outcome(request, layout.pack(header), streams, pixels, reconstruction,
                              labels, object_only)
-    return MoricEncoded(layout.pack(header), streams, reconstruction, optimisation.step,
+    return MoricEncoded(layout.pack(header), streams, reconstruction, optimisation.steps_done,
                         optimisation.interrupted, time.perf_counter() - start, labels,
                         quality, met, value)

@@ -18,6 +18,7 @@ from ...quality_metrics import psnr_from_mse
 from ..bitstream.canvas import Canvas
 from ..networks.model import Architecture, MoricModel
 from .coarse_start import (
+    HALF_STEP_COST,
     MIN_SIDE,
     coarse_steps,
     copy_local_networks,
@@ -106,6 +107,7 @@ class Optimisation:
         self.started = budget.start  # when this run's own steps began (after a coarse phase)
         # the half-size run this one starts from (`coarse_phase`), once made
         self.coarse: MoricModel | None = None
+        self.coarse_cost = 0  # its steps, in full-size steps (`HALF_STEP_COST` each)
         self.last: Evaluation | None = None
         self.best: tuple[float, dict[str, Tensor]] | None = None
         self.interrupted = False
@@ -242,6 +244,12 @@ class Optimisation:
         for group in optimizer.param_groups:
             group["lr"] = latents if group["name"] == "latents" else networks
 
+    @property
+    def steps_done(self) -> int:
+        """The steps made, a coarse phase's counted at their cost in full-size
+        steps: what a file's header records (the budget, for a run that ran out)."""
+        return self.step + self.coarse_cost
+
     # -- phases ------------------------------------------------------------
     def coarse_phase(self) -> None:
         """Spend the recipe's `coarse_share` of the budget on the image at half
@@ -276,6 +284,8 @@ class Optimisation:
                            self.should_stop, self.progress_every, two_core=two_core,
                            labels=labels, prior=self.prior)
         half, _ = run.run()
+        self.coarse_cost = (budget.steps - full_steps if half_steps
+                            else round(run.step * HALF_STEP_COST))
         self.budget = replace(budget, steps=full_steps or budget.steps)
         self.prior = moved_networks(half, self.prior)
         self.latent_start = moved_latents(half, self.height, self.width)
