@@ -42,9 +42,10 @@ MIN_SIDE = 128
 
 def coarse_steps(steps: int | None, share: float, height: int, width: int) -> tuple[int, int]:
     """(half-size steps, full-size steps) for a budget of `steps` full-size ones
-    with `share` of it spent at half size; (0, steps) where there is no coarse
-    phase (share 0, a small image, or a time limit only: then see
-    `coarse_seconds`)."""
+    with `share` of it spent at half size; (0, steps or 0) where that makes no
+    coarse phase (share 0, a small image, a budget too small to split, or a time
+    limit only: `Optimisation.coarse_phase` then gives the phase `share` of the
+    time instead)."""
     if share <= 0 or min(height, width) < MIN_SIDE or not steps:
         return 0, steps or 0
     given = round(share * steps)
@@ -68,7 +69,8 @@ def half_size(target: Tensor, height: int, width: int, labels: np.ndarray | None
     return small, h, w, half_labels
 
 
-def moved_networks(half: MoricModel, prior: dict[str, np.ndarray]) -> dict[str, Tensor]:
+def moved_networks(half: MoricModel, prior: dict[str, np.ndarray] | dict[str, Tensor]
+                   ) -> dict[str, Tensor]:
     """The half run's networks as the full-size start, in the prior's layout."""
     state = network_state(half)
     taps, w1 = state["upsampling.taps"], state["gmn.w1"]
