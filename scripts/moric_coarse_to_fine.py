@@ -39,11 +39,8 @@ import torch
 from moric_experiment import load
 
 from segpic_codec.moric.bitstream.param_prior import load_prior_arrays
-from segpic_codec.moric.networks.model import MoricModel
-from segpic_codec.moric.networks.upsampling import BICUBIC_TAPS
-from segpic_codec.moric.training.coarse_start import moved_latents
+from segpic_codec.moric.training.coarse_start import moved_latents, moved_networks
 from segpic_codec.moric.training.encoder import Budget, Optimisation
-from segpic_codec.moric.training.prior import network_state
 from segpic_codec.moric.training.recipe import PRESETS, quality_to_lambda
 
 
@@ -56,17 +53,6 @@ def _half(pixels: np.ndarray) -> np.ndarray:
     h, w = pixels.shape[0] // 2, pixels.shape[1] // 2
     p = pixels[:2 * h, :2 * w].astype(np.float64).reshape(h, 2, w, 2, 3).mean(axis=(1, 3))
     return np.round(p).astype(np.uint8)
-
-
-def _moved_down(half: MoricModel, prior: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The half run's networks as a full-size start (see the module's doc)."""
-    state = {k: v.numpy().copy() for k, v in network_state(half).items()}
-    taps, w1 = state["upsampling.taps"], state["gmn.w1"]
-    taps[1:] = taps[:-1].copy()
-    taps[0] = BICUBIC_TAPS
-    w1[:, 1:] = w1[:, :-1].copy()
-    w1[:, 0] = prior["gmn.w1"][:, 0]
-    return state
 
 
 def main() -> None:
@@ -92,7 +78,7 @@ def main() -> None:
                             recipe.with_steps(args.half_steps),
                             Budget(args.half_steps, None, start), args.seed, prior=prior)
         model, _ = half.run()
-        full_prior, latent_start = _moved_down(model, prior), moved_latents(model, h, w)
+        full_prior, latent_start = moved_networks(model, prior), moved_latents(model, h, w)
         half_s = time.perf_counter() - start
     full = Optimisation(_target(pixels), h, w, lmbda, recipe.with_steps(args.steps),
                         Budget(args.steps, None, time.perf_counter()), args.seed,

@@ -35,12 +35,18 @@ def half_model(height: int, width: int, seed: int = 0) -> MoricModel:
     return model
 
 
-def test_coarse_steps_split_the_budget():
-    assert coarse_start.coarse_steps(180, 0.22, 512, 768) == (160, 140)
-    assert coarse_start.coarse_steps(180, 0.0, 512, 768) == (0, 180)
-    assert coarse_start.coarse_steps(180, 0.22, 96, 768) == (0, 180)  # too small
-    assert coarse_start.coarse_steps(None, 0.22, 512, 768) == (0, 0)  # a time limit only
-    assert coarse_start.coarse_steps(2, 0.22, 512, 768) == (0, 2)
+def test_plan_coarse_splits_the_budget():
+    plan = coarse_start.plan_coarse(180, None, 0.22, 512, 768)
+    assert (plan.half_steps, plan.half_time, plan.full_steps) == (160, None, 140)
+    assert plan.cost(160) == plan.cost(3) == 40  # the share given, however many were made
+    assert coarse_start.plan_coarse(180, None, 0.0, 512, 768) is None
+    assert coarse_start.plan_coarse(180, None, 0.22, 96, 768) is None  # too small
+    assert coarse_start.plan_coarse(2, None, 0.22, 512, 768) is None  # too few to split
+    timed = coarse_start.plan_coarse(None, 100.0, 0.22, 512, 768)  # a time limit only
+    assert (timed.half_steps, timed.half_time, timed.full_steps) == (None, 22.0, None)
+    assert timed.cost(160) == 40  # the steps made, at their cost
+    both = coarse_start.plan_coarse(180, 100.0, 0.22, 512, 768)
+    assert (both.half_steps, both.half_time, both.full_steps) == (160, 22.0, 140)
 
 
 def test_moved_latents_are_the_half_grids_one_level_down():

@@ -23,6 +23,8 @@ Measured in `bench/results/moric-time/coarse-to-fine/`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -40,18 +42,37 @@ HALF_STEP_COST = 0.25
 MIN_SIDE = 128
 
 
-def coarse_steps(steps: int | None, share: float, height: int, width: int) -> tuple[int, int]:
-    """(half-size steps, full-size steps) for a budget of `steps` full-size ones
-    with `share` of it spent at half size; (0, steps or 0) where that makes no
-    coarse phase (share 0, a small image, a budget too small to split, or a time
-    limit only: `Optimisation.coarse_phase` then gives the phase `share` of the
-    time instead)."""
-    if share <= 0 or min(height, width) < MIN_SIDE or not steps:
-        return 0, steps or 0
+@dataclass(frozen=True)
+class CoarsePlan:
+    """How a budget splits between the half-size run and the full-size one."""
+
+    half_steps: int | None  # the half run's step budget (None: a time limit)
+    half_time: float | None  # its seconds (None: a step budget)
+    full_steps: int | None  # the full run's step budget (None: a time limit only)
+    given_steps: int = 0  # the full-size steps the half run replaces (a step budget)
+
+    def cost(self, half_steps_made: int) -> int:
+        """The half run's steps in full-size steps, as a header counts them: the
+        steps given (a finished budget reads in full), or those made at their cost."""
+        return self.given_steps or round(half_steps_made * HALF_STEP_COST)
+
+
+def plan_coarse(steps: int | None, time_limit: float | None, share: float, height: int,
+                width: int) -> CoarsePlan | None:
+    """The split of a budget of `steps` full-size steps (or `time_limit`
+    seconds) with `share` of it spent at half size; None where that makes no
+    coarse phase: share 0, a small image, a step budget too small to split.
+    A step budget is split in steps (a half step costs `HALF_STEP_COST`); a
+    time limit alone gives the half run `share` of the time."""
+    if share <= 0 or min(height, width) < MIN_SIDE or not (steps or time_limit):
+        return None
+    if not steps:
+        return CoarsePlan(None, share * time_limit, None)
     given = round(share * steps)
     if given < 1 or given >= steps:
-        return 0, steps
-    return round(given / HALF_STEP_COST), steps - given
+        return None
+    return CoarsePlan(round(given / HALF_STEP_COST),
+                      share * time_limit if time_limit else None, steps - given, given)
 
 
 def half_size(target: Tensor, height: int, width: int, labels: np.ndarray | None

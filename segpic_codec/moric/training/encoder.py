@@ -18,13 +18,11 @@ from ...quality_metrics import psnr_from_mse
 from ..bitstream.canvas import Canvas
 from ..networks.model import Architecture, MoricModel
 from .coarse_start import (
-    HALF_STEP_COST,
-    MIN_SIDE,
-    coarse_steps,
     copy_local_networks,
     half_size,
     moved_latents,
     moved_networks,
+    plan_coarse,
 )
 from .cpu_loss import PIECES, CpuLoss
 from .latent_init import LatentInit, initial_latents
@@ -107,7 +105,7 @@ class Optimisation:
         self.started = budget.start  # when this run's own steps began (after a coarse phase)
         # the half-size run this one starts from (`coarse_phase`), once made
         self.coarse: MoricModel | None = None
-        self.coarse_cost = 0  # its steps, in full-size steps (`HALF_STEP_COST` each)
+        self.coarse_cost = 0  # its steps, in full-size steps (`CoarsePlan.cost`)
         self.last: Evaluation | None = None
         self.best: tuple[float, dict[str, Tensor]] | None = None
         self.interrupted = False
@@ -259,11 +257,9 @@ class Optimisation:
         if r.coarse_share <= 0 or self.prior is None or self.object_only \
                 or self.latent_start is not None:
             return
-        half_steps, full_steps = coarse_steps(budget.steps, r.coarse_share, self.height,
-                                              self.width)
-        half_time = r.coarse_share * budget.time_limit if budget.time_limit else None
-        if min(self.height, self.width) < MIN_SIDE or not (half_steps or half_time) \
-                or (budget.steps and not half_steps):
+        plan = plan_coarse(budget.steps, budget.time_limit, r.coarse_share, self.height,
+                           self.width)
+        if plan is None:
             return
         halved = half_size(self.target, self.height, self.width, self.labels)
         if halved is None:
@@ -273,20 +269,19 @@ class Optimisation:
 
         def half_progress(state: dict) -> None:  # step 0 of the full run, and a phase
             assert self.progress_cb is not None
-            self.progress_cb({"step": 0, "total": full_steps or None, "bpp": state["bpp"],
+            self.progress_cb({"step": 0, "total": plan.full_steps, "bpp": state["bpp"],
                               "psnr": state["psnr"], "elapsed": self.budget.elapsed(),
                               "phase": f"half size {state['step']}/{state['total']}"})
 
         # one level: the half-size run has no coarse phase of its own
         run = Optimisation(target, height, width, self.lmbda, replace(r, coarse_share=0.0),
-                           Budget(half_steps or None, half_time, time.perf_counter()),
+                           Budget(plan.half_steps, plan.half_time, time.perf_counter()),
                            self.seed, half_progress if self.progress_cb else None,
                            self.should_stop, self.progress_every, two_core=two_core,
                            labels=labels, prior=self.prior)
         half, _ = run.run()
-        self.coarse_cost = (budget.steps - full_steps if half_steps
-                            else round(run.step * HALF_STEP_COST))
-        self.budget = replace(budget, steps=full_steps or budget.steps)
+        self.coarse_cost = plan.cost(run.step)
+        self.budget = replace(budget, steps=plan.full_steps or budget.steps)
         self.prior = moved_networks(half, self.prior)
         self.latent_start = moved_latents(half, self.height, self.width)
         self.coarse, self.started = half, time.perf_counter()
