@@ -274,7 +274,8 @@ class Optimisation:
                               "phase": f"half size {state['step']}/{state['total']}"})
 
         # one level: the half-size run has no coarse phase of its own
-        run = Optimisation(target, height, width, self.lmbda, replace(r, coarse_share=0.0),
+        run = Optimisation(target, height, width, self.lmbda * r.coarse_lambda_scale,
+                           replace(r, coarse_share=0.0),
                            Budget(plan.half_steps, plan.half_time, time.perf_counter()),
                            self.seed, half_progress if self.progress_cb else None,
                            self.should_stop, self.progress_every, two_core=two_core,

@@ -69,6 +69,9 @@ class Recipe:
     activation: str = "gelu"
     # of the budget, spent first on the image at half size (`coarse_start`)
     coarse_share: float = 0.22
+    # the half run's λ, times the full run's: a half-size bit costs the same
+    # per image at a quarter of λ (bpp is per pixel; the MSE per pixel stays)
+    coarse_lambda_scale: float = 1.0
 
     def warmup_noise(self, lmbda: float) -> float:
         # Cool-Chic 5: more noise at low rates
