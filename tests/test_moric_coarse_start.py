@@ -116,3 +116,30 @@ def test_one_coarse_level_and_a_time_limit(monkeypatch):
         image, quality=3.0, regions="none")
     assert calls == [(256, 256)]
     assert np.array_equal(codecs.decode(result.data), result.reconstruction)
+
+
+def test_two_coarse_levels(monkeypatch):
+    """With coarse_levels 2 the half run starts from a quarter-size run of its
+    own share; the header still counts the budget, and the file decodes to the
+    encoder's reconstruction."""
+    from dataclasses import replace
+
+    from segpic_codec.moric.training import encoder as encoder_module
+
+    monkeypatch.setitem(PRESETS, "medium", replace(PRESETS["medium"], coarse_levels=2))
+    calls = []
+    real = encoder_module.half_size
+    monkeypatch.setattr(encoder_module, "half_size",
+                        lambda *args: calls.append(args[1:3]) or real(*args))
+    states: list[dict] = []
+    image = smooth_image(256, 256)
+    result = codecs.load_encoder("moric", device="cpu", steps=24,
+                                 progress=states.append).encode(image, quality=3.0,
+                                                                regions="none")
+    assert calls == [(256, 256), (128, 128)]
+    # round(0.22 * 24) = 5 steps' worth at half size: 20 half steps, of which
+    # round(0.22 * 20) = 4 went to 16 quarter-size steps
+    phases = [s["phase"] for s in states if "phase" in s]
+    assert phases == ["quarter size 10/16", "half size 10/16"]
+    assert codecs.describe(result.data)[1]["steps"] == 24
+    assert np.array_equal(codecs.decode(result.data), result.reconstruction)

@@ -75,6 +75,11 @@ def plan_coarse(steps: int | None, time_limit: float | None, share: float, heigh
                       share * time_limit if time_limit else None, steps - given, given)
 
 
+def size_name(scale: int) -> str:
+    """How the progress names a run at 1/scale of the image's side."""
+    return {2: "half size", 4: "quarter size"}.get(scale, f"1/{scale} size")
+
+
 def half_size(target: Tensor, height: int, width: int, labels: np.ndarray | None
               ) -> tuple[Tensor, int, int, np.ndarray | None] | None:
     """The 2x2 box average of `target` (3, H*W) and the labels sampled at every

@@ -23,6 +23,7 @@ from .coarse_start import (
     moved_latents,
     moved_networks,
     plan_coarse,
+    size_name,
 )
 from .cpu_loss import PIECES, CpuLoss
 from .latent_init import LatentInit, initial_latents
@@ -106,6 +107,7 @@ class Optimisation:
         # the half-size run this one starts from (`coarse_phase`), once made
         self.coarse: MoricModel | None = None
         self.coarse_cost = 0  # its steps, in full-size steps (`CoarsePlan.cost`)
+        self.scale = 1  # the original image's side over this run's (a coarse run: 2, 4..)
         self.last: Evaluation | None = None
         self.best: tuple[float, dict[str, Tensor]] | None = None
         self.interrupted = False
@@ -269,19 +271,24 @@ class Optimisation:
 
         def half_progress(state: dict) -> None:  # step 0 of the full run, and a phase
             assert self.progress_cb is not None
+            # a deeper level's phase passes through as it names itself
+            phase = state.get("phase") or \
+                f"{size_name(run.scale)} {state['step']}/{state['total']}"
             self.progress_cb({"step": 0, "total": plan.full_steps, "bpp": state["bpp"],
                               "psnr": state["psnr"], "elapsed": self.budget.elapsed(),
-                              "phase": f"half size {state['step']}/{state['total']}"})
+                              "phase": phase})
 
-        # one level: the half-size run has no coarse phase of its own
-        run = Optimisation(target, height, width, self.lmbda * r.coarse_lambda_scale,
-                           replace(r, coarse_share=0.0),
+        # the half run starts from a coarser one of its own while levels remain
+        deeper = (replace(r, coarse_levels=r.coarse_levels - 1) if r.coarse_levels > 1
+                  else replace(r, coarse_share=0.0))
+        run = Optimisation(target, height, width, self.lmbda * r.coarse_lambda_scale, deeper,
                            Budget(plan.half_steps, plan.half_time, time.perf_counter()),
                            self.seed, half_progress if self.progress_cb else None,
                            self.should_stop, self.progress_every, two_core=two_core,
                            labels=labels, prior=self.prior)
+        run.scale = 2 * self.scale
         half, _ = run.run()
-        self.coarse_cost = plan.cost(run.step)
+        self.coarse_cost = plan.cost(run.steps_done)
         self.budget = replace(budget, steps=plan.full_steps or budget.steps)
         self.prior = moved_networks(half, self.prior)
         self.latent_start = moved_latents(half, self.height, self.width)

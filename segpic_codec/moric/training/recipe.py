@@ -72,6 +72,9 @@ class Recipe:
     # the half run's λ, times the full run's: a half-size bit costs the same
     # per image at a quarter of λ (bpp is per pixel; the MSE per pixel stays)
     coarse_lambda_scale: float = 1.0
+    # how many halvings deep the coarse start goes: the half run starts from a
+    # quarter-size run of its own share, and so on (1: the half size only)
+    coarse_levels: int = 1
 
     def warmup_noise(self, lmbda: float) -> float:
         # Cool-Chic 5: more noise at low rates
