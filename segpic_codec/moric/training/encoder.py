@@ -329,6 +329,10 @@ class Optimisation:
         while (p := self.budget.progress(self.step)) < p1:
             q = min(max((p - p0) / max(p1 - p0, 1e-9), 0.0), 1.0)
             decay = 0.5 * (1.0 + math.cos(math.pi * q))  # cosine, from each peak to lr_min
+            if self.coarse is not None and q < r.coarse_lr_ramp:
+                # Adam's first steps move every value by about the rate, whatever
+                # its gradient: a ramp spares what the coarse run learned
+                decay *= max(q / r.coarse_lr_ramp, 0.02)
             networks = r.lr if r.network_lr is None else r.network_lr
             self.set_lr(optimizer, r.lr_min + (networks - r.lr_min) * decay,
                         r.lr_min + (r.lr - r.lr_min) * decay)

@@ -75,6 +75,9 @@ class Recipe:
     # how many halvings deep the coarse start goes: the half run starts from a
     # quarter-size run of its own share, and so on (1: the half size only)
     coarse_levels: int = 1
+    # after a coarse start, the learning rates rise linearly from zero over
+    # this share of the main phase (0: at their peak from the first step)
+    coarse_lr_ramp: float = 0.0
 
     def warmup_noise(self, lmbda: float) -> float:
         # Cool-Chic 5: more noise at low rates
