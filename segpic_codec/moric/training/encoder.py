@@ -329,13 +329,15 @@ class Optimisation:
         while (p := self.budget.progress(self.step)) < p1:
             q = min(max((p - p0) / max(p1 - p0, 1e-9), 0.0), 1.0)
             decay = 0.5 * (1.0 + math.cos(math.pi * q))  # cosine, from each peak to lr_min
+            ramp = 1.0
             if self.coarse is not None and q < r.coarse_lr_ramp:
                 # Adam's first steps move every value by about the rate, whatever
                 # its gradient: a ramp spares what the coarse run learned
-                decay *= max(q / r.coarse_lr_ramp, 0.02)
+                ramp = max(q / r.coarse_lr_ramp, 0.02)
             networks = r.lr if r.network_lr is None else r.network_lr
-            self.set_lr(optimizer, r.lr_min + (networks - r.lr_min) * decay,
-                        r.lr_min + (r.lr - r.lr_min) * decay)
+            network_decay = decay * ramp if r.coarse_ramp_networks else decay
+            self.set_lr(optimizer, r.lr_min + (networks - r.lr_min) * network_decay,
+                        r.lr_min + (r.lr - r.lr_min) * decay * ramp)
             temperature = r.temperature[0] + q * (r.temperature[1] - r.temperature[0])
             noise = r.noise[0] + q * (r.noise[1] - r.noise[0])
             self.train_step(model, optimizer, "softround", temperature, noise)
