@@ -335,9 +335,10 @@ class Optimisation:
                 # its gradient: a ramp spares what the coarse run learned
                 ramp = max(q / r.coarse_lr_ramp, 0.02)
             networks = r.lr if r.network_lr is None else r.network_lr
-            network_decay = decay * ramp if r.coarse_ramp_networks else decay
-            self.set_lr(optimizer, r.lr_min + (networks - r.lr_min) * network_decay,
-                        r.lr_min + (r.lr - r.lr_min) * decay * ramp)
+            network_ramp = ramp if r.coarse_ramp_on in ("both", "networks") else 1.0
+            latent_ramp = ramp if r.coarse_ramp_on in ("both", "latents") else 1.0
+            self.set_lr(optimizer, r.lr_min + (networks - r.lr_min) * decay * network_ramp,
+                        r.lr_min + (r.lr - r.lr_min) * decay * latent_ramp)
             temperature = r.temperature[0] + q * (r.temperature[1] - r.temperature[0])
             noise = r.noise[0] + q * (r.noise[1] - r.noise[0])
             self.train_step(model, optimizer, "softround", temperature, noise)

@@ -78,7 +78,7 @@ class Recipe:
     # after a coarse start, the learning rates rise linearly from zero over
     # this share of the main phase (0: at their peak from the first step)
     coarse_lr_ramp: float = 0.0
-    coarse_ramp_networks: bool = True  # the ramp holds the networks' rate too
+    coarse_ramp_on: str = "both"  # whose rates the ramp holds: both, networks or latents
 
     def warmup_noise(self, lmbda: float) -> float:
         # Cool-Chic 5: more noise at low rates
