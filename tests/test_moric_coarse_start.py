@@ -143,3 +143,29 @@ def test_two_coarse_levels(monkeypatch):
     assert phases == ["quarter size 10/16", "half size 10/16"]
     assert codecs.describe(result.data)[1]["steps"] == 24
     assert np.array_equal(codecs.decode(result.data), result.reconstruction)
+
+
+def test_learning_rates_ramp_after_a_coarse_start():
+    """After a coarse start the rates rise from 2 % of the cosine's over the
+    ramp's share of the main phase; without one, or past the ramp, they follow
+    the cosine."""
+    from dataclasses import replace
+
+    from segpic_codec.moric.training.encoder import Budget, Optimisation
+
+    recipe = replace(PRESETS["medium"], coarse_lr_ramp=0.1, network_lr=0.005)
+    target = torch.rand(3, 64 * 64)
+    run = Optimisation(target, 64, 64, 0.01, recipe, Budget(10, None, 0.0), seed=0)
+    cosine = run.learning_rates(0.0)
+    assert cosine == pytest.approx((0.005, recipe.lr))
+    run.coarse = half_model(32, 32)
+    start = run.learning_rates(0.0)
+    assert start == pytest.approx((recipe.lr_min + 0.02 * (0.005 - recipe.lr_min),
+                                   recipe.lr_min + 0.02 * (recipe.lr - recipe.lr_min)))
+    half_way = run.learning_rates(0.05)
+    assert half_way[1] == pytest.approx(
+        recipe.lr_min + 0.5 * (recipe.lr - recipe.lr_min) * 0.5 * (1 + np.cos(np.pi * 0.05)))
+    assert run.learning_rates(0.3) == Optimisation(
+        target, 64, 64, 0.01, recipe, Budget(10, None, 0.0), seed=0).learning_rates(0.3)
+    run.recipe = replace(recipe, coarse_ramp_on="networks")
+    assert run.learning_rates(0.0) == pytest.approx((start[0], recipe.lr))

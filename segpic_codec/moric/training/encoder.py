@@ -322,23 +322,30 @@ class Optimisation:
             candidates = [(m, o) for _, m, o in scored]
         return candidates[0]
 
+    def learning_rates(self, q: float) -> tuple[float, float]:
+        """The networks' and the latents' rates at progress q of the main phase:
+        cosine from each peak to lr_min, after a coarse start held down at first
+        (`coarse_lr_ramp`)."""
+        r = self.recipe
+        decay = 0.5 * (1.0 + math.cos(math.pi * q))
+        ramp = 1.0
+        if self.coarse is not None and q < r.coarse_lr_ramp:
+            # the optimisers' first steps move every value by about the rate,
+            # whatever its gradient: a ramp spares what the coarse run learned
+            ramp = max(q / r.coarse_lr_ramp, 0.02)
+        networks = r.lr if r.network_lr is None else r.network_lr
+        network_ramp = ramp if r.coarse_ramp_on in ("both", "networks") else 1.0
+        latent_ramp = ramp if r.coarse_ramp_on in ("both", "latents") else 1.0
+        return (r.lr_min + (networks - r.lr_min) * decay * network_ramp,
+                r.lr_min + (r.lr - r.lr_min) * decay * latent_ramp)
+
     def main_phase(self, model: MoricModel, optimizer: torch.optim.Optimizer) -> None:
         r = self.recipe
         p0 = self.budget.progress(self.step)
         p1 = 1.0 - r.final_fraction
         while (p := self.budget.progress(self.step)) < p1:
             q = min(max((p - p0) / max(p1 - p0, 1e-9), 0.0), 1.0)
-            decay = 0.5 * (1.0 + math.cos(math.pi * q))  # cosine, from each peak to lr_min
-            ramp = 1.0
-            if self.coarse is not None and q < r.coarse_lr_ramp:
-                # Adam's first steps move every value by about the rate, whatever
-                # its gradient: a ramp spares what the coarse run learned
-                ramp = max(q / r.coarse_lr_ramp, 0.02)
-            networks = r.lr if r.network_lr is None else r.network_lr
-            network_ramp = ramp if r.coarse_ramp_on in ("both", "networks") else 1.0
-            latent_ramp = ramp if r.coarse_ramp_on in ("both", "latents") else 1.0
-            self.set_lr(optimizer, r.lr_min + (networks - r.lr_min) * decay * network_ramp,
-                        r.lr_min + (r.lr - r.lr_min) * decay * latent_ramp)
+            self.set_lr(optimizer, *self.learning_rates(q))
             temperature = r.temperature[0] + q * (r.temperature[1] - r.temperature[0])
             noise = r.noise[0] + q * (r.noise[1] - r.noise[0])
             self.train_step(model, optimizer, "softround", temperature, noise)
