@@ -329,7 +329,8 @@ class Optimisation:
         r = self.recipe
         decay = 0.5 * (1.0 + math.cos(math.pi * q))
         ramp = 1.0
-        if self.coarse is not None and q < r.coarse_lr_ramp:
+        trained = self.coarse is not None or (r.ramp_from_prior and self.prior is not None)
+        if trained and q < r.coarse_lr_ramp:
             # the optimisers' first steps move every value by about the rate,
             # whatever its gradient: a ramp spares what the coarse run learned
             ramp = max(q / r.coarse_lr_ramp, 0.02)

@@ -79,6 +79,7 @@ class Recipe:
     # this share of the main phase (0: at their peak from the first step)
     coarse_lr_ramp: float = 0.0
     coarse_ramp_on: str = "both"  # whose rates the ramp holds: both, networks or latents
+    ramp_from_prior: bool = False  # the ramp also where the networks start from the prior
 
     def warmup_noise(self, lmbda: float) -> float:
         # Cool-Chic 5: more noise at low rates
