@@ -153,7 +153,8 @@ def test_learning_rates_ramp_after_a_coarse_start():
 
     from segpic_codec.moric.training.encoder import Budget, Optimisation
 
-    recipe = replace(PRESETS["medium"], coarse_lr_ramp=0.1, network_lr=0.005)
+    recipe = replace(PRESETS["medium"], coarse_lr_ramp=0.1, coarse_ramp_on="both",
+                     network_lr=0.005)
     target = torch.rand(3, 64 * 64)
     run = Optimisation(target, 64, 64, 0.01, recipe, Budget(10, None, 0.0), seed=0)
     cosine = run.learning_rates(0.0)

@@ -76,9 +76,11 @@ class Recipe:
     # quarter-size run of its own share, and so on (1: the half size only)
     coarse_levels: int = 1
     # after a coarse start, the learning rates rise linearly from zero over
-    # this share of the main phase (0: at their peak from the first step)
-    coarse_lr_ramp: float = 0.0
-    coarse_ramp_on: str = "both"  # whose rates the ramp holds: both, networks or latents
+    # this share of the main phase (0: at their peak from the first step); the
+    # networks' only: their first full-size steps at the peak rate undid part of
+    # what the half run taught them (bench/results/moric-time/coarse-to-fine/)
+    coarse_lr_ramp: float = 0.1
+    coarse_ramp_on: str = "networks"  # whose rates the ramp holds: both, networks or latents
     ramp_from_prior: bool = False  # the ramp also where the networks start from the prior
 
     def warmup_noise(self, lmbda: float) -> float:
