@@ -400,7 +400,7 @@ SUBCOMMANDS = [[], ["rd"], ["points"], ["speed"], ["speed", "steps"], ["speed", 
                ["speed", "layered"],
                ["speed", "memory"], ["speed", "process"], ["speed", "decode"],
                ["speed", "batch"], ["table"],
-               ["table", "runs"], ["table", "regions"]]
+               ["table", "runs"], ["table", "regions"], ["table", "screen"]]
 
 
 @pytest.mark.parametrize("args", SUBCOMMANDS, ids=lambda a: " ".join(a) or "bench")
@@ -596,6 +596,29 @@ def test_table_regions_gives_the_known_bd_rate_and_contour_share(tmp_path):
     assert cells[:5] == ["a", "1000", "-20.0%", "n/a", "n/a"]
     # contour share at quality 0: 8 * 10 bytes / (0.08 bpp * 1000 pixels) = 100%
     assert cells[5].startswith("q0: 100.00%, q1: 50.00%")
+
+
+def test_table_screen_compares_points_at_equal_psnr(tmp_path):
+    """Each variant point against the base's curve of its image at its PSNR:
+    log-rate linear in PSNR between the two base points around it, and past
+    the ends along the nearest two."""
+    from segpic_codec.bench.screen import rate_change
+
+    base = [(0.1, 25.0), (0.4, 31.0), (1.0, 35.0)]
+    assert rate_change(base, 0.2, 28.0) == pytest.approx(0.0)  # on the curve
+    assert rate_change(base, 0.18, 28.0) == pytest.approx(-10.0)
+    assert rate_change(base, 2.0, 39.0) == pytest.approx(-20.0)  # past the end: 2.5 bpp
+    base_rows = [{"image": "a", "quality": q, "bpp": r, "psnr": p}
+                 for q, (r, p) in enumerate(base)]
+    variant = [{"image": "a", "quality": 1.5, "bpp": 0.18, "psnr": 28.0},
+               {"image": "a", "quality": 5.0, "bpp": 2.0, "psnr": 39.0},
+               {"image": "b", "quality": 1.0, "bpp": 1.0, "psnr": 20.0}]  # not in the base
+    result = CliRunner().invoke(bench, [
+        "table", "screen", str(_write_points(tmp_path / "base.jsonl", base_rows)),
+        str(_write_points(tmp_path / "knob.jsonl", variant))])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("| knob |"))
+    assert "a q1.5: -10.0%, a q5: -20.0%" in row and row.endswith("| -15.0% |")
 
 
 def _tiny_png(path: Path, size: int = 32) -> Path:

@@ -14,6 +14,7 @@ import click
 
 from .points import points
 from .rd import rd
+from .screen import screen_table
 from .speed import speed
 from .table import table
 from .time_table import minutes_table
@@ -40,5 +41,6 @@ def bench() -> None:
 
 
 table.add_command(minutes_table)
+table.add_command(screen_table)
 for command in (rd, points, speed, table):
     bench.add_command(command)
