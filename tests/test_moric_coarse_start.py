@@ -170,3 +170,10 @@ def test_learning_rates_ramp_after_a_coarse_start():
         target, 64, 64, 0.01, recipe, Budget(10, None, 0.0), seed=0).learning_rates(0.3)
     run.recipe = replace(recipe, coarse_ramp_on="networks")
     assert run.learning_rates(0.0) == pytest.approx((start[0], recipe.lr))
+    # from the prior, without a coarse start: ramped only with ramp_from_prior
+    prior = load_prior_arrays(recipe.features, recipe.activation)
+    plain = Optimisation(target, 64, 64, 0.01, recipe, Budget(10, None, 0.0), seed=0,
+                         prior=prior)
+    assert plain.learning_rates(0.0) == cosine
+    plain.recipe = replace(recipe, ramp_from_prior=True)
+    assert plain.learning_rates(0.0) == pytest.approx(start)
