@@ -40,6 +40,9 @@ def lambda_to_quality(lmbda: float) -> float:
     return round(min(max(quality, QUALITY_MIN), QUALITY_MAX), 3)
 
 
+RAMP_TARGETS = ("both", "networks", "latents")  # whose rates `coarse_lr_ramp` holds
+
+
 @dataclass(frozen=True)
 class Recipe:
     steps: int  # total optimisation steps of the preset (warm-up included)
@@ -69,19 +72,25 @@ class Recipe:
     activation: str = "gelu"
     # of the budget, spent first on the image at half size (`coarse_start`)
     coarse_share: float = 0.22
-    # the half run's λ, times the full run's: a half-size bit costs the same
-    # per image at a quarter of λ (bpp is per pixel; the MSE per pixel stays)
+    # the half run's λ, times the full run's (a quarter would price a half-size
+    # bit as a full-size one, bpp being per pixel; it did not pay: +0.8 %)
     coarse_lambda_scale: float = 1.0
     # how many halvings deep the coarse start goes: the half run starts from a
     # quarter-size run of its own share, and so on (1: the half size only)
     coarse_levels: int = 1
-    # after a coarse start, the learning rates rise linearly from zero over
-    # this share of the main phase (0: at their peak from the first step); the
-    # networks' only: their first full-size steps at the peak rate undid part of
-    # what the half run taught them (bench/results/moric-time/coarse-to-fine/)
+    # after a coarse start, the learning rates rise linearly from 2 % of the
+    # cosine's over this share of the main phase (0: at their peak from the
+    # first step); the networks' only: their first full-size steps at the peak
+    # rate undid part of what the half run taught them
+    # (bench/results/moric-time/coarse-to-fine/schedule/)
     coarse_lr_ramp: float = 0.1
     coarse_ramp_on: str = "networks"  # whose rates the ramp holds: both, networks or latents
     ramp_from_prior: bool = False  # the ramp also where the networks start from the prior
+
+    def __post_init__(self) -> None:
+        if self.coarse_ramp_on not in RAMP_TARGETS:
+            raise ValueError(f"coarse_ramp_on {self.coarse_ramp_on!r}: one of "
+                             f"{', '.join(RAMP_TARGETS)}")
 
     def warmup_noise(self, lmbda: float) -> float:
         # Cool-Chic 5: more noise at low rates
