@@ -177,3 +177,5 @@ def test_learning_rates_ramp_after_a_coarse_start():
     assert plain.learning_rates(0.0) == cosine
     plain.recipe = replace(recipe, ramp_from_prior=True)
     assert plain.learning_rates(0.0) == pytest.approx(start)
+    with pytest.raises(ValueError, match="coarse_ramp_on 'weights'"):
+        replace(recipe, coarse_ramp_on="weights")
