@@ -3,6 +3,8 @@ run's latents and networks moved to the full size, and the phase in an encode.""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -122,8 +124,6 @@ def test_two_coarse_levels(monkeypatch):
     """With coarse_levels 2 the half run starts from a quarter-size run of its
     own share; the header still counts the budget, and the file decodes to the
     encoder's reconstruction."""
-    from dataclasses import replace
-
     from segpic_codec.moric.training import encoder as encoder_module
 
     monkeypatch.setitem(PRESETS, "medium", replace(PRESETS["medium"], coarse_levels=2))
@@ -149,8 +149,6 @@ def test_learning_rates_ramp_after_a_coarse_start():
     """After a coarse start the rates rise from 2 % of the cosine's over the
     ramp's share of the main phase; without one, or past the ramp, they follow
     the cosine."""
-    from dataclasses import replace
-
     from segpic_codec.moric.training.encoder import Budget, Optimisation
 
     recipe = replace(PRESETS["medium"], coarse_lr_ramp=0.1, coarse_ramp_on="both",

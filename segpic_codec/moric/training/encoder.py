@@ -256,8 +256,7 @@ class Optimisation:
         size, and start from what it learned (`coarse_start`). Only from a prior
         (its finest GMN column fills in) and a zero start of the latents."""
         r, budget = self.recipe, self.budget
-        if r.coarse_share <= 0 or self.prior is None or self.object_only \
-                or self.latent_start is not None:
+        if self.prior is None or self.object_only or self.latent_start is not None:
             return
         plan = plan_coarse(budget.steps, budget.time_limit, r.coarse_share, self.height,
                            self.width)
