@@ -27,11 +27,14 @@ def main() -> None:
     traces = [json.loads(line) for line in args.traces.open()]
     rows = []
     for i in range(len(traces[0]["trace"])):
-        p = traces[0]["trace"][i][0] / traces[0]["steps"]
+        # of the traced run's steps (after a coarse start, the full-size run's)
+        first = traces[0]
+        p = first["trace"][i][0] / first.get("trace_steps", first["steps"])
         bpp = np.array([t["trace"][i][1] for t in traces])
         psnr = np.array([t["trace"][i][2] for t in traces])
-        end_bpp = np.array([t["trace"][-1][1] for t in traces])
-        end_psnr = np.array([t["trace"][-1][2] for t in traces])
+        # where each run ended: its best state's hard-rounded evaluation
+        end_bpp = np.array([t["bpp"] for t in traces])
+        end_psnr = np.array([t["psnr"] for t in traces])
         s, a = np.polyfit(np.log(bpp), np.log(end_bpp / bpp), 1)
         t, c = np.polyfit(psnr - 30.0, end_psnr - psnr, 1)
         rows.append((round(p, 3), round(float(a), 4), round(float(s), 4), round(float(c), 3),

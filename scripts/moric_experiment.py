@@ -70,8 +70,12 @@ def main() -> None:
         prior = prior_arrays(args.prior_file)
     latent_init = load_latent_init(recipe.latent_init) if recipe.latent_init else None
     trace = []
+    totals = []  # the traced run's own steps (a coarse start's full-size run: fewer)
 
     def progress(info: dict) -> None:
+        if "phase" in info:  # the coarse start's half-size run: not traced
+            return
+        totals.append(info["total"])
         if info["step"] % args.trace_every == 0:
             if args.hard_trace and opt.current is not None:
                 hard = opt.evaluate(opt.current)
@@ -86,7 +90,8 @@ def main() -> None:
     seconds = time.perf_counter() - start
     row = {"tag": args.tag, "prior_file": args.prior_file and args.prior_file.name,
            "image": args.image, "crop": args.crop, "steps": args.steps,
-           "quality": args.quality, "set": args.set, "bpp": round(final.bpp, 4),
+           "trace_steps": totals[-1] if totals else args.steps, "quality": args.quality,
+           "set": args.set, "bpp": round(final.bpp, 4),
            "psnr": round(final.psnr, 3), "loss": final.loss, "s_per_step":
            round(seconds / args.steps, 4), "trace": trace}
     print(json.dumps(row), flush=True)
