@@ -177,3 +177,31 @@ def test_learning_rates_ramp_after_a_coarse_start():
     assert plain.learning_rates(0.0) == pytest.approx(start)
     with pytest.raises(ValueError, match="coarse_ramp_on 'weights'"):
         replace(recipe, coarse_ramp_on="weights")
+
+
+def test_a_target_steers_the_full_run_by_the_coarse_drift():
+    """With a target, the half-size run trains at the controller's first λ and
+    the full-size run is steered with the coarse start's drift table, in its
+    own progress (a time limit's origin is past the half run's time)."""
+    from segpic_codec.moric.training.encoder import Budget, Optimisation
+    from segpic_codec.moric.training.rate_control import COARSE, PLAIN, Goal, LambdaController
+
+    image = smooth_image(128, 160)
+    target = torch.from_numpy(image).permute(2, 0, 1).reshape(3, -1).float() / 255.0
+    recipe = PRESETS["medium"]
+    prior = load_prior_arrays(recipe.features, recipe.activation)
+    controller = LambdaController(Goal("rate", lambda _: 0.5))
+    assert controller.drift is PLAIN
+    first = controller.lmbda
+    run = Optimisation(target, 128, 160, 0.0, recipe, Budget(40, None, 0.0), seed=0,
+                       prior=prior, controller=controller)
+    run.run()
+    assert run.coarse is not None and controller.drift is COARSE
+    # the full run's 31 steps: updates from 5 % of them, none past the hold
+    assert [u[0] for u in controller.history][:2] == pytest.approx([2 / 31, 4 / 31],
+                                                                    abs=1e-4)
+    assert all(u[0] <= controller.hold + 1e-9 for u in controller.history)
+    assert first != controller.lmbda
+    run.origin = 0.25
+    assert run.own_progress(0.25) == 0.0 and run.own_progress(1.0) == 1.0
+    assert run.own_progress(0.625) == pytest.approx(0.5)

@@ -28,7 +28,7 @@ from .coarse_start import (
 from .cpu_loss import PIECES, CpuLoss
 from .latent_init import LatentInit, initial_latents
 from .prior import apply_prior
-from .rate_control import LambdaController
+from .rate_control import COARSE, LambdaController
 from .recipe import Recipe
 from .soap import Soap
 
@@ -104,6 +104,9 @@ class Optimisation:
         self.progress_every = progress_every
         self.step = 0
         self.started = budget.start  # when this run's own steps began (after a coarse phase)
+        # the budget's progress at this run's first step: a time limit's
+        # includes the coarse phase's time; the controller counts from here
+        self.origin = 0.0
         # the half-size run this one starts from (`coarse_phase`), once made
         self.coarse: MoricModel | None = None
         self.coarse_cost = 0  # its steps, in full-size steps (`CoarsePlan.cost`)
@@ -229,6 +232,11 @@ class Optimisation:
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             self.best = (evaluation.loss, state)
 
+    def own_progress(self, p: float) -> float:
+        """The budget's progress `p` as this run's (after a coarse phase that a
+        time limit counts): what the controller's tables are made in."""
+        return (p - self.origin) / (1.0 - self.origin)
+
     def steer(self, model: MoricModel, progress: float) -> None:
         """A hard-rounded evaluation for the controller, which may move λ. The best
         state so far was scored with the old λ: forgotten when λ moves."""
@@ -292,6 +300,11 @@ class Optimisation:
         self.prior = moved_networks(half, self.prior)
         self.latent_start = moved_latents(half, self.height, self.width)
         self.coarse, self.started = half, time.perf_counter()
+        self.origin = min(self.budget.progress(0), 0.9)
+        if self.controller is not None:
+            # a coarse-started run's rate rises before it falls (its finest grids
+            # fill in): its own drift table
+            self.controller.drift = COARSE
         if run.interrupted:
             raise _Stopped
 
@@ -349,8 +362,8 @@ class Optimisation:
             temperature = r.temperature[0] + q * (r.temperature[1] - r.temperature[0])
             noise = r.noise[0] + q * (r.noise[1] - r.noise[0])
             self.train_step(model, optimizer, "softround", temperature, noise)
-            if self.controller is not None and self.controller.due(p):
-                self.steer(model, p)
+            if self.controller is not None and self.controller.due(self.own_progress(p)):
+                self.steer(model, self.own_progress(p))
             elif self.step % r.eval_every == 0:
                 self.remember(model, self.evaluate(model))
         self.remember(model, self.evaluate(model))

@@ -6,11 +6,14 @@ hard-rounded rate falls through most of the run (the latents learn to be
 cheap) while the PSNR rises and then levels off. So the controller does not
 chase the rate it measures; it predicts the end's from it, as the measured
 value times (rate) or plus (PSNR) the drift still to come at that progress of
-the budget (`rate_at_end`, `psnr_at_end`, fitted to hard-rounded traces:
-`bench/results/targets/README.md`). It moves log λ by the predicted miss over
-the goal's sensitivity to log λ (bpp goes about as λ^-0.5 on Kodak, PSNR
-about 2.2 dB per unit of log λ), damped, at most `MAX_MOVE` per update, and
-holds λ from `hold` on: the rest of the run and the final phase train at one
+the run (`Drift`, fitted to hard-rounded traces:
+`bench/results/targets/README.md`). How far a run still moves depends on how
+it started: one from zero latents falls far (`PLAIN`), one that a coarse start
+(`coarse_start`) has already taught much less (`COARSE`), so each has its
+table. The controller moves log λ by the predicted miss over the goal's
+sensitivity to log λ (bpp goes about as λ^-0.5 on Kodak, PSNR about 2.2 dB
+per unit of log λ), damped, at most `MAX_MOVE` per update, and holds λ from
+`hold` on: the rest of the run and the final phase train at one
 λ, so the best-state tracking compares like with like.
 
 What the encoder aims at, and how it judges the file, is `moric.target_fit`'s.
@@ -27,34 +30,72 @@ import numpy as np
 
 from .recipe import LAMBDA_AT_MAX, QUALITY_MIN, quality_to_lambda
 
-# The drift still to come at each progress of the budget, at a fixed λ, fitted
-# to hard-rounded traces of four runs from 0.24 to 1.48 bpp
-# (bench/results/targets/drift-traces.jsonl, `python scripts/moric_drift_fit.py
-# bench/results/targets/drift-traces.jsonl`): ln(end bpp / bpp) = A + S ln(bpp)
-# (the higher the rate, the less it still falls) and end PSNR - PSNR = C +
-# T (PSNR - 30) (the higher the PSNR, the more it still rises).
-_PROGRESS = tuple(round(0.05 * i, 2) for i in range(1, 21))
-_A = (-0.4272, -0.2993, -0.239, -0.1797, -0.144, -0.1151, -0.0933, -0.0739, -0.058, -0.046,
-      -0.0362, -0.0272, -0.0206, -0.0159, -0.0116, -0.0076, -0.0047, -0.0019, -0.0002, 0.0)
-_S = (1.8521, 0.6841, 0.406, 0.3178, 0.2535, 0.2026, 0.1686, 0.1402, 0.1141, 0.0934, 0.0736,
-      0.056, 0.0399, 0.0313, 0.0194, 0.0136, 0.0067, 0.0018, 0.0007, 0.0)
-_C = (5.309, 4.758, 2.604, 1.549, 1.093, 0.797, 0.605, 0.443, 0.326, 0.234, 0.157, 0.119,
-      0.084, 0.056, 0.039, 0.017, 0.009, 0.004, 0.0, 0.0)
-_T = (-0.5565, 0.1752, 0.4045, 0.296, 0.237, 0.1956, 0.1636, 0.1333, 0.1093, 0.0876, 0.0716,
-      0.0522, 0.0392, 0.0289, 0.0191, 0.012, 0.0063, 0.0026, 0.0, 0.0)
+
+@dataclass(frozen=True)
+class Drift:
+    """The drift still to come at each progress of a run at a fixed λ, fitted
+    to hard-rounded traces (`python scripts/moric_drift_fit.py TRACES`): ln(end
+    bpp / bpp) = A + S ln(bpp) and end PSNR - PSNR = C + T (PSNR - 30), each
+    coefficient tabled at `progress` of the run's own steps."""
+
+    progress: tuple[float, ...]
+    a: tuple[float, ...]
+    s: tuple[float, ...]
+    c: tuple[float, ...]
+    t: tuple[float, ...]
+    # the range believed of ln(end bpp / bpp) and of end PSNR - PSNR: the way
+    # these runs move (a plain run's rate only falls), and no further than the
+    # traces went
+    rate_moves: tuple[float, float] = (-math.inf, 0.0)
+    psnr_moves: tuple[float, float] = (0.0, math.inf)
+
+    def rate_at_end(self, bpp: float, progress: float) -> float:
+        """The latent bpp a run that measures `bpp` at `progress` ends at, λ held."""
+        a, s = (float(np.interp(progress, self.progress, k)) for k in (self.a, self.s))
+        move = a + s * math.log(max(bpp, 1e-6))
+        return bpp * math.exp(min(max(move, self.rate_moves[0]), self.rate_moves[1]))
+
+    def psnr_at_end(self, psnr: float, progress: float) -> float:
+        """The PSNR a run that measures `psnr` at `progress` ends at, λ held."""
+        c, t = (float(np.interp(progress, self.progress, k)) for k in (self.c, self.t))
+        move = c + t * (psnr - 30.0)
+        return psnr + min(max(move, self.psnr_moves[0]), self.psnr_moves[1])
 
 
-def rate_at_end(bpp: float, progress: float) -> float:
-    """The latent bpp a run that measures `bpp` at `progress` ends at, λ held."""
-    a, s = (float(np.interp(progress, _PROGRESS, table)) for table in (_A, _S))
-    return bpp * math.exp(min(0.0, a + s * math.log(max(bpp, 1e-6))))
+_TWENTIETHS = tuple(round(0.05 * i, 2) for i in range(1, 21))
+# A plain run (its latents from zero, or from `latent_init`): four traces from
+# 0.24 to 1.48 bpp (bench/results/targets/drift-traces.jsonl). The higher the
+# rate, the less it still falls; the higher the PSNR, the more it still rises.
+PLAIN = Drift(
+    _TWENTIETHS,
+    a=(-0.4272, -0.2993, -0.239, -0.1797, -0.144, -0.1151, -0.0933, -0.0739, -0.058, -0.046,
+       -0.0362, -0.0272, -0.0206, -0.0159, -0.0116, -0.0076, -0.0047, -0.0019, -0.0002, 0.0),
+    s=(1.8521, 0.6841, 0.406, 0.3178, 0.2535, 0.2026, 0.1686, 0.1402, 0.1141, 0.0934, 0.0736,
+       0.056, 0.0399, 0.0313, 0.0194, 0.0136, 0.0067, 0.0018, 0.0007, 0.0),
+    c=(5.309, 4.758, 2.604, 1.549, 1.093, 0.797, 0.605, 0.443, 0.326, 0.234, 0.157, 0.119,
+       0.084, 0.056, 0.039, 0.017, 0.009, 0.004, 0.0, 0.0),
+    t=(-0.5565, 0.1752, 0.4045, 0.296, 0.237, 0.1956, 0.1636, 0.1333, 0.1093, 0.0876, 0.0716,
+       0.0522, 0.0392, 0.0289, 0.0191, 0.012, 0.0063, 0.0026, 0.0, 0.0))
 
-
-def psnr_at_end(psnr: float, progress: float) -> float:
-    """The PSNR a run that measures `psnr` at `progress` ends at, λ held."""
-    c, t = (float(np.interp(progress, _PROGRESS, table)) for table in (_C, _T))
-    return psnr + max(0.0, c + t * (psnr - 30.0))
-
+# A run after a coarse start (`coarse_start`): its latents start where the
+# half-size run left them, so its rate falls far less than a plain run's (by
+# whose table a coarse-started run would end at a fifteenth of the rate of its
+# first update, not at 0.7 of it), and at high rates it rises while its finest
+# grid fills in. Five
+# traces from 0.07 to 1.64 bpp, 440 steps
+# (bench/results/targets/drift-traces-coarse.jsonl).
+COARSE = Drift(
+    (0.05, 0.099, 0.149, 0.198, 0.248, 0.297, 0.347, 0.397, 0.446, 0.496, 0.545, 0.595, 0.644,
+     0.694, 0.743, 0.793, 0.843, 0.892, 0.942, 0.991),
+    a=(0.0098, -0.0734, -0.0878, -0.0746, -0.0646, -0.0563, -0.047, -0.0396, -0.0362, -0.0298,
+       -0.0258, -0.02, -0.0151, -0.0129, -0.0093, -0.0059, -0.0032, -0.0014, -0.0003, -0.0001),
+    s=(0.3513, 0.2089, 0.1532, 0.1336, 0.1116, 0.0928, 0.0811, 0.0671, 0.0472, 0.0399, 0.0286,
+       0.0257, 0.0207, 0.0139, 0.0106, 0.0061, 0.0035, 0.0017, -0.0001, -0.0),
+    c=(3.187, 1.758, 1.139, 0.888, 0.693, 0.582, 0.469, 0.374, 0.308, 0.236, 0.193, 0.133, 0.1,
+       0.069, 0.042, 0.029, 0.018, 0.008, 0.001, -0.0),
+    t=(0.3177, 0.2016, 0.1149, 0.0784, 0.0574, 0.0472, 0.04, 0.0327, 0.0289, 0.0239, 0.018, 0.0159,
+       0.0133, 0.01, 0.0076, 0.0038, 0.0019, 0.0014, 0.0006, 0.0003),
+    rate_moves=(-1.5, 0.5))
 
 # before this progress the drift differs most between images (the PSNR's by
 # dB): the controller moves by half as much
@@ -98,6 +139,7 @@ class LambdaController:
     hold: float = 0.70  # progress from which λ stays
     every: float = 0.05  # progress between updates
     gain: float = 0.5  # of the predicted correction, per update (the response lags)
+    drift: Drift = PLAIN  # how the run still moves (`COARSE` after a coarse start)
     predicted: float | None = None  # the end value last predicted (bpp or dB)
     # (progress, bpp, PSNR, λ after) of each update: how the run was steered
     history: list[tuple[float, float, float, float]] = field(default_factory=list)
@@ -116,12 +158,12 @@ class LambdaController:
         train with from now on."""
         self._next = progress + self.every
         if self.goal.kind == "rate":
-            self.predicted = rate_at_end(bpp, progress)
+            self.predicted = self.drift.rate_at_end(bpp, progress)
             # a goal at or below zero (the rest of the file fills the budget): λ's top
             goal = max(self.goal.value(self.lmbda), 1e-6)
             miss = math.log(max(self.predicted, 1e-6) / goal) / RATE_SLOPE
         else:
-            self.predicted = psnr_at_end(psnr, progress)
+            self.predicted = self.drift.psnr_at_end(psnr, progress)
             miss = (self.predicted - self.goal.value(self.lmbda)) / PSNR_SLOPE
         gain = self.gain * (0.5 if progress < EARLY else 1.0)
         move = min(max(gain * miss, -MAX_MOVE), MAX_MOVE)
