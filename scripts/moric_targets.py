@@ -12,7 +12,9 @@
         bench/results/targets/fixed.jsonl [--reference POINTS.jsonl] [--replace AGAIN.jsonl]
 
 One thread per encode (run two side by side on two cores); rows already in
-`--out` are skipped, so a stopped run resumes.
+`--out` are skipped, so a stopped run resumes. `run --steps N` and `--set
+key=value ...` (recipe fields) change the budget and the recipe from the
+default preset's, for checks off the table.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from PIL import Image
 
 from segpic_codec import codecs
 from segpic_codec.bench.bd_rate import bd_rate
+from segpic_codec.moric.measure import preset_overridden, recipe_overrides
 from segpic_codec.quality_metrics import psnr_rgb
 from segpic_codec.shared_data import kodak_dir
 from segpic_codec.targets import PSNR_TOLERANCE, TargetNotMet
@@ -43,12 +46,14 @@ def _done(out: Path) -> set[tuple]:
     return {(r["image"], r["kind"], r["goal"]) for r in map(json.loads, out.open())}
 
 
-def _row(pixels: np.ndarray, image: str, kind: str, goal: float, encode: dict) -> dict:
+def _row(pixels: np.ndarray, image: str, kind: str, goal: float, encode: dict,
+         steps: int | None = None, overrides: list[str] | tuple = ()) -> dict:
     reports: list[dict] = []
     start = time.perf_counter()
     try:
-        encoder = codecs.load_encoder("moric", progress=reports.append)
-        result = encoder.encode(pixels, best_effort=True, **encode)
+        encoder = codecs.load_encoder("moric", progress=reports.append, steps=steps)
+        with preset_overridden("medium", recipe_overrides(list(overrides))):
+            result = encoder.encode(pixels, best_effort=True, **encode)
     except TargetNotMet as exc:  # not with best_effort; kept for clarity
         result = exc.closest
     seconds = time.perf_counter() - start
@@ -58,6 +63,8 @@ def _row(pixels: np.ndarray, image: str, kind: str, goal: float, encode: dict) -
             "bpp": 8 * len(result.data) / (h * w), "psnr": psnr_rgb(pixels, decoded),
             "met": result.target_met if kind != "fixed" else None,
             "quality": result.quality, "encode_s": round(seconds, 1),
+            **({"steps": steps} if steps else {}),
+            **({"set": list(overrides)} if overrides else {}),
             # how λ was steered: (progress, hard-rounded bpp, PSNR, λ after) per update
             "steering": next((r["steering"] for r in reversed(reports) if "steering" in r),
                              None)}
@@ -73,7 +80,7 @@ def run(args: argparse.Namespace) -> None:
         for kind, goal, encode in jobs:
             if (image, kind, goal) in done:
                 continue
-            row = _row(pixels, image, kind, goal, encode)
+            row = _row(pixels, image, kind, goal, encode, args.steps, args.set)
             with args.out.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)
@@ -184,6 +191,8 @@ def main() -> None:
     p.add_argument("images", nargs="+")
     p.add_argument("--bpp", type=float, nargs="*", default=[])
     p.add_argument("--psnr", type=float, nargs="*", default=[])
+    p.add_argument("--steps", type=int, default=None, help="instead of the preset's")
+    p.add_argument("--set", nargs="*", default=[], help="recipe overrides key=value")
     p.add_argument("--out", type=Path, required=True)
     p = sub.add_parser("fixed")
     p.add_argument("--from", dest="source", type=Path, required=True)

@@ -54,7 +54,7 @@ def recipe_overrides(items: list[str]) -> dict[str, Any]:
 
 
 @contextmanager
-def _preset_overridden(preset: str, overrides: dict[str, Any]) -> Iterator[None]:
+def preset_overridden(preset: str, overrides: dict[str, Any]) -> Iterator[None]:
     """The encoder reads its recipe from PRESETS: override it for one encode and
     put it back afterwards."""
     from .training.recipe import PRESETS
@@ -80,7 +80,7 @@ def encode_point(pixels: np.ndarray, quality: float, *, steps: int | None = None
     from . import codec
 
     h, w = pixels.shape[:2]
-    with _preset_overridden(preset, overrides or {}):
+    with preset_overridden(preset, overrides or {}):
         enc = codec.encode(pixels, quality=quality, steps=steps, time_limit=time_limit,
                            preset=preset, device=device, seed=seed, progress=progress,
                            regions=regions, region_count=region_count)
