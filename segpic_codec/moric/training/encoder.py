@@ -302,8 +302,8 @@ class Optimisation:
         self.coarse, self.started = half, time.perf_counter()
         self.origin = min(self.budget.progress(0), 0.9)
         if self.controller is not None:
-            # a coarse-started run's rate rises before it falls (its finest grids
-            # fill in): its own drift table
+            # a coarse-started run still moves far less than one from zero
+            # latents: its own drift table
             self.controller.drift = COARSE
         if run.interrupted:
             raise _Stopped
