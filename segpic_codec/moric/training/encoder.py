@@ -362,8 +362,8 @@ class Optimisation:
             temperature = r.temperature[0] + q * (r.temperature[1] - r.temperature[0])
             noise = r.noise[0] + q * (r.noise[1] - r.noise[0])
             self.train_step(model, optimizer, "softround", temperature, noise)
-            if self.controller is not None and self.controller.due(self.own_progress(p)):
-                self.steer(model, self.own_progress(p))
+            if self.controller is not None and self.controller.due(own := self.own_progress(p)):
+                self.steer(model, own)
             elif self.step % r.eval_every == 0:
                 self.remember(model, self.evaluate(model))
         self.remember(model, self.evaluate(model))

@@ -13,8 +13,8 @@ it started: one from zero latents falls far (`PLAIN`), one that a coarse start
 table. The controller moves log λ by the predicted miss over the goal's
 sensitivity to log λ (bpp goes about as λ^-0.5 on Kodak, PSNR about 2.2 dB
 per unit of log λ), damped, at most `MAX_MOVE` per update, and holds λ from
-`hold` on: the rest of the run and the final phase train at one
-λ, so the best-state tracking compares like with like.
+`hold` on: the rest of the run and the final phase train at one λ, so the
+best-state tracking compares like with like.
 
 What the encoder aims at, and how it judges the file, is `moric.target_fit`'s.
 """
@@ -81,8 +81,7 @@ PLAIN = Drift(
 # half-size run left them, so its rate falls far less than a plain run's (by
 # whose table a coarse-started run would end at a fifteenth of the rate of its
 # first update, not at 0.7 of it), and at high rates it rises while its finest
-# grid fills in. Five
-# traces from 0.07 to 1.64 bpp, 440 steps
+# grid fills in. Five traces from 0.07 to 1.64 bpp, 440 steps
 # (bench/results/targets/drift-traces-coarse.jsonl).
 COARSE = Drift(
     (0.05, 0.099, 0.149, 0.198, 0.248, 0.297, 0.347, 0.397, 0.446, 0.496, 0.545, 0.595, 0.644,
