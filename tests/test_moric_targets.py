@@ -17,12 +17,18 @@ from segpic_codec import codecs, container, target_record
 from segpic_codec.cli import main
 from segpic_codec.moric.target_fit import REQUANTISE_FACTORS, TargetRequest, fit_size, jpeg_anchor
 from segpic_codec.moric.training.rate_control import (
+    ANCHOR_LN_LAMBDA,
     COARSE,
+    FIRST_PSNR,
+    FIRST_RATE,
+    FIRST_U_RANGE,
     PLAIN,
     STEERED_LAMBDA_MAX,
+    Anchor,
     Goal,
     LambdaController,
     clamp_lambda,
+    first_lambda,
 )
 from segpic_codec.moric.training.recipe import (
     LAMBDA_AT_MAX,
@@ -72,6 +78,33 @@ def test_a_coarse_started_run_still_moves_less():
     assert PLAIN.rate_at_end(0.295, 0.05) < 0.1 * 0.295
     # at high rates a coarse-started run's rate may still rise
     assert COARSE.rate_at_end(1.5, 0.05) > 1.5
+
+
+@pytest.mark.parametrize("u", [-5.0, -3.5, -2.0, -0.4, 0.0, 0.7, 1.6, 3.0, 4.0])
+def test_first_guess_inverts_its_curves(u):
+    # an image that ends at the anchor at the anchor's λ: the first guess for
+    # where its curves put λ = e^(ANCHOR + u) is that λ, inside the fitted range
+    # and on the straight lines beyond it
+    anchor = Anchor(0.3, 29.0)
+    lo, hi = FIRST_U_RANGE
+
+    def along(curve: tuple[float, float], v: float) -> float:
+        end = min(max(v, lo), hi)
+        b, c = curve
+        return b * end + c * end * end + (b + 2 * c * end) * (v - end)
+
+    bpp = anchor.bpp * math.exp(along(FIRST_RATE, u))
+    psnr = anchor.psnr + along(FIRST_PSNR, u)
+    expected = clamp_lambda(math.exp(ANCHOR_LN_LAMBDA + u))
+    assert first_lambda(Goal("rate", lambda _: bpp), anchor) == pytest.approx(expected, rel=1e-6)
+    assert first_lambda(Goal("psnr", lambda _: psnr), anchor) == pytest.approx(expected, rel=1e-6)
+
+
+def test_first_guess_moves_with_the_goal():
+    lambdas = [first_lambda(Goal("rate", lambda _, b=b: b)) for b in (0.05, 0.2, 0.8, 3.0)]
+    assert lambdas == sorted(lambdas, reverse=True)
+    lambdas = [first_lambda(Goal("psnr", lambda _, d=d: d)) for d in (24.0, 30.0, 36.0, 42.0)]
+    assert lambdas == sorted(lambdas, reverse=True)
 
 
 @pytest.mark.parametrize("drift", [PLAIN, COARSE], ids=["plain", "coarse"])

@@ -67,14 +67,16 @@ def jpeg_anchor(image: np.ndarray) -> Anchor:
     """Where a medium MoRIC encode of `image` would end at the anchor's λ, guessed
     from a JPEG (quality 75) of it: a cheap measure of how much detail it has.
     Fitted on the eight Kodak images of the targets' table (kodim01, 05, 08, 14,
-    15, 19, 21, 23; `bench/results/targets/README.md`): ln(latent bpp) within
-    0.2 of the fit, PSNR within 0.5 dB; the controller corrects the rest."""
+    15, 19, 21, 23), with the first-guess curves of `rate_control`, to the
+    medium encoder's fixed-λ files (`scripts/moric_first_guess_fit.py`):
+    ln(latent bpp) within 0.16 of the fit, PSNR within 0.27 dB; the controller
+    corrects the rest."""
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image[..., :3])).save(buffer, "JPEG", quality=75)
     decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
     jpeg_bpp = 8 * len(buffer.getvalue()) / (image.shape[0] * image.shape[1])
-    return Anchor(math.exp(1.432 * math.log(jpeg_bpp) - 1.840),
-                  0.932 * psnr_rgb(image[..., :3], decoded) - 2.165)
+    return Anchor(math.exp(1.486 * math.log(jpeg_bpp) - 1.982),
+                  0.900 * psnr_rgb(image[..., :3], decoded) - 1.120)
 
 
 def controller_for(request: TargetRequest, drawn_pixels: int, pixels: int,

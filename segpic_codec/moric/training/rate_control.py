@@ -103,9 +103,19 @@ RATE_SLOPE = 0.5  # -d ln(bpp) / d ln(λ)
 PSNR_SLOPE = 2.2  # -d PSNR / d ln(λ), dB
 MAX_MOVE = 0.5  # the largest change of ln λ in one update
 # the first guess of λ: where an image ends (latent bpp, PSNR) after a
-# medium encode at λ = e^ANCHOR_LN_LAMBDA (quality 2.5), from which the slopes
-# above extrapolate; by default a Kodak image of middling detail
+# medium encode at λ = e^ANCHOR_LN_LAMBDA (quality 2.5), from which its curves
+# extrapolate, in u = ln λ - ANCHOR_LN_LAMBDA: ln(bpp) by FIRST_RATE (u, u²)
+# and PSNR by FIRST_PSNR. Fitted to the medium encoder's fixed-λ files at
+# qualities 1..4.7 (u from 1.6 to -2.3) on eight Kodak images, one level per
+# image and the curves shared (`python scripts/moric_first_guess_fit.py
+# bench/results/moric-time/now-ec928e6/points-440.jsonl`): ln(bpp) within 0.25
+# of them, PSNR within 1.1 dB; the controller corrects the rest. The
+# controller's own slopes (above) stay lower: late in a run λ moves the end
+# less than it moves a whole run.
 ANCHOR_LN_LAMBDA = -5.5
+FIRST_RATE = (-0.6755, -0.0356)
+FIRST_PSNR = (-2.514, 0.0655)
+FIRST_U_RANGE = (-3.5, 3.0)  # the fitted range and a little more; beyond, straight lines
 
 
 @dataclass(frozen=True)
@@ -189,10 +199,33 @@ def clamp_lambda(lmbda: float) -> float:
 
 
 def first_lambda(goal: Goal, anchor: Anchor = MIDDLING) -> float:
-    """The λ that ends at the goal if the image ends at `anchor` at the anchor's λ."""
+    """The λ at which an image that ends at `anchor` at the anchor's λ ends at
+    the goal, by the first-guess curves (FIRST_RATE, FIRST_PSNR)."""
     if goal.kind == "rate":
-        bpp = goal.value(math.exp(ANCHOR_LN_LAMBDA))
-        ln = ANCHOR_LN_LAMBDA - math.log(max(bpp, 1e-6) / anchor.bpp) / RATE_SLOPE
+        bpp = max(goal.value(math.exp(ANCHOR_LN_LAMBDA)), 1e-6)
+        u = _solve_curve(FIRST_RATE, math.log(bpp / anchor.bpp))
     else:
-        ln = ANCHOR_LN_LAMBDA - (goal.value(0.0) - anchor.psnr) / PSNR_SLOPE
-    return clamp_lambda(math.exp(ln))
+        u = _solve_curve(FIRST_PSNR, goal.value(0.0) - anchor.psnr)
+    return clamp_lambda(math.exp(ANCHOR_LN_LAMBDA + u))
+
+
+def _solve_curve(curve: tuple[float, float], change: float) -> float:
+    """The u at which b u + c u² = `change`, for a curve falling through the
+    fitted range (b < 0, and the curve's turn outside the range); beyond the
+    range the curve goes on straight, at its slope at the range's ends."""
+    b, c = curve
+    lo, hi = FIRST_U_RANGE
+
+    def value(u: float) -> float:
+        return b * u + c * u * u
+
+    for end in (lo, hi):
+        slope = b + 2 * c * end
+        if (end == lo and change >= value(lo)) or (end == hi and change <= value(hi)):
+            return end + (change - value(end)) / slope
+    if abs(c) < 1e-12:
+        return change / b
+    # of the two roots, the one inside the range (the curve is monotonic there)
+    root = math.sqrt(max(b * b + 4 * c * change, 0.0))
+    return min(((-b + root) / (2 * c), (-b - root) / (2 * c)),
+               key=lambda u: 0.0 if lo <= u <= hi else min(abs(u - lo), abs(u - hi)))
