@@ -28,8 +28,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from segpic_codec import codecs
+from segpic_codec import codecs, container
 from segpic_codec.bench.bd_rate import bd_rate
+from segpic_codec.moric.file_format import NUM_GRIDS
 from segpic_codec.moric.measure import preset_overridden, recipe_overrides
 from segpic_codec.quality_metrics import psnr_rgb
 from segpic_codec.shared_data import kodak_dir
@@ -58,8 +59,13 @@ def _row(pixels: np.ndarray, image: str, kind: str, goal: float, encode: dict,
         result = exc.closest
     seconds = time.perf_counter() - start
     decoded = codecs.decode(result.data)
+    streams = container.split_streams(result.data, container.read_frame(result.data))
     h, w = pixels.shape[:2]
     return {"image": image, "kind": kind, "goal": goal, "file_bytes": len(result.data),
+            # where the bytes went: what the controller predicts (the latents')
+            # and what it estimates (the parameters')
+            "params_bytes": len(streams[0]),
+            "latent_bytes": sum(len(s) for s in streams[-NUM_GRIDS:]),
             "bpp": 8 * len(result.data) / (h * w), "psnr": psnr_rgb(pixels, decoded),
             "met": result.target_met if kind != "fixed" else None,
             "quality": result.quality, "encode_s": round(seconds, 1),
