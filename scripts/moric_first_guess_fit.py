@@ -5,10 +5,12 @@ and the JPEG anchor (`target_fit.jpeg_anchor`) to fixed-λ MoRIC files.
 
 Each row (`segpic bench points`) gives an image's latent bpp (the file less
 its parameters, contours and frame) and PSNR at the λ of its quality. In
-u = ln λ - ANCHOR_LN_LAMBDA, ln(latent bpp) and PSNR are fitted as a level per
-image plus curves shared by all images (b u + c u²); each image's level is then
-fitted against a JPEG of it at quality 75 (ln bpp on ln JPEG bpp, PSNR on
-JPEG PSNR). Needs the Kodak images (SEGPIC_SHARED or ../shared).
+u = ln λ - ANCHOR_LN_LAMBDA, ln(latent bpp) is fitted as a level per image
+plus a curve shared by all images (b u + c u²), PSNR as a level and a slope
+per image plus a shared c u², the slopes then as a line in the level (b0 +
+b1 (level - 30)); each image's level is fitted against a JPEG of it at quality
+75 (ln bpp on ln JPEG bpp, PSNR on JPEG PSNR). Needs the Kodak images
+(SEGPIC_SHARED or ../shared).
 """
 
 from __future__ import annotations
@@ -45,30 +47,41 @@ def main() -> None:
     rows = [json.loads(line) for line in args.points.open()]
     images = sorted({r["image"] for r in rows})
     pictures = {im: np.asarray(Image.open(kodak_image(im)).convert("RGB")) for im in images}
-    design, ln_bpp, psnr = [], [], []
+    levels, ln_bpp, psnr, us = [], [], [], []
     for r in rows:
         pixels = pictures[r["image"]].shape[0] * pictures[r["image"]].shape[1]
         latent_bytes = r["file_bytes"] - r["params_bytes"] - r["contour_bytes"] - FRAME_BYTES
-        u = math.log(quality_to_lambda(r["quality"])) - ANCHOR_LN_LAMBDA
-        level = [1.0 if r["image"] == im else 0.0 for im in images]
-        design.append(level + [u, u * u])
+        us.append(math.log(quality_to_lambda(r["quality"])) - ANCHOR_LN_LAMBDA)
+        levels.append([1.0 if r["image"] == im else 0.0 for im in images])
         ln_bpp.append(math.log(8 * latent_bytes / pixels))
         psnr.append(r["psnr"])
-    design_m = np.array(design)
+    level, u = np.array(levels), np.array(us)[:, None]
+    jpeg = np.array([jpeg_measure(pictures[im]) for im in images])
     n = len(images)
-    for name, values in (("rate", np.array(ln_bpp)), ("psnr", np.array(psnr))):
-        coef, *_ = np.linalg.lstsq(design_m, values, rcond=None)
-        worst = np.abs(design_m @ coef - values).max()
-        print(f"FIRST_{name.upper()} = ({coef[n]:.4f}, {coef[n + 1]:.4f})  "
-              f"(largest residual {worst:.3f})")
-        jpeg = np.array([jpeg_measure(pictures[im]) for im in images])
-        x = np.log(jpeg[:, 0]) if name == "rate" else jpeg[:, 1]
-        slope, intercept = np.polyfit(x, coef[:n], 1)
-        residual = coef[:n] - (slope * x + intercept)
-        what = "ln(anchor bpp) = {:.3f} ln(JPEG bpp) {:+.3f}" if name == "rate" else \
-            "anchor PSNR = {:.3f} JPEG PSNR {:+.3f}"
-        print("  " + what.format(slope, intercept) +
-              f"  (largest residual {np.abs(residual).max():.3f})")
+
+    rate_design = np.hstack([level, u, u * u])
+    coef, *_ = np.linalg.lstsq(rate_design, np.array(ln_bpp), rcond=None)
+    worst = np.abs(rate_design @ coef - ln_bpp).max()
+    print(f"FIRST_RATE = ({coef[n]:.4f}, {coef[n + 1]:.4f})  (largest residual {worst:.3f})")
+    _anchor_fit("ln(anchor bpp) = {:.3f} ln(JPEG bpp) {:+.3f}", np.log(jpeg[:, 0]), coef[:n])
+
+    psnr_design = np.hstack([level, level * u, u * u])
+    coef, *_ = np.linalg.lstsq(psnr_design, np.array(psnr), rcond=None)
+    psnr_levels, slopes, curve = coef[:n], coef[n:2 * n], coef[2 * n]
+    b1, b0 = np.polyfit(psnr_levels - 30.0, slopes, 1)
+    fitted = psnr_design[:, :n] @ psnr_levels + \
+        (psnr_design[:, :n] @ (b0 + b1 * (psnr_levels - 30.0))) * u[:, 0] + curve * u[:, 0] ** 2
+    print(f"FIRST_PSNR = ({b0:.3f}, {b1:.3f}, {curve:.4f})  "
+          f"(largest residual {np.abs(fitted - psnr).max():.3f} dB)")
+    _anchor_fit("anchor PSNR = {:.3f} JPEG PSNR {:+.3f}", jpeg[:, 1], psnr_levels)
+
+
+def _anchor_fit(what: str, jpeg: np.ndarray, levels: np.ndarray) -> None:
+    """The line from a JPEG measure to the images' fitted levels."""
+    slope, intercept = np.polyfit(jpeg, levels, 1)
+    residual = levels - (slope * jpeg + intercept)
+    print("  " + what.format(slope, intercept) +
+          f"  (largest residual {np.abs(residual).max():.3f})")
 
 
 if __name__ == "__main__":

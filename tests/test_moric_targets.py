@@ -94,10 +94,21 @@ def test_first_guess_inverts_its_curves(u):
         return b * end + c * end * end + (b + 2 * c * end) * (v - end)
 
     bpp = anchor.bpp * math.exp(along(FIRST_RATE, u))
-    psnr = anchor.psnr + along(FIRST_PSNR, u)
+    b0, b1, c = FIRST_PSNR
+    psnr = anchor.psnr + along((b0 + b1 * (anchor.psnr - 30.0), c), u)
     expected = clamp_lambda(math.exp(ANCHOR_LN_LAMBDA + u))
     assert first_lambda(Goal("rate", lambda _: bpp), anchor) == pytest.approx(expected, rel=1e-6)
     assert first_lambda(Goal("psnr", lambda _: psnr), anchor) == pytest.approx(expected, rel=1e-6)
+
+
+def test_first_guess_gives_a_detailed_image_more_db_per_lambda():
+    # 3 dB above the anchor is a smaller step of λ for a detailed image (low
+    # anchor PSNR) than for a smooth one, and a very smooth one still moves
+    detailed, smooth, glassy = Anchor(0.4, 27.0), Anchor(0.1, 33.0), Anchor(0.01, 60.0)
+    steps = [math.log(first_lambda(Goal("psnr", lambda _, a=a: a.psnr), a) /
+                      first_lambda(Goal("psnr", lambda _, a=a: a.psnr + 3.0), a))
+             for a in (detailed, smooth, glassy)]
+    assert 0 < steps[0] < steps[1] < steps[2] < 3.0 / 0.9
 
 
 def test_first_guess_moves_with_the_goal():

@@ -104,17 +104,20 @@ PSNR_SLOPE = 2.2  # -d PSNR / d ln(λ), dB
 MAX_MOVE = 0.5  # the largest change of ln λ in one update
 # the first guess of λ: where an image ends (latent bpp, PSNR) after a
 # medium encode at λ = e^ANCHOR_LN_LAMBDA (quality 2.5), from which its curves
-# extrapolate, in u = ln λ - ANCHOR_LN_LAMBDA: ln(bpp) by FIRST_RATE (u, u²)
-# and PSNR by FIRST_PSNR. Fitted to the medium encoder's fixed-λ files at
+# extrapolate, in u = ln λ - ANCHOR_LN_LAMBDA: ln(bpp) by b u + c u² with
+# (b, c) = FIRST_RATE, PSNR by b u + c u² with b = FIRST_PSNR[0] +
+# FIRST_PSNR[1] (anchor PSNR - 30) (a detailed image gains more dB per unit of
+# ln λ) and c = FIRST_PSNR[2]. Fitted to the medium encoder's fixed-λ files at
 # qualities 1..4.7 (u from 1.6 to -2.3) on eight Kodak images, one level per
-# image and the curves shared (`python scripts/moric_first_guess_fit.py
+# image (`python scripts/moric_first_guess_fit.py
 # bench/results/moric-time/now-ec928e6/points-440.jsonl`): ln(bpp) within 0.25
-# of them, PSNR within 1.1 dB; the controller corrects the rest. The
+# of the fit, PSNR within 0.56 dB; the controller corrects the rest. The
 # controller's own slopes (above) stay lower: late in a run λ moves the end
 # less than it moves a whole run.
 ANCHOR_LN_LAMBDA = -5.5
 FIRST_RATE = (-0.6755, -0.0356)
-FIRST_PSNR = (-2.514, 0.0655)
+FIRST_PSNR = (-2.405, 0.159, 0.0655)
+FIRST_PSNR_SLOPE_MAX = -1.0  # the PSNR curve keeps falling, however smooth the image
 FIRST_U_RANGE = (-3.5, 3.0)  # the fitted range and a little more; beyond, straight lines
 
 
@@ -205,7 +208,9 @@ def first_lambda(goal: Goal, anchor: Anchor = MIDDLING) -> float:
         bpp = max(goal.value(math.exp(ANCHOR_LN_LAMBDA)), 1e-6)
         u = _solve_curve(FIRST_RATE, math.log(bpp / anchor.bpp))
     else:
-        u = _solve_curve(FIRST_PSNR, goal.value(0.0) - anchor.psnr)
+        b0, b1, c = FIRST_PSNR
+        slope = min(b0 + b1 * (anchor.psnr - 30.0), FIRST_PSNR_SLOPE_MAX)
+        u = _solve_curve((slope, c), goal.value(0.0) - anchor.psnr)
     return clamp_lambda(math.exp(ANCHOR_LN_LAMBDA + u))
 
 
