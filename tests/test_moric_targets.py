@@ -24,6 +24,7 @@ from segpic_codec.moric.training.rate_control import (
     FIRST_U_RANGE,
     PLAIN,
     STEERED_LAMBDA_MAX,
+    STEERED_LAMBDA_MIN,
     Anchor,
     Goal,
     LambdaController,
@@ -144,11 +145,13 @@ def test_psnr_controller_and_the_lambda_range(drift):
     held = _simulate(LambdaController(Goal("psnr", lambda _: 34.0), drift=drift), end_psnr,
                      now)
     assert end_psnr(held) == pytest.approx(34.0, abs=0.05)
-    # a goal out of reach ends at the end of the quality scale, never past it
+    # a goal out of reach ends one quality unit past the end of the scale, never
+    # further, and the header says the scale's end
     held = _simulate(LambdaController(Goal("psnr", lambda _: 90.0)), end_psnr, now)
-    assert held == LAMBDA_AT_MAX
+    assert held == STEERED_LAMBDA_MIN < LAMBDA_AT_MAX
     assert clamp_lambda(1.0) == STEERED_LAMBDA_MAX > LAMBDA_AT_MIN
-    assert lambda_to_quality(STEERED_LAMBDA_MAX) == 1.0  # the header's end of the scale
+    assert lambda_to_quality(STEERED_LAMBDA_MAX) == 1.0
+    assert lambda_to_quality(STEERED_LAMBDA_MIN) == 6.0
 
 
 def test_a_file_above_its_limit_is_coded_again_with_coarser_networks():

@@ -28,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 
-from .recipe import LAMBDA_AT_MAX, QUALITY_MIN, quality_to_lambda
+from .recipe import QUALITY_MAX, QUALITY_MIN, quality_to_lambda
 
 
 @dataclass(frozen=True)
@@ -190,15 +190,19 @@ class LambdaController:
         return self.goal.describe(self.predicted, self.lmbda)
 
 
-# λ may be steered one quality unit beyond the scale's smallest files (quality
-# 1; the scale's log-linear law extended): at 0.25 bpp some Kodak images need it.
-# Such a file's header says quality 1, the end of the scale (`lambda_to_quality`).
+# λ may be steered one quality unit beyond either end of the scale (the
+# scale's log-linear law extended): at 0.25 bpp some Kodak images need more
+# than quality 1's λ, and at 1 bpp or 36 dB some need less than quality 6's
+# (kodim23 at 1 bpp stopped at 80 % of its limit, kodim08 at 36 dB 0.69 dB
+# short). Such a file's header says quality 1 or 6, the end of the scale
+# (`lambda_to_quality`); the decoder never needs λ.
 STEERED_LAMBDA_MAX = quality_to_lambda(QUALITY_MIN - 1.0)
+STEERED_LAMBDA_MIN = quality_to_lambda(QUALITY_MAX + 1.0)
 
 
 def clamp_lambda(lmbda: float) -> float:
     """Inside the λ range a target may steer through."""
-    return min(max(lmbda, LAMBDA_AT_MAX), STEERED_LAMBDA_MAX)
+    return min(max(lmbda, STEERED_LAMBDA_MIN), STEERED_LAMBDA_MAX)
 
 
 def first_lambda(goal: Goal, anchor: Anchor = MIDDLING) -> float:
