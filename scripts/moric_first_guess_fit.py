@@ -9,8 +9,9 @@ u = ln λ - ANCHOR_LN_LAMBDA, ln(latent bpp) is fitted as a level per image
 plus a curve shared by all images (b u + c u²), PSNR as a level and a slope
 per image plus a shared c u², the slopes then as a line in the level (b0 +
 b1 (level - 30)); each image's level is fitted against a JPEG of it at quality
-75 (ln bpp on ln JPEG bpp, PSNR on JPEG PSNR). Needs the Kodak images
-(SEGPIC_SHARED or ../shared).
+75 (ln bpp on ln JPEG bpp, PSNR on JPEG PSNR). The parameter stream's bytes
+are fitted as a line in the quality. Needs the Kodak images (SEGPIC_SHARED or
+../shared).
 """
 
 from __future__ import annotations
@@ -74,6 +75,13 @@ def main() -> None:
     print(f"FIRST_PSNR = ({b0:.3f}, {b1:.3f}, {curve:.4f})  "
           f"(largest residual {np.abs(fitted - psnr).max():.3f} dB)")
     _anchor_fit("anchor PSNR = {:.3f} JPEG PSNR {:+.3f}", jpeg[:, 1], psnr_levels)
+
+    # the parameter stream's bytes, a line in the quality (`target_fit.PARAMETER_BYTES`)
+    quality = np.array([r["quality"] for r in rows]) - 1.0
+    parameters = np.array([r["params_bytes"] for r in rows])
+    slope, intercept = np.polyfit(quality, parameters, 1)
+    spread = np.abs(parameters - (intercept + slope * quality)).max()
+    print(f"PARAMETER_BYTES = ({intercept:.0f}, {slope:.1f})  (largest residual {spread:.0f} B)")
 
 
 def _anchor_fit(what: str, jpeg: np.ndarray, levels: np.ndarray) -> None:

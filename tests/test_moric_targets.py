@@ -26,6 +26,7 @@ from segpic_codec.moric.training.rate_control import (
     STEERED_LAMBDA_MAX,
     STEERED_LAMBDA_MIN,
     Anchor,
+    Drift,
     Goal,
     LambdaController,
     clamp_lambda,
@@ -178,6 +179,18 @@ def test_a_file_above_its_limit_is_coded_again_with_coarser_networks():
                       lambda f: f)
     assert fitted == 1300
     assert tried == [float(f) for f in REQUANTISE_FACTORS]
+
+
+def test_the_last_update_corrects_in_full():
+    # no drift still to come: a rate e^0.1 above the goal is a miss of 0.2 in ln λ
+    # (RATE_SLOPE 0.5), half corrected by an update, in full by the last one
+    still = Drift((0.0, 1.0), (0.0, 0.0), (0.0, 0.0), (0.0, 0.0), (0.0, 0.0))
+    moves = []
+    for progress in (0.5, 0.66):
+        controller = LambdaController(Goal("rate", lambda _: 0.4), lmbda=0.003, drift=still)
+        controller.update(0.4 * math.exp(0.1), 30.0, progress)
+        moves.append(math.log(controller.lmbda / 0.003))
+    assert moves == pytest.approx([0.1, 0.2])
 
 
 def test_controller_holds_lambda_after_hold():
