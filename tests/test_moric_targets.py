@@ -15,7 +15,16 @@ from PIL import Image
 
 from segpic_codec import codecs, container, target_record
 from segpic_codec.cli import main
-from segpic_codec.moric.target_fit import REQUANTISE_FACTORS, TargetRequest, fit_size, jpeg_anchor
+from segpic_codec.moric import codec as moric_codec
+from segpic_codec.moric.measure import preset_overridden
+from segpic_codec.moric.target_fit import (
+    PARAMETER_BYTES,
+    REQUANTISE_FACTORS,
+    ParameterBytes,
+    TargetRequest,
+    fit_size,
+    jpeg_anchor,
+)
 from segpic_codec.moric.training.rate_control import (
     ANCHOR_LN_LAMBDA,
     COARSE,
@@ -240,6 +249,41 @@ def test_moric_size_target_in_one_encode(image):
     assert np.array_equal(codecs.decode(result.data), result.reconstruction)
     # the same request gives the same file
     assert encoder.encode(image, size=goal, regions="none").data == result.data
+
+
+def test_a_size_target_can_probe_its_parameter_bytes(image, monkeypatch):
+    measured: list[int] = []
+    real = moric_codec._parameter_bytes
+
+    def spy(*args) -> int:
+        measured.append(real(*args))
+        return measured[-1]
+
+    monkeypatch.setattr(moric_codec, "_parameter_bytes", spy)
+    encoder = codecs.load_encoder("moric", device="cpu", steps=30)
+    goal = 2 * len(encoder.encode(image, quality=3.5, regions="none").data)
+    plain = encoder.encode(image, size=goal, regions="none")
+    assert measured == []  # not by default
+    with preset_overridden("medium", {"probe_parameters": True}):
+        probed = encoder.encode(image, size=goal, regions="none")
+    assert len(measured) == 1  # once, before the last update
+    frame = container.read_frame(probed.data)
+    final = len(container.split_streams(probed.data, frame)[0])
+    assert abs(measured[0] - final) <= 0.25 * final
+    # the probe searches a copy: with its measure ignored, the file is the plain one
+    estimate = ParameterBytes.at
+    monkeypatch.setattr(ParameterBytes, "at", lambda self, lmbda: estimate(ParameterBytes(), lmbda))
+    with preset_overridden("medium", {"probe_parameters": True}):
+        assert encoder.encode(image, size=goal, regions="none").data == plain.data
+    assert len(measured) == 2
+
+
+def test_parameter_bytes_follow_a_measure():
+    guess = ParameterBytes()
+    assert guess.at(quality_to_lambda(1.0)) == pytest.approx(PARAMETER_BYTES[0])
+    probed = ParameterBytes(measured=(3.0, 1500))
+    assert probed.at(quality_to_lambda(3.0)) == pytest.approx(1500)
+    assert probed.at(quality_to_lambda(4.0)) == pytest.approx(1500 + PARAMETER_BYTES[1])
 
 
 def test_moric_targets_out_of_reach(image):

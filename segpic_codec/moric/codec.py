@@ -19,6 +19,7 @@ computed by the decoder's own code (`decoder.decode.reconstruct`).
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,7 +43,14 @@ from .file_format import MAX_ABS_LATENT, MAX_CODED_REGIONS
 from .networks.banded import gmn_cache
 from .networks.model import MoricModel
 from .options import DEFAULT_PRESET, DEFAULT_QUALITY, DEFAULT_REGION_COUNT
-from .target_fit import TargetRequest, controller_for, fit_size, jpeg_anchor, outcome
+from .target_fit import (
+    ParameterBytes,
+    TargetRequest,
+    controller_for,
+    fit_size,
+    jpeg_anchor,
+    outcome,
+)
 from .training.encoder import Budget, Optimisation
 from .training.latent_init import load_latent_init
 from .training.recipe import (
@@ -227,6 +235,15 @@ def _quantise_networks(model: MoricModel, target: torch.Tensor, lmbda: float,
         return search_steps(model.sent_modules(), refresh, lmbda, model.drawn_pixels, prior)
 
 
+def _parameter_bytes(model: MoricModel, target: torch.Tensor, lmbda: float,
+                     prior: dict[str, np.ndarray] | None, workers: int) -> int:
+    """The parameter stream's bytes if the run ended now, at `lmbda`: the search
+    of `_quantise_networks` on a copy (it rounds the latents in place)."""
+    trial = copy.deepcopy(model).to("cpu")
+    coding = _quantise_networks(trial, target.to("cpu"), lmbda, prior, workers)
+    return len(encode_parameters(trial.sent_modules(), coding, prior))
+
+
 def _code_latents(model: MoricModel, coding: dict[tuple[str, str], GroupCoding],
                   ints: torch.Tensor) -> tuple[dict, list[bytes], np.ndarray]:
     """Entropy-code the integer latents -> (their header fields, their streams, the
@@ -308,9 +325,11 @@ def _encode(pixels: np.ndarray, settings: EncodeSettings, partition: _CodedParti
     height, width = pixels.shape[:2]
     lmbda = quality_to_lambda(settings.quality)
     request = settings.target
+    parameters = ParameterBytes()
     controller = None if request is None else controller_for(
         request, int((labels != 0).sum()) if object_only else height * width,
-        height * width, partition.contour_stream if several else None, jpeg_anchor(pixels))
+        height * width, partition.contour_stream if several else None, jpeg_anchor(pixels),
+        parameters)
     target = torch.from_numpy(np.array(pixels, copy=True)).to(device=settings.device)
     target = target.permute(2, 0, 1).reshape(3, -1).to(torch.float32) / 255.0
     if object_only:  # nothing is drawn outside the object: no error there
@@ -319,11 +338,17 @@ def _encode(pixels: np.ndarray, settings: EncodeSettings, partition: _CodedParti
     # as differences from it, where one fits the architecture
     prior = load_prior_arrays(recipe.features, recipe.activation) if recipe.prior else None
     latent_init = load_latent_init(recipe.latent_init) if recipe.latent_init else None
+    probe = None
+    if request is not None and request.target.rate and recipe.probe_parameters:
+        def probe(model: MoricModel, lmbda: float) -> None:
+            parameters.measured = (lambda_to_quality(lmbda), _parameter_bytes(
+                model, target, lmbda, prior, 2 if two_core else 1))
     optimisation = Optimisation(target, height, width, lmbda, recipe,
                                 Budget(steps, settings.time_limit, start), settings.seed,
                                 settings.progress, settings.should_stop, two_core=two_core,
                                 labels=labels if several else None, object_only=object_only,
-                                prior=prior, latent_init=latent_init, controller=controller)
+                                prior=prior, latent_init=latent_init, controller=controller,
+                                parameter_probe=probe)
     model, _ = optimisation.run()
     model = model.to("cpu")
     target = target.to("cpu")

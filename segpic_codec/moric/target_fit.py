@@ -81,12 +81,30 @@ def jpeg_anchor(image: np.ndarray) -> Anchor:
                   0.983 * psnr_rgb(image[..., :3], decoded) - 3.895)
 
 
+@dataclass
+class ParameterBytes:
+    """The parameter stream's bytes at a λ, for a size target's budget: the
+    estimate in the quality (PARAMETER_BYTES), or, once a quantisation search
+    has measured them (`probe_parameters`), that measure moved along the
+    estimate's slope."""
+
+    measured: tuple[float, int] | None = None  # (quality, bytes)
+
+    def at(self, lmbda: float) -> float:
+        quality = lambda_to_quality(lmbda)
+        if self.measured is None:
+            return PARAMETER_BYTES[0] + PARAMETER_BYTES[1] * (quality - 1)
+        measured_quality, measured_bytes = self.measured
+        return measured_bytes + PARAMETER_BYTES[1] * (quality - measured_quality)
+
+
 def controller_for(request: TargetRequest, drawn_pixels: int, pixels: int,
-                   contour_stream: bytes | None, anchor: Anchor) -> LambdaController:
+                   contour_stream: bytes | None, anchor: Anchor,
+                   parameters: ParameterBytes | None = None) -> LambdaController:
     """The λ controller of a target, starting from the λ that `anchor` suggests:
     a size becomes latent bits per drawn pixel (the file less its frame, header,
-    metadata, contours and the parameters' estimated bytes at the quality of
-    each λ)."""
+    metadata, contours and the parameters' bytes at each λ, `parameters`)."""
+    parameters = parameters or ParameterBytes()
     goal = request.target
     if not goal.rate:
         return LambdaController(Goal("psnr", lambda _: goal.value + AIM_OVER_PSNR,
@@ -97,10 +115,8 @@ def controller_for(request: TargetRequest, drawn_pixels: int, pixels: int,
 
     def rest(lmbda: float) -> int:
         """The file's bytes besides the latents' at λ."""
-        quality = lambda_to_quality(lmbda)
-        parameters = bytes(round(PARAMETER_BYTES[0] + PARAMETER_BYTES[1] * (quality - 1)))
-        return request.file_size(bytes(layout.SIZE), [parameters, *contours,
-                                                      *[b""] * NUM_GRIDS])
+        stream = bytes(max(round(parameters.at(lmbda)), 0))
+        return request.file_size(bytes(layout.SIZE), [stream, *contours, *[b""] * NUM_GRIDS])
 
     def describe(latent_bpp: float, lmbda: float) -> str:
         size = latent_bpp * drawn_pixels / 8 + rest(lmbda)

@@ -86,7 +86,8 @@ class Optimisation:
                  object_only: bool = False,
                  prior: dict[str, Tensor] | dict[str, np.ndarray] | None = None,
                  latent_init: LatentInit | None = None,
-                 controller: LambdaController | None = None):
+                 controller: LambdaController | None = None,
+                 parameter_probe: Callable[[MoricModel, float], None] | None = None):
         self.target = target  # (3, N) in [0, 1], on the training device
         self.height, self.width = height, width
         # pixels whose error counts (the rate is per such pixel too): all, or
@@ -95,6 +96,8 @@ class Optimisation:
         self.object_only = object_only
         # a target's controller steers λ through the main phase (`rate_control`)
         self.controller = controller
+        # called with the model and λ before the controller's last update (`steer`)
+        self.parameter_probe = parameter_probe
         self.lmbda = lmbda if controller is None else controller.lmbda
         self.recipe = recipe
         self.budget = budget
@@ -242,6 +245,8 @@ class Optimisation:
         state so far was scored with the old λ: forgotten when λ moves."""
         assert self.controller is not None
         e = self.evaluate(model)
+        if self.parameter_probe is not None and self.controller.last_update(progress):
+            self.parameter_probe(model, self.lmbda)
         lmbda = self.controller.update(e.bpp, e.psnr, progress)
         if lmbda != self.lmbda:
             self.lmbda, self.best = lmbda, None

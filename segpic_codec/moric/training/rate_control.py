@@ -167,6 +167,10 @@ class LambdaController:
     def due(self, progress: float) -> bool:
         return self._next <= progress < self.hold + 1e-9
 
+    def last_update(self, progress: float) -> bool:
+        """Whether an update at `progress` is the last before λ is held."""
+        return progress + self.every > self.hold + 1e-9
+
     def update(self, bpp: float, psnr: float, progress: float) -> float:
         """A hard-rounded evaluation (latent bpp, PSNR) at `progress` -> the λ to
         train with from now on."""
@@ -179,8 +183,8 @@ class LambdaController:
         else:
             self.predicted = self.drift.psnr_at_end(psnr, progress)
             miss = (self.predicted - self.goal.value(self.lmbda)) / PSNR_SLOPE
-        if progress + self.every > self.hold + 1e-9:
-            # the last update: nothing corrects what it leaves, so it corrects in full
+        if self.last_update(progress):
+            # nothing corrects what the last update leaves, so it corrects in full
             gain = 1.0
         else:
             gain = self.gain * (0.5 if progress < EARLY else 1.0)
