@@ -6,6 +6,8 @@
     # fixed-λ encodes at the qualities those ended with (same rates, for BD-rate)
     python scripts/moric_targets.py fixed --from bench/results/targets/steered.jsonl \
         --out bench/results/targets/fixed.jsonl
+    # where each size row's bytes went against the controller's aim
+    python scripts/moric_targets.py landing bench/results/targets/steered.jsonl
     # the table (--reference: another fixed-λ curve, points files of `segpic
     # bench`, each steered file's PSNR against it at the same rate)
     python scripts/moric_targets.py table bench/results/targets/steered.jsonl \
@@ -32,6 +34,9 @@ from segpic_codec import codecs, container
 from segpic_codec.bench.bd_rate import bd_rate
 from segpic_codec.moric.file_format import NUM_GRIDS
 from segpic_codec.moric.measure import preset_overridden, recipe_overrides
+from segpic_codec.moric.target_fit import AIM_SIZE, PARAMETER_BYTES
+from segpic_codec.moric.training.rate_control import COARSE
+from segpic_codec.moric.training.recipe import lambda_to_quality
 from segpic_codec.quality_metrics import psnr_rgb
 from segpic_codec.shared_data import kodak_dir
 from segpic_codec.targets import PSNR_TOLERANCE, TargetNotMet
@@ -162,6 +167,30 @@ def table(args: argparse.Namespace) -> None:
         print(f"| mean | {np.mean(values):+.2f} % |")
 
 
+def landing(args: argparse.Namespace) -> None:
+    """Where each size row's bytes went against what its controller aimed at
+    (rows that record their streams' bytes): the parameter stream against its
+    estimate, the latents against their goal, the drift table's prediction at
+    the last update against both."""
+    a, b = args.parameters
+    print("| image | target | size | parameters (estimate) | latents / goal "
+          "| last prediction / goal | latents / last prediction |")
+    print("|---|---|--:|--:|--:|--:|--:|")
+    for r in map(json.loads, args.steered.open()):
+        if r["kind"] != "bpp" or "latent_bytes" not in r:
+            continue
+        progress, bpp, _, lmbda = r["steering"][-1]
+        pixels = 768 * 512
+        limit = int(r["goal"] * pixels / 8)
+        estimate = a + b * (lambda_to_quality(lmbda) - 1)
+        other = r["file_bytes"] - r["latent_bytes"] - r["params_bytes"]
+        goal = limit * args.aim - other - estimate
+        predicted = COARSE.rate_at_end(bpp, progress) * pixels / 8
+        print(f"| {r['image']} | {r['goal']:g} bpp | {100 * r['file_bytes'] / limit:.1f} % "
+              f"| {r['params_bytes']:,} ({estimate:,.0f}) | {r['latent_bytes'] / goal:.3f} "
+              f"| {predicted / goal:.3f} | {r['latent_bytes'] / predicted:.3f} |")
+
+
 def _against_reference(steered: list[dict], reference: list[dict]) -> None:
     """Each steered file against a fixed-λ curve of the same image: the curve's
     PSNR at the file's rate (linear in ln bpp between its points; nothing
@@ -193,6 +222,11 @@ def _against_reference(steered: list[dict], reference: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("landing", help=landing.__doc__.split("\n")[0])
+    p.add_argument("steered", type=Path)
+    p.add_argument("--aim", type=float, default=AIM_SIZE, help="the rows' commit's AIM_SIZE")
+    p.add_argument("--parameters", type=float, nargs=2, default=PARAMETER_BYTES,
+                   help="the rows' commit's PARAMETER_BYTES")
     p = sub.add_parser("run")
     p.add_argument("images", nargs="+")
     p.add_argument("--bpp", type=float, nargs="*", default=[])
@@ -211,7 +245,7 @@ def main() -> None:
                    help="rows made again (by a later commit): they replace the same targets'")
     args = parser.parse_args()
     torch.set_num_threads(1)  # one thread per encode: two run side by side
-    {"run": run, "fixed": fixed, "table": table}[args.command](args)
+    {"run": run, "fixed": fixed, "table": table, "landing": landing}[args.command](args)
 
 
 if __name__ == "__main__":
