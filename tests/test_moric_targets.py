@@ -278,6 +278,21 @@ def test_a_size_target_can_probe_its_parameter_bytes(image, monkeypatch):
     assert len(measured) == 2
 
 
+def test_the_recipe_sets_the_controllers_gain(image, monkeypatch):
+    made: list[LambdaController] = []
+    real = moric_codec.controller_for
+
+    def keep(*args) -> LambdaController:
+        made.append(real(*args))
+        return made[-1]
+
+    monkeypatch.setattr(moric_codec, "controller_for", keep)
+    encoder = codecs.load_encoder("moric", device="cpu", steps=4)
+    with preset_overridden("medium", {"target_gain": 0.8}):
+        encoder.encode(image, psnr=20.0, regions="none", best_effort=True)
+    assert [c.gain for c in made] == [0.8]
+
+
 def test_parameter_bytes_follow_a_measure():
     guess = ParameterBytes()
     assert guess.at(quality_to_lambda(1.0)) == pytest.approx(PARAMETER_BYTES[0])

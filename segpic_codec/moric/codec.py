@@ -330,6 +330,8 @@ def _encode(pixels: np.ndarray, settings: EncodeSettings, partition: _CodedParti
         request, int((labels != 0).sum()) if object_only else height * width,
         height * width, partition.contour_stream if several else None, jpeg_anchor(pixels),
         parameters)
+    if controller is not None:
+        controller.gain = recipe.target_gain
     target = torch.from_numpy(np.array(pixels, copy=True)).to(device=settings.device)
     target = target.permute(2, 0, 1).reshape(3, -1).to(torch.float32) / 255.0
     if object_only:  # nothing is drawn outside the object: no error there

@@ -90,6 +90,9 @@ class Recipe:
     # code then (a quantisation search on a copy), not by the estimate in the
     # quality, which misses a Kodak file's by up to 150 bytes
     probe_parameters: bool = False
+    # a target's λ controller: the share of its predicted miss an update corrects
+    # (half that in the first fifth, all of it at the last: `rate_control`)
+    target_gain: float = 0.5
 
     def __post_init__(self) -> None:
         if self.coarse_ramp_on not in RAMP_TARGETS:
