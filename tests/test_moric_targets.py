@@ -251,15 +251,21 @@ def test_moric_size_target_in_one_encode(image):
     assert encoder.encode(image, size=goal, regions="none").data == result.data
 
 
+def _spy(monkeypatch, name: str) -> list:
+    """What each call of the MoRIC codec's function `name` returns, in order."""
+    results: list = []
+    real = getattr(moric_codec, name)
+
+    def spy(*args):
+        results.append(real(*args))
+        return results[-1]
+
+    monkeypatch.setattr(moric_codec, name, spy)
+    return results
+
+
 def test_a_size_target_can_probe_its_parameter_bytes(image, monkeypatch):
-    measured: list[int] = []
-    real = moric_codec._parameter_bytes
-
-    def spy(*args) -> int:
-        measured.append(real(*args))
-        return measured[-1]
-
-    monkeypatch.setattr(moric_codec, "_parameter_bytes", spy)
+    measured = _spy(monkeypatch, "_parameter_bytes")
     encoder = codecs.load_encoder("moric", device="cpu", steps=30)
     goal = 2 * len(encoder.encode(image, quality=3.5, regions="none").data)
     plain = encoder.encode(image, size=goal, regions="none")
@@ -279,14 +285,7 @@ def test_a_size_target_can_probe_its_parameter_bytes(image, monkeypatch):
 
 
 def test_the_recipe_sets_the_controllers_gain(image, monkeypatch):
-    made: list[LambdaController] = []
-    real = moric_codec.controller_for
-
-    def keep(*args) -> LambdaController:
-        made.append(real(*args))
-        return made[-1]
-
-    monkeypatch.setattr(moric_codec, "controller_for", keep)
+    made = _spy(monkeypatch, "controller_for")
     encoder = codecs.load_encoder("moric", device="cpu", steps=4)
     with preset_overridden("medium", {"target_gain": 0.8}):
         encoder.encode(image, psnr=20.0, regions="none", best_effort=True)
