@@ -17,7 +17,6 @@ are fitted as a line in the quality. Needs the Kodak images (SEGPIC_SHARED or
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 from pathlib import Path
@@ -25,20 +24,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from segpic_codec.moric.target_fit import jpeg_measure
 from segpic_codec.moric.training.rate_control import ANCHOR_LN_LAMBDA
 from segpic_codec.moric.training.recipe import quality_to_lambda
-from segpic_codec.quality_metrics import psnr_rgb
 from segpic_codec.shared_data import kodak_image
 
 FRAME_BYTES = 61  # a MoRIC file's frame and header, besides its streams
-
-
-def jpeg_measure(image: np.ndarray) -> tuple[float, float]:
-    """(bpp, PSNR) of a quality-75 JPEG of `image`, as `jpeg_anchor` makes it."""
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, "JPEG", quality=75)
-    decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
-    return 8 * len(buffer.getvalue()) / (image.shape[0] * image.shape[1]), psnr_rgb(image, decoded)
 
 
 def main() -> None:

@@ -65,6 +65,17 @@ AIM_OVER_PSNR = 0.04
 PARAMETER_BYTES = (1118.0, 108.9)
 
 
+def jpeg_measure(image: np.ndarray) -> tuple[float, float]:
+    """(bpp, PSNR) of a quality-75 JPEG of `image`'s colours: how much detail it
+    has, cheaply."""
+    pixels = np.ascontiguousarray(image[..., :3])
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=75)
+    decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+    return 8 * len(buffer.getvalue()) / (image.shape[0] * image.shape[1]), \
+        psnr_rgb(pixels, decoded)
+
+
 def jpeg_anchor(image: np.ndarray) -> Anchor:
     """Where a medium MoRIC encode of `image` would end at the anchor's λ, guessed
     from a JPEG (quality 75) of it: a cheap measure of how much detail it has.
@@ -73,12 +84,8 @@ def jpeg_anchor(image: np.ndarray) -> Anchor:
     medium encoder's fixed-λ files (`scripts/moric_first_guess_fit.py`):
     ln(latent bpp) within 0.16 of the fit, PSNR within 0.23 dB; the controller
     corrects the rest."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image[..., :3])).save(buffer, "JPEG", quality=75)
-    decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
-    jpeg_bpp = 8 * len(buffer.getvalue()) / (image.shape[0] * image.shape[1])
-    return Anchor(math.exp(1.486 * math.log(jpeg_bpp) - 1.982),
-                  0.983 * psnr_rgb(image[..., :3], decoded) - 3.895)
+    jpeg_bpp, jpeg_psnr = jpeg_measure(image)
+    return Anchor(math.exp(1.486 * math.log(jpeg_bpp) - 1.982), 0.983 * jpeg_psnr - 3.895)
 
 
 @dataclass
