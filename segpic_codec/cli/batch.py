@@ -191,6 +191,7 @@ def batch(src: Path, dst: Path, decode_mode: bool, force: bool, jobs: int | None
     # (renamed into place just before the signal) is a new file, and counts as done
     before = {task.out: _identity(task.out) for task in tasks}
     done = failed = 0
+    reported: set[Path] = set()  # outputs whose result came back
     stopped: str | None = None  # why the run ended early
     exit_code = EXIT_FAILED
     previous = None
@@ -213,6 +214,7 @@ def batch(src: Path, dst: Path, decode_mode: bool, force: bool, jobs: int | None
                     bar = progress.add_task("decoding" if decode_mode else "encoding",
                                             total=len(tasks))
                     for result in runner.run(tasks) if tasks else ():
+                        reported.add(result.out)
                         for note in result.notes:
                             warn(note)
                         if result.ok:
@@ -228,8 +230,10 @@ def batch(src: Path, dst: Path, decode_mode: bool, force: bool, jobs: int | None
                                 break
                         progress.advance(bar)
         finally:
+            # a file whose result never came back (in a worker when the run stopped,
+            # or reported just as Ctrl-C arrived) counts by what is on disk
             done += sum(_identity(t.out) not in (None, before[t.out])
-                        for t in runner.in_flight())
+                        for t in tasks if t.out not in reported)
             if runner.temp_file_wait is not None and tasks:
                 # a worker that died or was stopped mid-write leaves its temp file
                 remove_partial_outputs([t.out for t in tasks], runner.temp_file_wait)

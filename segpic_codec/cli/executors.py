@@ -5,7 +5,7 @@ which builds on this module (the command picks the runner: batch.make_runner).
 A runner is a context manager whose `run(tasks)` yields one `FileResult` per task as
 the files finish. Leaving the context, whether the run is done, stopped by the
 caller (a full disk) or by Ctrl-C, cancels what was not started and stops the
-workers; `in_flight()` then names the tasks started but never reported."""
+workers; batch counts a file whose result never came back by its output on disk."""
 
 from __future__ import annotations
 
@@ -46,8 +46,6 @@ class Runner(Protocol):
 
     def run(self, tasks: list[FileTask]) -> Iterator[FileResult]: ...
 
-    def in_flight(self) -> list[FileTask]: ...
-
 
 class InlineRunner:
     """Today's batch: every file in this process, in order. Errors other than a bad
@@ -57,7 +55,6 @@ class InlineRunner:
 
     def __init__(self, coders: Coders) -> None:
         self.coders = coders  # loaded in this process, shared with the command
-        self._current: FileTask | None = None
 
     def __enter__(self) -> InlineRunner:
         return self
@@ -68,13 +65,7 @@ class InlineRunner:
 
     def run(self, tasks: list[FileTask]) -> Iterator[FileResult]:
         for task in tasks:
-            self._current = task
-            result = process_file(task, self.coders)
-            self._current = None
-            yield result
-
-    def in_flight(self) -> list[FileTask]:
-        return [self._current] if self._current is not None else []
+            yield process_file(task, self.coders)
 
 
 @dataclass

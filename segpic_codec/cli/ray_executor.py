@@ -121,9 +121,6 @@ class RayRunner:
             message = _first_line(exc)
         return FileResult(task.src, task.out, False, message)
 
-    def in_flight(self) -> list[FileTask]:
-        return list(self._refs.values())
-
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         ray = self._ray
