@@ -32,14 +32,19 @@ from segpic_codec.moric.training.rate_control import (
     FIRST_RATE,
     FIRST_U_RANGE,
     PLAIN,
+    PSNR_RESPONSE,
+    RATE_RESPONSE,
     STEERED_LAMBDA_MAX,
     STEERED_LAMBDA_MIN,
+    TREND,
+    UNSEEN,
     Anchor,
     Drift,
     Goal,
     LambdaController,
     clamp_lambda,
     first_lambda,
+    leverage,
 )
 from segpic_codec.moric.training.recipe import (
     LAMBDA_AT_MAX,
@@ -51,15 +56,47 @@ from segpic_codec.quality_metrics import psnr_rgb
 from segpic_codec.targets import Target, TargetNotMet
 
 
-def _simulate(controller: LambdaController, end_value, measured_now, steps: int = 200) -> float:
-    """Run the controller against a plant whose end value at λ is `end_value(λ)`
-    and whose value at progress p is `measured_now(end, p)`; -> the held λ."""
-    for step in range(steps):
-        p = step / steps
-        if controller.due(p):
-            end = end_value(controller.lmbda)
-            controller.update(measured_now(end, p), measured_now(end, p), p)
-    return controller.lmbda
+class _Run:
+    """A plant for the controller: a run whose end value (ln bpp or dB) at a
+    fixed λ is `start_end(λ)`; a move of ln λ at progress p moves the end by
+    `-slope x strength x leverage(p)`, of which `unseen` is missing from the next
+    measurement (and so on per update); the image's own error against the drift
+    table, `error x e^(-p / 0.13)`, sits in what is measured."""
+
+    def __init__(self, start_end, slope: float, strength: float = 1.0,
+                 unseen: float = UNSEEN, error: float = 0.0) -> None:
+        self.start_end, self.slope, self.strength = start_end, slope, strength
+        self.unseen, self.error = unseen, error
+        self.moves: list[tuple[float, float]] = []  # (effect on the end, unseen share)
+        self.end: float | None = None
+
+    def run(self, controller: LambdaController, steps: int = 200) -> float:
+        """Steer; -> the end value."""
+        self.end = self.start_end(controller.lmbda)
+        for step in range(steps):
+            p = step / steps
+            if not controller.due(p):
+                continue
+            self.moves = [(effect, share * self.unseen) for effect, share in self.moves]
+            shown = self.end - sum(effect * share for effect, share in self.moves)
+            shown += self.error * math.exp(-p / 0.13)
+            before = controller.lmbda
+            controller.update(*self.measure(controller, shown, p), p)
+            effect = -self.slope * self.strength * leverage(p) * math.log(controller.lmbda /
+                                                                           before)
+            self.end += effect
+            self.moves.append((effect, 1.0))
+        return self.end
+
+    @staticmethod
+    def measure(controller: LambdaController, shown: float, p: float) -> tuple[float, float]:
+        """(bpp, PSNR) now that the drift table maps to `shown` at the end."""
+        drift = controller.drift
+        if controller.goal.kind == "rate":
+            end = math.exp(shown)
+            return _invert(lambda now: drift.rate_at_end(now, p), end, end / 20, 20 * end), 30.0
+        return 0.5, _invert(lambda now: drift.psnr_at_end(now, p), shown, shown - 20,
+                            shown + 20)
 
 
 def _invert(at_end, end: float, low: float, high: float) -> float:
@@ -130,35 +167,40 @@ def test_first_guess_moves_with_the_goal():
 
 
 @pytest.mark.parametrize("drift", [PLAIN, COARSE], ids=["plain", "coarse"])
-@pytest.mark.parametrize("scale", [0.3, 1.0, 3.0])
-def test_rate_controller_holds_the_lambda_that_ends_at_the_goal(scale, drift):
-    # bpp at the end = scale x 0.37 x (λ / e^-5.5)^-0.5; measured: before the drift
-    def end_bpp(lmbda: float) -> float:
-        return scale * 0.37 * (lmbda / math.exp(-5.5)) ** -0.5
-
-    def now(end: float, p: float) -> float:
-        return _invert(lambda now: drift.rate_at_end(now, p), end, end / 20, 20 * end)
+@pytest.mark.parametrize(("scale", "strength", "error"), [
+    (0.3, 1.0, 0.0), (1.0, 1.0, 0.0), (3.0, 1.0, 0.0), (1.0, 0.6, 0.1), (0.3, 0.6, -0.1),
+    (1.0, 1.5, -0.1), (3.0, 1.5, 0.1), (1.0, 1.0, 0.2)])
+def test_rate_controller_ends_at_the_goal(scale, drift, strength, error):
+    # ln(end bpp) = ln(scale x 0.37) - 0.66 (ln λ + 5.5) at a fixed λ; the run
+    # answers the controller's moves as it expects (strength 1), or weaker or
+    # stronger, and the image's error against the table fades through the run
+    def start_end(lmbda: float) -> float:
+        return math.log(scale * 0.37) - RATE_RESPONSE * (math.log(lmbda) + 5.5)
 
     goal = 0.5
-    held = _simulate(LambdaController(Goal("rate", lambda _: goal), drift=drift), end_bpp, now)
-    assert end_bpp(held) == pytest.approx(goal, rel=0.02)
+    run = _Run(start_end, RATE_RESPONSE, strength, error=error)
+    end = run.run(LambdaController(Goal("rate", lambda _: goal), drift=drift))
+    assert math.exp(end) == pytest.approx(goal, rel=0.01)
 
 
 @pytest.mark.parametrize("drift", [PLAIN, COARSE], ids=["plain", "coarse"])
-def test_psnr_controller_and_the_lambda_range(drift):
-    def end_psnr(lmbda: float) -> float:
-        return 31.0 - 2.2 * (math.log(lmbda) + 5.5)
+@pytest.mark.parametrize(("strength", "error"), [(1.0, 0.0), (0.6, 0.5), (1.5, -0.5)])
+def test_psnr_controller_ends_at_the_goal(drift, strength, error):
+    def start_end(lmbda: float) -> float:
+        return 31.0 - PSNR_RESPONSE * (math.log(lmbda) + 5.5)
 
-    def now(end: float, p: float) -> float:
-        return _invert(lambda now: drift.psnr_at_end(now, p), end, end - 20, end + 20)
+    run = _Run(start_end, PSNR_RESPONSE, strength, error=error)
+    end = run.run(LambdaController(Goal("psnr", lambda _: 34.0), drift=drift))
+    assert end == pytest.approx(34.0, abs=0.05)
 
-    held = _simulate(LambdaController(Goal("psnr", lambda _: 34.0), drift=drift), end_psnr,
-                     now)
-    assert end_psnr(held) == pytest.approx(34.0, abs=0.05)
+
+def test_the_lambda_range():
     # a goal out of reach ends one quality unit past the end of the scale, never
     # further, and the header says the scale's end
-    held = _simulate(LambdaController(Goal("psnr", lambda _: 90.0)), end_psnr, now)
-    assert held == STEERED_LAMBDA_MIN < LAMBDA_AT_MAX
+    controller = LambdaController(Goal("psnr", lambda _: 90.0))
+    _Run(lambda lmbda: 31.0 - PSNR_RESPONSE * (math.log(lmbda) + 5.5), PSNR_RESPONSE
+         ).run(controller)
+    assert controller.lmbda == STEERED_LAMBDA_MIN < LAMBDA_AT_MAX
     assert clamp_lambda(1.0) == STEERED_LAMBDA_MAX > LAMBDA_AT_MIN
     assert lambda_to_quality(STEERED_LAMBDA_MAX) == 1.0
     assert lambda_to_quality(STEERED_LAMBDA_MIN) == 6.0
@@ -190,16 +232,39 @@ def test_a_file_above_its_limit_is_coded_again_with_coarser_networks():
     assert tried == [float(f) for f in REQUANTISE_FACTORS]
 
 
-def test_the_last_update_corrects_in_full():
-    # no drift still to come: a rate e^0.1 above the goal is a miss of 0.2 in ln λ
-    # (RATE_SLOPE 0.5), half corrected by an update, in full by the last one
+def test_moves_count_the_leverage_left_and_the_last_update_corrects_in_full():
+    # no drift still to come: a rate e^0.03 above the goal is a miss of 0.03 in
+    # ln bpp; a move of ln λ moves the end by RATE_RESPONSE x leverage(p); an
+    # update corrects `gain` of the miss, the last one all of it
     still = Drift((0.0, 1.0), (0.0, 0.0), (0.0, 0.0), (0.0, 0.0), (0.0, 0.0))
     moves = []
-    for progress in (0.5, 0.66):
+    for progress in (0.3, 0.5, 0.66):
         controller = LambdaController(Goal("rate", lambda _: 0.4), lmbda=0.003, drift=still)
-        controller.update(0.4 * math.exp(0.1), 30.0, progress)
-        moves.append(math.log(controller.lmbda / 0.003))
-    assert moves == pytest.approx([0.1, 0.2])
+        controller.update(0.4 * math.exp(0.03), 30.0, progress)
+        moves.append(math.log(controller.lmbda / 0.003) * RATE_RESPONSE * leverage(progress))
+    gain = LambdaController(Goal("rate", lambda _: 0.4)).gain
+    assert moves == pytest.approx([0.03 * gain, 0.03 * gain, 0.03])
+    assert leverage(0.0) == 1.0 > leverage(0.3) > leverage(0.5) > leverage(0.7) > 0.0
+
+
+def test_the_trend_and_the_moves_still_to_show():
+    # the second measurement 2 % higher than the first (λ unmoved: a goal met)
+    # is the image's error growing: the prediction adds TREND times it
+    still = Drift((0.0, 1.0), (0.0, 0.0), (0.0, 0.0), (0.0, 0.0), (0.0, 0.0))
+    controller = LambdaController(Goal("rate", lambda _: 0.4), lmbda=0.003, drift=still)
+    controller.update(0.4, 30.0, 0.3)
+    assert controller.lmbda == 0.003
+    controller.update(0.4 * math.exp(0.02), 30.0, 0.35)
+    assert math.log(controller.predicted / 0.4) == pytest.approx(0.02 * (1 + TREND))
+    # a move's effect counts in the estimate before it shows: the next
+    # measurement, showing (1 - UNSEEN) of it, is then no news
+    moved = -RATE_RESPONSE * leverage(0.35) * math.log(controller.lmbda / 0.003)
+    estimate = 0.02 + moved
+    before = controller.lmbda
+    controller.update(0.4 * math.exp(0.02 + (1 - UNSEEN) * moved), 30.0, 0.4)
+    assert math.log(controller.predicted / 0.4) == pytest.approx(estimate)
+    # the first move overshot the miss (the trend was not borne out): λ comes back
+    assert controller.lmbda < before
 
 
 def test_controller_holds_lambda_after_hold():

@@ -10,11 +10,17 @@ the run (`Drift`, fitted to hard-rounded traces:
 `bench/results/targets/README.md`). How far a run still moves depends on how
 it started: one from zero latents falls far (`PLAIN`), one that a coarse start
 (`coarse_start`) has already taught much less (`COARSE`), so each has its
-table. The controller moves log λ by the predicted miss over the goal's
-sensitivity to log λ (bpp goes about as λ^-0.5 on Kodak, PSNR about 2.2 dB
-per unit of log λ), damped (but at the last update), at most `MAX_MOVE` per
-update, and holds λ from `hold` on: the rest of the run and the final phase
-train at one λ, so the best-state tracking compares like with like.
+table.
+
+A move of log λ moves the end less the later it is made (the learning rate's
+cosine runs out: `leverage`), and only about half of that shows by the next
+update (`UNSEEN`). The controller counts its own moves' effect still to show
+into the prediction, and what the prediction then changes by between updates
+is the image's own error against the table, which keeps going (`TREND`).
+It moves log λ by the predicted miss over the leverage left, damped (but at
+the last update), at most `MAX_MOVE` per update, and holds λ from `hold` on:
+the rest of the run and the final phase train at one λ, so the best-state
+tracking compares like with like.
 
 What the encoder aims at, and how it judges the file, is `moric.target_fit`'s.
 """
@@ -99,8 +105,28 @@ COARSE = Drift(
 # before this progress the drift differs most between images (the PSNR's by
 # dB): the controller moves by half as much
 EARLY = 0.2
-RATE_SLOPE = 0.5  # -d ln(bpp) / d ln(λ)
-PSNR_SLOPE = 2.2  # -d PSNR / d ln(λ), dB
+# How a move of ln λ at progress p moves the run's end: ln(latent bpp) by
+# -RATE_RESPONSE x leverage(p), the PSNR by -PSNR_RESPONSE x leverage(p) dB;
+# the leverage falls from 1 at the start to nothing at LEVERAGE_GONE (held
+# above LEVERAGE_MIN). Step responses of 440-step coarse-started runs, λ x 1.5
+# from an update on (`bench/results/targets/README.md`, "Step responses"):
+# kodim05 at quality 2.5 from 31 % and from 52 %: the end's latents 14.2 % and
+# 8.1 % smaller, -0.38 and -0.21 per unit of ln λ (this model: -0.39, -0.22),
+# -1.75 and -1.08 dB (-1.55, -0.85); kodim23 at quality 4.8 from 42 %: -0.21
+# (-0.30) and -0.87 dB (-1.20). At the start, the fixed-λ curves' slopes (0.68
+# in ln bpp, 2.1-2.8 dB: FIRST_RATE, FIRST_PSNR).
+RATE_RESPONSE = 0.66
+PSNR_RESPONSE = 2.6
+LEVERAGE_GONE = 0.78
+LEVERAGE_MIN = 0.09
+# of a move's effect on the end, the share not yet in the next update's
+# measurement, and so on per update (the steps above: 49 %, 35 % and 40 % after
+# one update, 28 %, 15 % and 20 % after two)
+UNSEEN = 0.45
+# the image's error against the drift table, still to come, per its change
+# between two updates (the table's error decays over about a tenth of the run:
+# fitted 1.6-2.5 on 35 steered size encodes, 1-1.5 on 7 PSNR encodes)
+TREND = 1.5
 MAX_MOVE = 0.5  # the largest change of ln λ in one update
 # the first guess of λ: where an image ends (latent bpp, PSNR) after a
 # medium encode at λ = e^ANCHOR_LN_LAMBDA (quality 2.5), from which its curves
@@ -119,6 +145,12 @@ FIRST_RATE = (-0.6755, -0.0356)
 FIRST_PSNR = (-2.405, 0.159, 0.0655)
 FIRST_PSNR_SLOPE_MAX = -1.0  # the PSNR curve keeps falling, however smooth the image
 FIRST_U_RANGE = (-3.5, 3.0)  # the fitted range and a little more; beyond, straight lines
+
+
+def leverage(progress: float) -> float:
+    """How much of the full-run response a move of ln λ made at `progress` still
+    has on the end (RATE_RESPONSE)."""
+    return max(1.0 - progress / LEVERAGE_GONE, LEVERAGE_MIN)
 
 
 @dataclass(frozen=True)
@@ -150,14 +182,19 @@ class LambdaController:
     start: float = 0.05  # progress of the budget at the first update
     hold: float = 0.70  # progress from which λ stays
     every: float = 0.05  # progress between updates
-    # of the predicted correction, per update but the last (the response lags;
-    # a half-corrected last miss was about 1 % of the rate on Kodak)
-    gain: float = 0.5
+    # of the predicted correction, per update but the last (the leverage and
+    # the trend are estimates; what an update leaves, the next one corrects)
+    gain: float = 0.7
     drift: Drift = PLAIN  # how the run still moves (`COARSE` after a coarse start)
     predicted: float | None = None  # the end value last predicted (bpp or dB)
     # (progress, bpp, PSNR, λ after) of each update: how the run was steered
     history: list[tuple[float, float, float, float]] = field(default_factory=list)
     _next: float = 0.0
+    # in the goal's units (ln bpp, or dB): the effect on the end of the moves
+    # made that the measurements do not show yet, and the last update's estimate
+    # of the end with its move counted in full
+    _unseen: float = 0.0
+    _estimate: float | None = None
 
     def __post_init__(self) -> None:
         if self.lmbda <= 0:
@@ -176,20 +213,33 @@ class LambdaController:
         train with from now on."""
         self._next = progress + self.every
         if self.goal.kind == "rate":
-            self.predicted = self.drift.rate_at_end(bpp, progress)
-            # a goal at or below zero (the rest of the file fills the budget): λ's top
-            goal = max(self.goal.value(self.lmbda), 1e-6)
-            miss = math.log(max(self.predicted, 1e-6) / goal) / RATE_SLOPE
+            # in ln bpp; a goal at or below zero (the rest of the file fills the
+            # budget): λ's top
+            measured = math.log(max(self.drift.rate_at_end(bpp, progress), 1e-6))
+            goal = math.log(max(self.goal.value(self.lmbda), 1e-6))
+            response = RATE_RESPONSE
         else:
-            self.predicted = self.drift.psnr_at_end(psnr, progress)
-            miss = (self.predicted - self.goal.value(self.lmbda)) / PSNR_SLOPE
+            measured = self.drift.psnr_at_end(psnr, progress)
+            goal = self.goal.value(self.lmbda)
+            response = PSNR_RESPONSE
+        self._unseen *= UNSEEN
+        estimate = measured + self._unseen
+        predicted = estimate
+        if self._estimate is not None:
+            predicted += TREND * (estimate - self._estimate)
+        self.predicted = math.exp(predicted) if self.goal.kind == "rate" else predicted
         if self.last_update(progress):
             # nothing corrects what the last update leaves, so it corrects in full
             gain = 1.0
         else:
             gain = self.gain * (0.5 if progress < EARLY else 1.0)
-        move = min(max(gain * miss, -MAX_MOVE), MAX_MOVE)
+        lever = response * leverage(progress)
+        move = min(max(gain * (predicted - goal) / lever, -MAX_MOVE), MAX_MOVE)
+        old = self.lmbda
         self.lmbda = clamp_lambda(self.lmbda * math.exp(move))
+        effect = -lever * math.log(self.lmbda / old)
+        self._unseen += effect
+        self._estimate = estimate + effect
         self.history.append((round(progress, 4), bpp, psnr, self.lmbda))
         return self.lmbda
 

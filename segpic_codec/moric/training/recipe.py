@@ -92,7 +92,7 @@ class Recipe:
     probe_parameters: bool = False
     # a target's λ controller: the share of its predicted miss an update corrects
     # (half that in the first fifth, all of it at the last: `rate_control`)
-    target_gain: float = 0.5
+    target_gain: float = 0.7
 
     def __post_init__(self) -> None:
         if self.coarse_ramp_on not in RAMP_TARGETS:
