@@ -91,7 +91,7 @@ class Recipe:
     # quality, which missed Kodak files' by up to 184 bytes (7b567a5)
     probe_parameters: bool = False
     # a target's λ controller: the share of its predicted miss an update corrects
-    # (half that in the first fifth, all of it at the last: `rate_control`)
+    # (half that in the first fifth: `rate_control`)
     target_gain: float = 0.7
 
     def __post_init__(self) -> None:
