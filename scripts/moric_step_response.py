@@ -8,6 +8,9 @@ controller's leverage, `rate_control.RATE_RESPONSE`, `leverage`, `UNSEEN`).
         --factor 1.5 --out bench/results/targets/steps/kodim05.jsonl
     # each step against the fixed run: at every update and at the end
     python scripts/moric_step_response.py compare bench/results/targets/steps/kodim05.jsonl
+    # steered size encodes: how their ends relate to the later moves and to
+    # the trend of their predictions (the controller's TREND)
+    python scripts/moric_step_response.py closed-loop bench/results/targets/steered-last-?.jsonl
 
 A run goes through the size-target path (so its hard-rounded evaluations come
 at the controller's updates and are recorded), with the controller replaced by
@@ -21,11 +24,12 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 from moric_targets import _load, _row
 
 from segpic_codec.moric.training import rate_control
-from segpic_codec.moric.training.rate_control import COARSE
+from segpic_codec.moric.training.rate_control import COARSE, RATE_RESPONSE, UNSEEN, leverage
 from segpic_codec.moric.training.recipe import quality_to_lambda
 
 
@@ -72,6 +76,46 @@ def compare(args: argparse.Namespace) -> None:
                   f"| {b[2] - a[2]:+.3f} |")
 
 
+def closed_loop(args: argparse.Namespace) -> None:
+    """Per update of steered size encodes (13 updates, the coarse-started
+    table): (a) the end's ln latent bpp less the table's prediction, regressed
+    on the ln λ moves still to come (confounded: λ moves when the image's error
+    grows); (b) by the step-response model, the end less the estimate (the
+    prediction with the moves not yet shown), with the later moves' effect
+    added back, regressed on the estimate's change since the last update that
+    the moves do not explain (the trend's coefficient)."""
+    rows = [r for path in args.rows for r in map(json.loads, path.open())
+            if r["kind"] == "bpp" and "latent_bytes" in r and len(r.get("steering") or []) == 13]
+    fits: dict[int, list[tuple[float, float, float, float]]] = {}
+    for r in rows:
+        steering, pixels = r["steering"], 768 * 512
+        end = math.log(8 * r["latent_bytes"] / pixels)
+        moves = [0.0] + [math.log(steering[k][3] / steering[k - 1][3])
+                         for k in range(1, len(steering))]
+        unseen, last = 0.0, None
+        for k, (progress, bpp, _, _) in enumerate(steering):
+            table = math.log(COARSE.rate_at_end(bpp, progress))
+            unseen *= UNSEEN
+            estimate = table + unseen
+            effect = -RATE_RESPONSE * leverage(progress) * moves[k]
+            if last is not None:
+                later = sum(-RATE_RESPONSE * leverage(steering[j][0]) * moves[j]
+                            for j in range(k, len(steering)))
+                fits.setdefault(k, []).append((end - table, math.log(steering[-1][3] /
+                                               steering[k - 1][3]), end - estimate - later,
+                                               estimate - last))
+            unseen += effect
+            last = estimate + effect
+    print(f"{len(rows)} encodes\n| progress | (a) per unit of ln λ to come | (b) trend "
+          "| rms of (b) without, with the trend |\n|--:|--:|--:|--:|")
+    for k, values in sorted(fits.items()):
+        y, x, z, w = (np.array(v) for v in zip(*values, strict=True))
+        slope = np.polyfit(x, y, 1)[0]
+        trend = float(np.dot(w, z) / np.dot(w, w))
+        print(f"| {rows[0]['steering'][k][0]:.3f} | {slope:+.3f} | {trend:+.2f} "
+              f"| {np.sqrt(np.mean(z ** 2)):.4f}, {np.sqrt(np.mean((z - trend * w) ** 2)):.4f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -83,9 +127,11 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     p = sub.add_parser("compare")
     p.add_argument("rows", type=Path)
+    p = sub.add_parser("closed-loop")
+    p.add_argument("rows", type=Path, nargs="+")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    {"run": run, "compare": compare}[args.command](args)
+    {"run": run, "compare": compare, "closed-loop": closed_loop}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -119,13 +119,14 @@ PSNR_RESPONSE = 2.6
 LEVERAGE_GONE = 0.78
 LEVERAGE_MIN = 0.09
 # of a move's effect on the end, the share not yet in the next update's
-# measurement, and so on per update (the steps above: 49 %, 35 % and 40 % after
-# one update, 28 %, 15 % and 20 % after two)
+# measurement, and so on per update (the steps above: 49 %, 35 % and 41 % after
+# one update, 28 %, 15 % and 22 % after two)
 UNSEEN = 0.45
 # the image's error against the drift table, still to come, per its change
 # between two updates, at progress TREND_AT (the table's error decays over
-# about a tenth of the run: fitted 1.6-2.5 up to 58 % and 0.4 after it on 35
-# steered size encodes, 1-1.5 on 7 PSNR encodes). Late, a change between
+# about a tenth of the run: 1.4-2.6 from 16 % to 58 % of 35 steered size
+# encodes, 0.15-0.3 after, `python scripts/moric_step_response.py closed-loop
+# ROWS`; the PSNR's is taken to be the same). Late, a change between
 # updates is more noise than trend, and a move has little leverage: at 1.5
 # there, kodim15 at 0.25 bpp read a 2 % drop at its last update as 5 % and
 # moved λ by -31 % (3bb6072), its file 0.33 dB below the fixed-λ curve.
