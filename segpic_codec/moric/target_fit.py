@@ -53,9 +53,9 @@ class TargetRequest:
     file_size: Callable[[bytes, list[bytes]], int]
 
 
-# where a run aims: a size this share of its limit (the controller lands within
-# about a per cent after the last update corrects in full), a PSNR this many dB
-# above the goal
+# where a run aims: a size this share of its limit (the controller's end is
+# predicted within about a per cent from its last update on), a PSNR this many
+# dB above the goal
 AIM_SIZE = 0.98
 AIM_OVER_PSNR = 0.04
 # the parameter stream's bytes against the quality, from the medium encodes of
