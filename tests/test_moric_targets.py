@@ -167,18 +167,22 @@ def test_first_guess_moves_with_the_goal():
 
 
 @pytest.mark.parametrize("drift", [PLAIN, COARSE], ids=["plain", "coarse"])
-@pytest.mark.parametrize(("scale", "strength", "error"), [
-    (0.3, 1.0, 0.0), (1.0, 1.0, 0.0), (3.0, 1.0, 0.0), (1.0, 0.6, 0.1), (0.3, 0.6, -0.1),
-    (1.0, 1.5, -0.1), (3.0, 1.5, 0.1), (1.0, 1.0, 0.2)])
-def test_rate_controller_ends_at_the_goal(scale, drift, strength, error):
+@pytest.mark.parametrize(("scale", "strength", "unseen", "error"), [
+    (0.3, 1.0, UNSEEN, 0.0), (1.0, 1.0, UNSEEN, 0.0), (3.0, 1.0, UNSEEN, 0.0),
+    (1.0, 0.6, UNSEEN, 0.1), (0.3, 0.6, 0.2, -0.1), (1.0, 1.5, UNSEEN, -0.1),
+    (3.0, 1.5, 0.2, 0.1), (1.0, 1.0, UNSEEN, 0.2), (0.3, 1.0, 0.1, 0.0), (0.3, 2.0, 0.2, -0.1),
+    (1.0, 2.5, 0.3, 0.0)])
+def test_rate_controller_ends_at_the_goal(scale, drift, strength, unseen, error):
     # ln(end bpp) = ln(scale x 0.37) - 0.66 (ln λ + 5.5) at a fixed λ; the run
-    # answers the controller's moves as it expects (strength 1), or weaker or
-    # stronger, and the image's error against the table fades through the run
+    # answers the controller's moves as it expects (strength 1, UNSEEN), or
+    # weaker or stronger, or shows them sooner (unseen 0.1-0.3: without the
+    # damping on reversals these swing between ±MAX_MOVE), and the image's
+    # error against the table fades through the run
     def start_end(lmbda: float) -> float:
         return math.log(scale * 0.37) - RATE_RESPONSE * (math.log(lmbda) + 5.5)
 
-    goal = 0.5
-    run = _Run(start_end, RATE_RESPONSE, strength, error=error)
+    goal = 0.5 * scale ** 0.5
+    run = _Run(start_end, RATE_RESPONSE, strength, unseen, error)
     end = run.run(LambdaController(Goal("rate", lambda _: goal), drift=drift))
     assert math.exp(end) == pytest.approx(goal, rel=0.01)
 

@@ -133,6 +133,13 @@ UNSEEN = 0.45
 TREND = (1.5, 1.5, 0.4)
 TREND_AT = (0.0, 0.55, 0.62)
 MAX_MOVE = 0.5  # the largest change of ln λ in one update
+# Where an image's measurements answer a move faster than UNSEEN says, the
+# remainder reads as a trend the other way and the moves swing (kodim01 at
+# 0.25 bpp, e32927d: ln λ -0.19, +0.19, -0.26, +0.37, then ±0.5 to the end,
+# 91.5 % of its limit): each reversal of a move larger than MOVE_NOISE halves
+# the moves from then on; moves the same way restore them by √2 each.
+DAMP_ON_REVERSAL = 0.5
+MOVE_NOISE = 0.03
 # the first guess of λ: where an image ends (latent bpp, PSNR) after a
 # medium encode at λ = e^ANCHOR_LN_LAMBDA (quality 2.5), from which its curves
 # extrapolate, in u = ln λ - ANCHOR_LN_LAMBDA: ln(bpp) by b u + c u² with
@@ -200,6 +207,8 @@ class LambdaController:
     # of the end with its move counted in full
     _unseen: float = 0.0
     _estimate: float | None = None
+    _damping: float = 1.0  # see DAMP_ON_REVERSAL
+    _last_move: float = 0.0
 
     def __post_init__(self) -> None:
         if self.lmbda <= 0:
@@ -236,7 +245,13 @@ class LambdaController:
         self.predicted = math.exp(predicted) if self.goal.kind == "rate" else predicted
         gain = self.gain * (0.5 if progress < EARLY else 1.0)
         lever = response * leverage(progress)
-        move = min(max(gain * (predicted - goal) / lever, -MAX_MOVE), MAX_MOVE)
+        move = gain * (predicted - goal) / lever
+        if move * self._last_move < 0 and min(abs(move), abs(self._last_move)) > MOVE_NOISE:
+            self._damping *= DAMP_ON_REVERSAL
+        elif move * self._last_move > 0:
+            self._damping = min(1.0, self._damping / DAMP_ON_REVERSAL ** 0.5)
+        move = min(max(self._damping * move, -MAX_MOVE), MAX_MOVE)
+        self._last_move = move
         old = self.lmbda
         self.lmbda = clamp_lambda(self.lmbda * math.exp(move))
         effect = -lever * math.log(self.lmbda / old)
