@@ -344,7 +344,9 @@ def test_a_size_target_can_probe_its_parameter_bytes(image, monkeypatch):
     assert len(measured) == 1  # once, before the last update
     frame = container.read_frame(probed.data)
     final = len(container.split_streams(probed.data, frame)[0])
-    assert abs(measured[0] - final) <= 0.25 * final
+    # the stream as it would be then: the last update may still move λ (and so
+    # the networks' quantisation step) by up to MAX_MOVE
+    assert 0.5 * final <= measured[0] <= 1.5 * final
     # the probe searches a copy: with its measure ignored, the file is the plain one
     estimate = ParameterBytes.at
     monkeypatch.setattr(ParameterBytes, "at", lambda self, lmbda: estimate(ParameterBytes(), lmbda))
