@@ -187,13 +187,15 @@ def test_rate_controller_ends_at_the_goal(scale, drift, strength, unseen, error)
     assert math.exp(end) == pytest.approx(goal, rel=0.01)
 
 
+def _psnr_at(lmbda: float) -> float:
+    """A run's end PSNR at a fixed λ, for the PSNR controller's plant."""
+    return 31.0 - PSNR_RESPONSE * (math.log(lmbda) + 5.5)
+
+
 @pytest.mark.parametrize("drift", [PLAIN, COARSE], ids=["plain", "coarse"])
 @pytest.mark.parametrize(("strength", "error"), [(1.0, 0.0), (0.6, 0.5), (1.5, -0.5)])
 def test_psnr_controller_ends_at_the_goal(drift, strength, error):
-    def start_end(lmbda: float) -> float:
-        return 31.0 - PSNR_RESPONSE * (math.log(lmbda) + 5.5)
-
-    run = _Run(start_end, PSNR_RESPONSE, strength, error=error)
+    run = _Run(_psnr_at, PSNR_RESPONSE, strength, error=error)
     end = run.run(LambdaController(Goal("psnr", lambda _: 34.0), drift=drift))
     assert end == pytest.approx(34.0, abs=0.05)
 
@@ -202,8 +204,7 @@ def test_the_lambda_range():
     # a goal out of reach ends one quality unit past the end of the scale, never
     # further, and the header says the scale's end
     controller = LambdaController(Goal("psnr", lambda _: 90.0))
-    _Run(lambda lmbda: 31.0 - PSNR_RESPONSE * (math.log(lmbda) + 5.5), PSNR_RESPONSE
-         ).run(controller)
+    _Run(_psnr_at, PSNR_RESPONSE).run(controller)
     assert controller.lmbda == STEERED_LAMBDA_MIN < LAMBDA_AT_MAX
     assert clamp_lambda(1.0) == STEERED_LAMBDA_MAX > LAMBDA_AT_MIN
     assert lambda_to_quality(STEERED_LAMBDA_MAX) == 1.0

@@ -33,7 +33,7 @@ from typing import Literal
 
 import numpy as np
 
-from .recipe import QUALITY_MAX, QUALITY_MIN, quality_to_lambda
+from .recipe import QUALITY_MAX, QUALITY_MIN, Recipe, quality_to_lambda
 
 
 @dataclass(frozen=True)
@@ -195,8 +195,9 @@ class LambdaController:
     hold: float = 0.70  # progress from which λ stays
     every: float = 0.05  # progress between updates
     # of the predicted correction, per update (the leverage and the trend are
-    # estimates; what an update leaves, the next one corrects)
-    gain: float = 0.7
+    # estimates; what an update leaves, the next one corrects); the recipe's
+    # field is its one home
+    gain: float = Recipe.target_gain
     drift: Drift = PLAIN  # how the run still moves (`COARSE` after a coarse start)
     predicted: float | None = None  # the end value last predicted (bpp or dB)
     # (progress, bpp, PSNR, λ after) of each update: how the run was steered
