@@ -8,8 +8,9 @@
         --out bench/results/targets/fixed.jsonl
     # where each size row's bytes went against the controller's aim
     python scripts/moric_targets.py landing bench/results/targets/steered.jsonl
-    # the table (--reference: another fixed-λ curve, points files of `segpic
-    # bench`, each steered file's PSNR against it at the same rate)
+    # the table; against the fixed-λ encodes (those of `fixed`, and --reference:
+    # points files of `segpic bench` at the same preset), each steered file's rate
+    # against their curve at its PSNR (BD-rate's fit), and per image BD-rate
     python scripts/moric_targets.py table bench/results/targets/steered.jsonl \
         bench/results/targets/fixed.jsonl [--reference POINTS.jsonl] [--replace AGAIN.jsonl]
 
@@ -31,7 +32,7 @@ import torch
 from PIL import Image
 
 from segpic_codec import codecs, container
-from segpic_codec.bench.bd_rate import bd_rate
+from segpic_codec.bench.bd_rate import bd_rate, rate_at_psnr
 from segpic_codec.moric.file_format import NUM_GRIDS
 from segpic_codec.moric.measure import preset_overridden, recipe_overrides
 from segpic_codec.moric.target_fit import AIM_SIZE, PARAMETER_BYTES
@@ -145,26 +146,55 @@ def table(args: argparse.Namespace) -> None:
     print(f"\nsize within 3 % below the target: {size_ok}/{len(sizes)}; above it: "
           f"{size_over}/{len(sizes)}; PSNR within ±{PSNR_TOLERANCE} dB: "
           f"{psnr_ok}/{len(psnrs)}")
-    if args.reference:
-        _against_reference(steered, [json.loads(line) for line in args.reference.open()])
-    if not fixed_rows:
+    fixed_points = [json.loads(line) for path in args.reference for line in path.open()]
+    if not fixed_points and not fixed_rows:
         return
-    print("\n| image | BD-rate, steered against fixed λ at the same qualities |")
-    print("|---|--:|")
-    values = []
+    if args.fit == "linear":
+        _against_chord(steered, fixed_points)
+        return
+    _against_fixed(steered, fixed_points, fixed_rows)
+
+
+def _against_fixed(steered: list[dict], reference: list[dict], fixed_rows: list[dict]) -> None:
+    """Each steered file against the fixed-λ encodes of its image: the rate that
+    their curve has at the file's PSNR, read from the fit that BD-rate
+    integrates (`rate_at_psnr`) through all of the image's fixed-λ points (the
+    `--reference` curves and the `fixed` encodes at the qualities the steered
+    files ended with); then, per image with 4 steered files or more, their
+    BD-rate against those points. A fixed encode at the file's own quality is
+    shown beside it."""
+    print("\n| image | target | bpp | PSNR | fixed λ, same quality | fixed-λ curve's bpp "
+          "at that PSNR | rate change |")
+    print("|---|---|--:|--:|--:|--:|--:|")
+    points = reference + fixed_rows
+    rates, per_image = [], []
+    for r in steered:
+        curve = [p for p in points if p["image"] == r["image"]]
+        there = rate_at_psnr([p["bpp"] for p in curve], [p["psnr"] for p in curve], r["psnr"])
+        same = [f for f in fixed_rows if f["image"] == r["image"] and f["goal"] == r["quality"]]
+        twin = f"{same[0]['bpp']:.4f} bpp, {same[0]['psnr']:.2f} dB" if same else "–"
+        goal = f"{r['goal']:g} bpp" if r["kind"] == "bpp" else f"{r['goal']:g} dB"
+        change = "outside" if there is None else f"{100 * (r['bpp'] / there - 1):+.1f} %"
+        if there is not None:
+            rates.append(100 * (r["bpp"] / there - 1))
+        print(f"| {r['image']} | {goal} | {r['bpp']:.4f} | {r['psnr']:.2f} | {twin} | "
+              f"{'–' if there is None else f'{there:.4f}'} | {change} |")
+    if rates:
+        print(f"\nmean rate change against the fixed-λ curves: {np.mean(rates):+.1f} % over "
+              f"{len(rates)} files (median {np.median(rates):+.1f} %)")
     for image in sorted({r["image"] for r in steered}):
         mine = [r for r in steered if r["image"] == image]
-        ref = {r["goal"]: r for r in fixed_rows if r["image"] == image}
-        pairs = [(r, ref[r["quality"]]) for r in mine if r["quality"] in ref]
-        result = bd_rate([f["bpp"] for _, f in pairs], [f["psnr"] for _, f in pairs],
-                         [s["bpp"] for s, _ in pairs], [s["psnr"] for s, _ in pairs],
-                         max_bpp=None)
-        text = "–" if result.value is None else f"{result.value:+.2f} %"
+        curve = [p for p in points if p["image"] == image]
+        result = bd_rate([p["bpp"] for p in curve], [p["psnr"] for p in curve],
+                         [r["bpp"] for r in mine], [r["psnr"] for r in mine])
         if result.value is not None:
-            values.append(result.value)
-        print(f"| {image} | {text} |")
-    if values:
-        print(f"| mean | {np.mean(values):+.2f} % |")
+            per_image.append((image, len(mine), result.value))
+    if per_image:
+        print("\n| image | steered files | BD-rate against the fixed-λ points |")
+        print("|---|--:|--:|")
+        for image, n, value in per_image:
+            print(f"| {image} | {n} | {value:+.2f} % |")
+        print(f"| mean | | {np.mean([v for *_, v in per_image]):+.2f} % |")
 
 
 def landing(args: argparse.Namespace) -> None:
@@ -191,11 +221,12 @@ def landing(args: argparse.Namespace) -> None:
               f"| {predicted / goal:.3f} | {r['latent_bytes'] / predicted:.3f} |")
 
 
-def _against_reference(steered: list[dict], reference: list[dict]) -> None:
-    """Each steered file against a fixed-λ curve of the same image: the curve's
-    PSNR at the file's rate (linear in ln bpp between its points; nothing
-    outside them), and the rate change that the PSNR difference amounts to at
-    the curve's local slope."""
+def _against_chord(steered: list[dict], reference: list[dict]) -> None:
+    """`--fit linear`, the measure of the sections written before the fitted one:
+    the curve's PSNR at the file's rate, linear in ln bpp between its points
+    (nothing outside them), and the rate change that the PSNR difference amounts
+    to at the chord's slope. The fixed-λ curves are convex there, so the chord
+    lies above them and overstates the cost (README, \"The fixed-λ curve\")."""
     print("\n| image | target | bpp | PSNR | curve's PSNR there | ΔPSNR | as rate |")
     print("|---|---|--:|--:|--:|--:|--:|")
     rates = []
@@ -240,7 +271,11 @@ def main() -> None:
     p = sub.add_parser("table")
     p.add_argument("steered", type=Path)
     p.add_argument("fixed", type=Path, nargs="?")
-    p.add_argument("--reference", type=Path, default=None)
+    p.add_argument("--reference", type=Path, nargs="*", default=[],
+                   help="fixed-λ points files of `segpic bench` (same images, same preset)")
+    p.add_argument("--fit", choices=("cubic", "linear"), default="cubic",
+                   help="the fixed-λ curve between its points: BD-rate's fit, or the "
+                        "chord in ln bpp of the earlier sections")
     p.add_argument("--replace", type=Path, nargs="*", default=[],
                    help="rows made again (by a later commit): they replace the same targets'")
     args = parser.parse_args()

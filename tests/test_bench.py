@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from conftest import REPO, SHARED  # $SEGPIC_SHARED, default ../shared
 
 from segpic_codec.bench import bench
-from segpic_codec.bench.bd_rate import BD_MAX_BPP, bd_rate
+from segpic_codec.bench.bd_rate import BD_MAX_BPP, bd_rate, rate_at_psnr
 from segpic_codec.quality_metrics import PSNR_CAP, psnr_from_mse, psnr_rgb
 
 KODAK = SHARED / "data" / "kodak"
@@ -51,6 +51,20 @@ def test_bd_rate_is_na_rather_than_extrapolated():
     # only points at or below BD_MAX_BPP count
     assert bd_rate([r * 10 for r in rates], low, rates, low).value is None
     assert BD_MAX_BPP == 2.0
+
+
+def test_rate_at_psnr_reads_the_fit_that_bd_rate_integrates():
+    psnr = [26.0, 27.0, 28.5, 30.0, 31.0]
+    cubic = [0.1 * math.exp(0.4 * (d - 26) + 0.01 * (d - 26) ** 3) for d in psnr]
+    assert rate_at_psnr(cubic, psnr, 29.2) == pytest.approx(
+        0.1 * math.exp(0.4 * 3.2 + 0.01 * 3.2**3), rel=1e-9)
+    smooth = [0.1 * 1.5 ** ((d - 26.0) ** 1.1) for d in psnr]  # not a cubic
+    for d in (26.4, 29.2):
+        assert rate_at_psnr(smooth, psnr, d) == pytest.approx(0.1 * 1.5 ** ((d - 26) ** 1.1),
+                                                              rel=0.01)
+    assert rate_at_psnr(smooth, psnr, 25.9) is None  # no extrapolation
+    assert rate_at_psnr(smooth[:3], psnr[:3], 27.0) is None  # a cubic needs 4 points
+    assert rate_at_psnr([r * 10 for r in smooth], psnr, 27.0) is None  # above BD_MAX_BPP
 
 
 @needs_anchors

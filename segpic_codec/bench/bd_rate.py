@@ -66,6 +66,24 @@ def bd_rate(rate_anchor: Sequence[float], psnr_anchor: Sequence[float],
     return BDResult(float((math.exp(mean_diff) - 1.0) * 100.0), float(lo), float(hi))
 
 
+def rate_at_psnr(rates: Sequence[float], psnrs: Sequence[float], psnr: float,
+                 max_bpp: float | None = BD_MAX_BPP) -> float | None:
+    """The rate a curve has at `psnr`, read from the fit BD-rate integrates (the
+    cubic of ln(rate) in PSNR, points at or below `max_bpp`); None with fewer
+    than 4 points or outside the PSNR range they span, rather than extrapolate.
+    A point's rate against it is that point's own BD-rate against the curve."""
+    r = np.asarray(rates, dtype=np.float64)
+    d = np.asarray(psnrs, dtype=np.float64)
+    keep = np.isfinite(r) & np.isfinite(d) & (r > 0)
+    if max_bpp is not None:
+        keep &= r <= max_bpp
+    r, d = r[keep], d[keep]
+    if len(np.unique(d)) < 4 or not d.min() <= psnr <= d.max():
+        return None
+    centre = float(d.mean())
+    return float(np.exp(np.polyval(np.polyfit(d - centre, np.log(r), 3), psnr - centre)))
+
+
 def curve(d: dict) -> tuple[list[float], list[float]]:
     """(bpp, PSNR) of a results dict in CompressAI's format, missing points left out."""
     r = d["results"]
