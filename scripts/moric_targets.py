@@ -119,70 +119,72 @@ def _replaced(steered: list[dict], newer: list[dict]) -> list[dict]:
     return [again.get((r["image"], r["kind"], r["goal"]), r) for r in steered]
 
 
+def _reached(r: dict) -> str:
+    """Where a steered row landed against its goal."""
+    if r["kind"] == "bpp":
+        limit = int(r["goal"] * 768 * 512 / 8)
+        return f"{100 * r['file_bytes'] / limit:.1f} % of {limit} B"
+    return f"{r['psnr']:.2f} dB ({r['psnr'] - r['goal']:+.2f})"
+
+
+def _landed(r: dict) -> tuple[bool, bool]:
+    """(within the goal's window, above a size limit)."""
+    if r["kind"] == "bpp":
+        share = r["file_bytes"] / int(r["goal"] * 768 * 512 / 8)
+        return 0.97 <= share <= 1.0, share > 1.0
+    return abs(r["psnr"] - r["goal"]) <= PSNR_TOLERANCE, False
+
+
 def table(args: argparse.Namespace) -> None:
+    """One row per steered file: where it landed and, given fixed-λ encodes
+    (`fixed` rows, `--reference` points), its rate against their curve at its
+    PSNR (`rate_at_psnr`: the fit BD-rate integrates, so each figure is the
+    file's own BD-rate against the curve), and a fixed encode at its own
+    quality beside it; then per image with 4 steered files or more their
+    BD-rate against those points."""
     steered = [json.loads(line) for line in args.steered.open()]
     for path in args.replace:
         steered = _replaced(steered, [json.loads(line) for line in path.open()])
     fixed_rows = [json.loads(line) for line in args.fixed.open()] if args.fixed else []
-    print("| image | target | file | reached | quality | met | encode s |")
-    print("|---|---|--:|--:|--:|---|--:|")
-    size_ok = size_over = psnr_ok = 0
-    sizes = [r for r in steered if r["kind"] == "bpp"]
-    psnrs = [r for r in steered if r["kind"] == "psnr"]
+    points = [json.loads(line) for path in args.reference for line in path.open()] + fixed_rows
+    against = bool(points) and args.fit == "cubic"
+    head = "| image | target | file | reached | quality | met | encode s |"
+    rule = "|---|---|--:|--:|--:|---|--:|"
+    if against:
+        head += " bpp | PSNR | fixed λ, same quality | fixed-λ curve's bpp at that PSNR | rate |"
+        rule += "--:|--:|--:|--:|--:|"
+    print(head + "\n" + rule)
+    rates = []
     for r in steered:
-        if r["kind"] == "bpp":
-            limit = int(r["goal"] * 768 * 512 / 8)
-            share = r["file_bytes"] / limit
-            size_ok += 0.97 <= share <= 1.0
-            size_over += share > 1.0
-            reached = f"{100 * share:.1f} % of {limit} B"
-        else:
-            psnr_ok += abs(r["psnr"] - r["goal"]) <= PSNR_TOLERANCE
-            reached = f"{r['psnr']:.2f} dB ({r['psnr'] - r['goal']:+.2f})"
         goal = f"{r['goal']:g} bpp" if r["kind"] == "bpp" else f"{r['goal']:g} dB"
         image = r["image"] + (" (again)" if r.get("again") else "")
-        print(f"| {image} | {goal} | {r['file_bytes']} | {reached} | {r['quality']:.3f} "
-              f"| {r['met']} | {r['encode_s']:.0f} |")
-    print(f"\nsize within 3 % below the target: {size_ok}/{len(sizes)}; above it: "
-          f"{size_over}/{len(sizes)}; PSNR within ±{PSNR_TOLERANCE} dB: "
-          f"{psnr_ok}/{len(psnrs)}")
-    fixed_points = [json.loads(line) for path in args.reference for line in path.open()]
-    if not fixed_points and not fixed_rows:
-        return
-    if args.fit == "linear":
-        _against_chord(steered, fixed_points)
-        return
-    _against_fixed(steered, fixed_points, fixed_rows)
-
-
-def _against_fixed(steered: list[dict], reference: list[dict], fixed_rows: list[dict]) -> None:
-    """Each steered file against the fixed-λ encodes of its image: the rate that
-    their curve has at the file's PSNR, read from the fit that BD-rate
-    integrates (`rate_at_psnr`) through all of the image's fixed-λ points (the
-    `--reference` curves and the `fixed` encodes at the qualities the steered
-    files ended with); then, per image with 4 steered files or more, their
-    BD-rate against those points. A fixed encode at the file's own quality is
-    shown beside it."""
-    print("\n| image | target | bpp | PSNR | fixed λ, same quality | fixed-λ curve's bpp "
-          "at that PSNR | rate change |")
-    print("|---|---|--:|--:|--:|--:|--:|")
-    points = reference + fixed_rows
-    rates, per_image = [], []
-    for r in steered:
-        curve = [p for p in points if p["image"] == r["image"]]
-        there = rate_at_psnr([p["bpp"] for p in curve], [p["psnr"] for p in curve], r["psnr"])
-        same = [f for f in fixed_rows if f["image"] == r["image"] and f["goal"] == r["quality"]]
-        twin = f"{same[0]['bpp']:.4f} bpp, {same[0]['psnr']:.2f} dB" if same else "–"
-        goal = f"{r['goal']:g} bpp" if r["kind"] == "bpp" else f"{r['goal']:g} dB"
-        change = "outside" if there is None else f"{100 * (r['bpp'] / there - 1):+.1f} %"
-        if there is not None:
-            rates.append(100 * (r["bpp"] / there - 1))
-        print(f"| {r['image']} | {goal} | {r['bpp']:.4f} | {r['psnr']:.2f} | {twin} | "
-              f"{'–' if there is None else f'{there:.4f}'} | {change} |")
+        line = (f"| {image} | {goal} | {r['file_bytes']} | {_reached(r)} | {r['quality']:.3f} "
+                f"| {r['met']} | {r['encode_s']:.0f} |")
+        if against:
+            curve = [p for p in points if p["image"] == r["image"]]
+            there = rate_at_psnr([p["bpp"] for p in curve], [p["psnr"] for p in curve],
+                                 r["psnr"])
+            same = [f for f in fixed_rows if f["image"] == r["image"]
+                    and f["goal"] == r["quality"]]
+            twin = f"{same[0]['bpp']:.4f} bpp, {same[0]['psnr']:.2f} dB" if same else "–"
+            if there is not None:
+                rates.append(100 * (r["bpp"] / there - 1))
+            line += (f" {r['bpp']:.4f} | {r['psnr']:.2f} | {twin} | "
+                     + ("– | outside |" if there is None
+                        else f"{there:.4f} | {rates[-1]:+.1f} % |"))
+        print(line)
+    sizes = [_landed(r) for r in steered if r["kind"] == "bpp"]
+    psnrs = [_landed(r) for r in steered if r["kind"] == "psnr"]
+    print(f"\nsize within 3 % below the target: {sum(w for w, _ in sizes)}/{len(sizes)}; "
+          f"above it: {sum(o for _, o in sizes)}/{len(sizes)}; PSNR within "
+          f"±{PSNR_TOLERANCE} dB: {sum(w for w, _ in psnrs)}/{len(psnrs)}")
+    if points and args.fit == "linear":
+        _against_chord(steered, points)
     if rates:
-        print(f"\nmean rate change against the fixed-λ curves: {np.mean(rates):+.1f} % over "
-              f"{len(rates)} files (median {np.median(rates):+.1f} %)")
-    for image in sorted({r["image"] for r in steered}):
+        print(f"rate against the fixed-λ curves: {np.mean(rates):+.1f} % on average over "
+              f"{len(rates)} files inside their PSNR range (median {np.median(rates):+.1f} %)")
+    per_image = []
+    for image in sorted({r["image"] for r in steered} if against else ()):
         mine = [r for r in steered if r["image"] == image]
         curve = [p for p in points if p["image"] == image]
         result = bd_rate([p["bpp"] for p in curve], [p["psnr"] for p in curve],
