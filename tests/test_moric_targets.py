@@ -414,3 +414,37 @@ def test_pillow_save_moric_psnr_target(image):
     with pytest.raises(ValueError, match="cannot meet 60 dB PSNR"):
         Image.fromarray(image).save(io.BytesIO(), format="SPIC", codec="moric", steps=20,
                                     regions="none", psnr=60.0, device="cpu")
+
+
+def test_the_targets_table_reads_each_file_against_the_fixed_lambda_curve(tmp_path):
+    """`scripts/moric_targets.py table`: a steered file 10 % above a fixed-λ
+    curve (ln bpp a cubic in PSNR, so the fit is exact) costs +10.0 %, and so
+    does the image's BD-rate; a file outside the curve's PSNR range is not
+    extrapolated."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    def curve_bpp(psnr: float) -> float:
+        u = psnr - 30.0
+        return 0.3 * math.exp(0.25 * u + 0.002 * u**3)
+
+    points = [{"image": "im", "bpp": curve_bpp(p), "psnr": p} for p in (25.0, 28.0, 31.0, 35.0)]
+    steered = []
+    for kind, goal, psnr in (("bpp", 0.25, 26.0), ("bpp", 0.5, 29.5), ("psnr", 30.0, 30.0),
+                             ("psnr", 33.0, 33.0), ("psnr", 36.0, 36.5)):
+        bpp = 1.1 * curve_bpp(psnr)
+        steered.append({"image": "im", "kind": kind, "goal": goal, "psnr": psnr, "bpp": bpp,
+                        "file_bytes": round(bpp * 768 * 512 / 8), "quality": 3.0,
+                        "met": True, "encode_s": 1.0})
+    (tmp_path / "steered.jsonl").write_text("".join(json.dumps(r) + "\n" for r in steered))
+    (tmp_path / "points.jsonl").write_text("".join(json.dumps(p) + "\n" for p in points))
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "moric_targets.py"), "table",
+                          str(tmp_path / "steered.jsonl"), "--reference",
+                          str(tmp_path / "points.jsonl")],
+                         capture_output=True, text=True, check=True).stdout
+    rows = [line for line in out.splitlines() if line.startswith("| im |")][:5]
+    assert [row.split("|")[-2].strip() for row in rows] == ["+10.0 %"] * 4 + ["outside"]
+    assert "+10.0 % on average over 4 files" in out
+    assert "| im | 5 | +10.00 % |" in out  # the steered files above 35 dB leave the fit alone
