@@ -41,17 +41,10 @@ def bd_rate(rate_anchor: Sequence[float], psnr_anchor: Sequence[float],
     exp(mean difference) - 1 in percent. Only points at or below `max_bpp` are
     fitted; no number (value None) when either curve has fewer than 4 points or
     the curves share less than `min_overlap_db` dB, rather than extrapolate."""
-    curves = []
-    for rates, psnrs in ((rate_anchor, psnr_anchor), (rate_test, psnr_test)):
-        r = np.asarray(rates, dtype=np.float64)
-        d = np.asarray(psnrs, dtype=np.float64)
-        keep = np.isfinite(r) & np.isfinite(d) & (r > 0)
-        if max_bpp is not None:
-            keep &= r <= max_bpp
-        r, d = r[keep], d[keep]
-        if len(np.unique(d)) < 4:
-            return BDResult(None, reason="fewer than 4 points")
-        curves.append((np.log(r), d))
+    curves = [_fitted_points(rate_anchor, psnr_anchor, max_bpp),
+              _fitted_points(rate_test, psnr_test, max_bpp)]
+    if any(len(np.unique(d)) < 4 for _, d in curves):
+        return BDResult(None, reason="fewer than 4 points")
     lo = max(d.min() for _, d in curves)
     hi = min(d.max() for _, d in curves)
     if hi - lo < min_overlap_db:
@@ -72,16 +65,23 @@ def rate_at_psnr(rates: Sequence[float], psnrs: Sequence[float], psnr: float,
     cubic of ln(rate) in PSNR, points at or below `max_bpp`); None with fewer
     than 4 points or outside the PSNR range they span, rather than extrapolate.
     A point's rate against it is that point's own BD-rate against the curve."""
+    log_r, d = _fitted_points(rates, psnrs, max_bpp)
+    if len(np.unique(d)) < 4 or not d.min() <= psnr <= d.max():
+        return None
+    centre = float(d.mean())
+    return float(np.exp(np.polyval(np.polyfit(d - centre, log_r, 3), psnr - centre)))
+
+
+def _fitted_points(rates: Sequence[float], psnrs: Sequence[float], max_bpp: float | None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(ln rate, PSNR) of the points a fit takes: finite, positive rates at or
+    below `max_bpp`."""
     r = np.asarray(rates, dtype=np.float64)
     d = np.asarray(psnrs, dtype=np.float64)
     keep = np.isfinite(r) & np.isfinite(d) & (r > 0)
     if max_bpp is not None:
         keep &= r <= max_bpp
-    r, d = r[keep], d[keep]
-    if len(np.unique(d)) < 4 or not d.min() <= psnr <= d.max():
-        return None
-    centre = float(d.mean())
-    return float(np.exp(np.polyval(np.polyfit(d - centre, np.log(r), 3), psnr - centre)))
+    return np.log(r[keep]), d[keep]
 
 
 def curve(d: dict) -> tuple[list[float], list[float]]:
