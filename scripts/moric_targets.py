@@ -119,18 +119,25 @@ def _replaced(steered: list[dict], newer: list[dict]) -> list[dict]:
     return [again.get((r["image"], r["kind"], r["goal"]), r) for r in steered]
 
 
+KODAK_PIXELS = 768 * 512
+
+
+def _size_limit(r: dict) -> int:
+    """The byte limit of a size row (its goal in bpp of a Kodak image), as `run` asked."""
+    return int(r["goal"] * KODAK_PIXELS / 8)
+
+
 def _reached(r: dict) -> str:
     """Where a steered row landed against its goal."""
     if r["kind"] == "bpp":
-        limit = int(r["goal"] * 768 * 512 / 8)
-        return f"{100 * r['file_bytes'] / limit:.1f} % of {limit} B"
+        return f"{100 * r['file_bytes'] / _size_limit(r):.1f} % of {_size_limit(r)} B"
     return f"{r['psnr']:.2f} dB ({r['psnr'] - r['goal']:+.2f})"
 
 
 def _landed(r: dict) -> tuple[bool, bool]:
     """(within the goal's window, above a size limit)."""
     if r["kind"] == "bpp":
-        share = r["file_bytes"] / int(r["goal"] * 768 * 512 / 8)
+        share = r["file_bytes"] / _size_limit(r)
         return 0.97 <= share <= 1.0, share > 1.0
     return abs(r["psnr"] - r["goal"]) <= PSNR_TOLERANCE, False
 
@@ -148,6 +155,9 @@ def table(args: argparse.Namespace) -> None:
     fixed_rows = [json.loads(line) for line in args.fixed.open()] if args.fixed else []
     points = [json.loads(line) for path in args.reference for line in path.open()] + fixed_rows
     against = bool(points) and args.fit == "cubic"
+    curves = {image: ([p["bpp"] for p in points if p["image"] == image],
+                      [p["psnr"] for p in points if p["image"] == image])
+              for image in {r["image"] for r in steered}}
     head = "| image | target | file | reached | quality | met | encode s |"
     rule = "|---|---|--:|--:|--:|---|--:|"
     if against:
@@ -161,9 +171,7 @@ def table(args: argparse.Namespace) -> None:
         line = (f"| {image} | {goal} | {r['file_bytes']} | {_reached(r)} | {r['quality']:.3f} "
                 f"| {r['met']} | {r['encode_s']:.0f} |")
         if against:
-            curve = [p for p in points if p["image"] == r["image"]]
-            there = rate_at_psnr([p["bpp"] for p in curve], [p["psnr"] for p in curve],
-                                 r["psnr"])
+            there = rate_at_psnr(*curves[r["image"]], r["psnr"])
             same = [f for f in fixed_rows if f["image"] == r["image"]
                     and f["goal"] == r["quality"]]
             twin = f"{same[0]['bpp']:.4f} bpp, {same[0]['psnr']:.2f} dB" if same else "–"
@@ -184,11 +192,9 @@ def table(args: argparse.Namespace) -> None:
         print(f"rate against the fixed-λ curves: {np.mean(rates):+.1f} % on average over "
               f"{len(rates)} files inside their PSNR range (median {np.median(rates):+.1f} %)")
     per_image = []
-    for image in sorted({r["image"] for r in steered} if against else ()):
+    for image in sorted(curves if against else ()):
         mine = [r for r in steered if r["image"] == image]
-        curve = [p for p in points if p["image"] == image]
-        result = bd_rate([p["bpp"] for p in curve], [p["psnr"] for p in curve],
-                         [r["bpp"] for r in mine], [r["psnr"] for r in mine])
+        result = bd_rate(*curves[image], [r["bpp"] for r in mine], [r["psnr"] for r in mine])
         if result.value is not None:
             per_image.append((image, len(mine), result.value))
     if per_image:
@@ -212,8 +218,8 @@ def landing(args: argparse.Namespace) -> None:
         if r["kind"] != "bpp" or "latent_bytes" not in r:
             continue
         progress, bpp, _, lmbda = r["steering"][-1]
-        pixels = 768 * 512
-        limit = int(r["goal"] * pixels / 8)
+        pixels = KODAK_PIXELS
+        limit = _size_limit(r)
         estimate = a + b * (lambda_to_quality(lmbda) - 1)
         other = r["file_bytes"] - r["latent_bytes"] - r["params_bytes"]
         goal = limit * args.aim - other - estimate
