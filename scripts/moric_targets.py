@@ -43,8 +43,11 @@ from segpic_codec.shared_data import kodak_dir
 from segpic_codec.targets import PSNR_TOLERANCE, TargetNotMet
 
 
-def _load(name: str) -> np.ndarray:
-    return np.asarray(Image.open(kodak_dir() / f"{name}.png").convert("RGB"))
+def _load(name: str) -> tuple[str, np.ndarray]:
+    """(the rows' image name, its pixels): a Kodak image by name (kodim05), or
+    any other photo by its path (named by its stem)."""
+    path = Path(name) if Path(name).suffix else kodak_dir() / f"{name}.png"
+    return path.stem, np.asarray(Image.open(path).convert("RGB"))
 
 
 def _done(out: Path) -> set[tuple]:
@@ -68,11 +71,13 @@ def _row(pixels: np.ndarray, image: str, kind: str, goal: float, encode: dict,
     streams = container.split_streams(result.data, container.read_frame(result.data))
     h, w = pixels.shape[:2]
     return {"image": image, "kind": kind, "goal": goal, "file_bytes": len(result.data),
+            **({"limit": encode["size"]} if "size" in encode else {}),
             # where the bytes went: what the controller predicts (the latents')
             # and what it estimates (the parameters')
             "params_bytes": len(streams[0]),
             "latent_bytes": sum(len(s) for s in streams[-NUM_GRIDS:]),
-            "bpp": 8 * len(result.data) / (h * w), "psnr": psnr_rgb(pixels, decoded),
+            "pixels": h * w, "bpp": 8 * len(result.data) / (h * w),
+            "psnr": psnr_rgb(pixels, decoded),
             "met": result.target_met if kind != "fixed" else None,
             "quality": result.quality, "encode_s": round(seconds, 1),
             **({"steps": steps} if steps else {}),
@@ -84,8 +89,8 @@ def _row(pixels: np.ndarray, image: str, kind: str, goal: float, encode: dict,
 
 def run(args: argparse.Namespace) -> None:
     done = _done(args.out)
-    for image in args.images:
-        pixels = _load(image)
+    for name in args.images:
+        image, pixels = _load(name)
         h, w = pixels.shape[:2]
         jobs = [("bpp", b, {"size": int(b * h * w / 8)}) for b in args.bpp]
         jobs += [("psnr", p, {"psnr": p}) for p in args.psnr]
@@ -93,6 +98,8 @@ def run(args: argparse.Namespace) -> None:
             if (image, kind, goal) in done:
                 continue
             row = _row(pixels, image, kind, goal, encode, args.steps, args.set)
+            if image != name:
+                row["path"] = name
             with args.out.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)
@@ -104,7 +111,7 @@ def fixed(args: argparse.Namespace) -> None:
         key = (r["image"], "fixed", r["quality"])
         if key in done:
             continue
-        row = _row(_load(r["image"]), r["image"], "fixed", r["quality"],
+        row = _row(_load(r.get("path", r["image"]))[1], r["image"], "fixed", r["quality"],
                    {"quality": r["quality"]})
         done.add(key)
         with args.out.open("a") as f:
@@ -123,8 +130,9 @@ KODAK_PIXELS = 768 * 512
 
 
 def _size_limit(r: dict) -> int:
-    """The byte limit of a size row (its goal in bpp of a Kodak image), as `run` asked."""
-    return int(r["goal"] * KODAK_PIXELS / 8)
+    """The byte limit of a size row, as `run` asked (rows from before it was
+    recorded are Kodak images: their goal in bpp of 768 x 512 pixels)."""
+    return r.get("limit") or int(r["goal"] * KODAK_PIXELS / 8)
 
 
 def _reached(r: dict) -> str:
@@ -218,7 +226,7 @@ def landing(args: argparse.Namespace) -> None:
         if r["kind"] != "bpp" or "latent_bytes" not in r:
             continue
         progress, bpp, _, lmbda = r["steering"][-1]
-        pixels = KODAK_PIXELS
+        pixels = r.get("pixels", KODAK_PIXELS)
         limit = _size_limit(r)
         estimate = a + b * (lambda_to_quality(lmbda) - 1)
         other = r["file_bytes"] - r["latent_bytes"] - r["params_bytes"]

@@ -448,3 +448,26 @@ def test_the_targets_table_reads_each_file_against_the_fixed_lambda_curve(tmp_pa
     assert [row.split("|")[-2].strip() for row in rows] == ["+10.0 %"] * 4 + ["outside"]
     assert "+10.0 % on average over 4 files" in out
     assert "| im | 5 | +10.00 % |" in out  # the steered files above 35 dB leave the fit alone
+
+
+def test_the_targets_table_reads_a_size_row_against_its_own_limit(tmp_path):
+    """A size row of another photo than Kodak records the byte limit it was
+    given; the table reads its landing against that limit, not against a
+    768 x 512 image's bytes at the same bpp (rows without one are Kodak's)."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    rows = [{"image": "photo", "kind": "bpp", "goal": 0.5, "limit": 19200, "file_bytes": 18912,
+             "pixels": 640 * 480, "bpp": 0.4925, "psnr": 31.0, "quality": 3.0, "met": True,
+             "encode_s": 1.0},
+            {"image": "kodim05", "kind": "bpp", "goal": 0.5, "file_bytes": 24600, "bpp": 0.5004,
+             "psnr": 29.0, "quality": 3.0, "met": False, "encode_s": 1.0}]
+    (tmp_path / "steered.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "moric_targets.py"), "table",
+                          str(tmp_path / "steered.jsonl")],
+                         capture_output=True, text=True, check=True).stdout
+    assert "| 98.5 % of 19200 B |" in out
+    assert "| 100.1 % of 24576 B |" in out
+    assert "size within 3 % below the target: 1/2; above it: 1/2" in out
