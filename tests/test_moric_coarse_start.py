@@ -205,3 +205,30 @@ def test_a_target_steers_the_full_run_by_the_coarse_drift():
     run.origin = 0.25
     assert run.own_progress(0.25) == 0.0 and run.own_progress(1.0) == 1.0
     assert run.own_progress(0.625) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("height,width", [(129, 160), (128, 163), (131, 133)])
+def test_moved_latents_of_an_odd_side(height, width):
+    """An odd side: the half image drops its last row or column, so a half grid
+    can be one short of its full-size counterpart; the edge is repeated."""
+    half = half_model(height // 2, width // 2)
+    full = coarse_start.moved_latents(half, height, width)
+    half_grids = split_grids(half.latents.values.detach() * half.latents.gain,
+                             half.latents.canvas)
+    full_grids = split_grids(full, MoricModel(height, width, Architecture(24, "gelu", 1)).canvas)
+    assert not full_grids[0].any()
+    for g in range(1, 7):
+        source, grid = half_grids[g - 1], full_grids[g]
+        rows, cols = min(grid.shape[0], source.shape[0]), min(grid.shape[1], source.shape[1])
+        assert grid.shape[0] - rows <= 1 and grid.shape[1] - cols <= 1
+        assert torch.equal(grid[:rows, :cols], source[:rows, :cols])
+        assert torch.equal(grid[-1, :cols], source[rows - 1, :cols])
+        assert torch.equal(grid[:, -1], grid[:, cols - 1])
+
+
+def test_an_encode_of_odd_sides_starts_coarse():
+    """A coarse start on an image with two odd sides (a half grid one short)."""
+    image = smooth_image(131, 133)
+    result = codecs.load_encoder("moric", device="cpu", steps=16).encode(
+        image, quality=3.0, regions="none")
+    assert np.array_equal(codecs.decode(result.data), result.reconstruction)

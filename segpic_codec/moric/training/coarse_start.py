@@ -109,13 +109,22 @@ def moved_networks(half: MoricModel, prior: dict[str, np.ndarray] | dict[str, Te
 
 def moved_latents(half: MoricModel, height: int, width: int) -> Tensor:
     """The full canvas (in quantisation steps) with grids 1..6 from the half
-    run's grids 0..5."""
+    run's grids 0..5.
+
+    The half image is floor(H / 2) x floor(W / 2), so where a side of the full
+    image is odd a half grid can be one row or column short of its full-size
+    counterpart (483 rows: 241 at half size, ceil(483 / 2) = 242 in grid 1):
+    the missing edge repeats the half grid's last row or column."""
     half_grids = split_grids(half.latents.values.detach() * half.latents.gain,
                              half.latents.canvas)
     canvas = Canvas(height, width)
     full = torch.zeros(canvas.shape)
     for g, grid in enumerate(split_grids(full, canvas)[1:], start=1):
-        grid.copy_(half_grids[g - 1][:grid.shape[0], :grid.shape[1]])
+        source = half_grids[g - 1]
+        rows, cols = min(grid.shape[0], source.shape[0]), min(grid.shape[1], source.shape[1])
+        grid[:rows, :cols] = source[:rows, :cols]
+        grid[rows:, :cols] = grid[rows - 1:rows, :cols]
+        grid[:, cols:] = grid[:, cols - 1:cols]
     return full
 
 
