@@ -199,6 +199,13 @@ def table(args: argparse.Namespace) -> None:
     if rates:
         print(f"rate against the fixed-λ curves: {np.mean(rates):+.1f} % on average over "
               f"{len(rates)} files inside their PSNR range (median {np.median(rates):+.1f} %)")
+        # the fixed-λ twins are points of the fit too: how far it passes from them
+        residuals = [100 * (f["bpp"] / there - 1) for f in fixed_rows if f["image"] in curves
+                     and (there := rate_at_psnr(*curves[f["image"]], f["psnr"])) is not None]
+        if residuals:
+            print(f"the fit against the fixed-λ twins: {np.mean(np.abs(residuals)):.1f} % on "
+                  f"average ({min(residuals):+.1f} to {max(residuals):+.1f} %, "
+                  f"{len(residuals)} twins)")
     per_image = []
     for image in sorted(curves if against else ()):
         mine = [r for r in steered if r["image"] == image]
